@@ -1,0 +1,42 @@
+# The two commands a user needs:  `make demo`  and  `make test`.
+# The platform virtualenv lives in .venv (git-ignored); everything downloaded is cached in
+# ~/.cache/lambdalake (engines, Flink virtualenv) and ~/.m2, so a second run takes seconds.
+
+VENV ?= .venv
+PYTHON ?= python3.11
+BIN := $(VENV)/bin
+UV_PIN := $(shell grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"')
+
+.PHONY: venv setup up down status demo test unit
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check $(UV_PIN)
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[platform,test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+setup: venv
+	$(BIN)/lambdalake setup
+
+up: setup
+	$(BIN)/lambdalake up
+
+down: venv
+	$(BIN)/lambdalake down
+
+status: venv
+	$(BIN)/lambdalake status
+
+## Set up, start everything, and run the end-to-end demo (engines stay up: `make down`).
+demo: setup
+	$(BIN)/lambdalake demo
+
+## Unit tests only: seconds, no engine needed.
+unit: venv
+	$(BIN)/pytest -m "not integration"
+
+## Set up, start everything, run every test on the real engines, stop everything.
+test: setup
+	$(BIN)/lambdalake up && $(BIN)/pytest; status=$$?; $(BIN)/lambdalake down; exit $$status

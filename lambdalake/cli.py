@@ -1,0 +1,108 @@
+"""The `lambdalake` command: install, start, stop and use the platform."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from lambdalake.config import Config, load_config
+from lambdalake.errors import LambdalakeError
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_short=True)
+
+
+def _config() -> Config:
+    return load_config()
+
+
+def say(message: str) -> None:
+    typer.echo(message)
+
+
+@app.command()
+def setup() -> None:
+    """Fetch and install every engine at its pinned version (idempotent; fast when done before)."""
+    from lambdalake.install import setup as run_setup
+
+    started = time.monotonic()
+    run_setup(_config(), say)
+    say(f"setup done in {time.monotonic() - started:.0f}s")
+
+
+@app.command()
+def up() -> None:
+    """Start every engine under supervisord and wait until each is healthy."""
+    from lambdalake.platform import up as start
+
+    started = time.monotonic()
+    config = _config()
+    start(config, say)
+    say(f"all engines healthy in {time.monotonic() - started:.0f}s; logs in {config.logs_dir}")
+
+
+@app.command()
+def down() -> None:
+    """Stop every engine and leave no process behind."""
+    from lambdalake.platform import down as stop
+
+    stop(_config(), say)
+    say("stopped")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Show each engine, its health and its endpoint; exit 0 only when all are healthy."""
+    from lambdalake.platform import status as engine_status
+
+    report = engine_status(_config())
+    if as_json:
+        say(json.dumps([vars(s) for s in report], indent=2))
+    else:
+        width = max(len(s.name) for s in report)
+        for s in report:
+            say(f"{s.name:<{width}}  {'healthy' if s.healthy else 'DOWN':<7}  {s.endpoint:<34}  {s.detail}")
+    if not all(s.healthy for s in report):
+        raise typer.Exit(1)
+
+
+@app.command()
+def query(sql: Annotated[str, typer.Argument(help="One SQL statement, run by Trino in catalog `lake`.")]) -> None:
+    """Run SQL through Trino and print the result as tab-separated rows with a header."""
+    from lambdalake.query import run_query
+
+    columns, rows = run_query(_config(), sql)
+    say("\t".join(columns))
+    for row in rows:
+        say("\t".join("" if v is None else str(v) for v in row))
+
+
+@app.command()
+def demo() -> None:
+    """Start the platform if needed, then run the end-to-end demo."""
+    from lambdalake.demo import run_demo
+    from lambdalake.platform import up as start
+
+    config = _config()
+    start(config, say)
+    run_demo(config, say)
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective configuration (file, then environment overrides) as JSON."""
+    say(json.dumps(_config().to_dict(), indent=2))
+
+
+def main() -> None:
+    """Entry point: project errors become one plain message and exit code 1, no traceback."""
+    try:
+        app()
+    except LambdalakeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

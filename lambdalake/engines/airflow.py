@@ -1,0 +1,126 @@
+"""Airflow: the batch layer's scheduler and the users' buttons (api-server, scheduler, dag-processor)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from lambdalake.config import PROJECT_ROOT
+from lambdalake.engines import Engine, Program
+from lambdalake.errors import EngineError
+
+DAGS_FOLDER = PROJECT_ROOT / "dags"
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+
+
+class Airflow(Engine):
+    name = "airflow"
+
+    @property
+    def home(self) -> Path:
+        return self.state_dir
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.config.airflow.port}"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.home / "secrets.json"
+
+    def environment(self) -> dict[str, str]:
+        venv_bin = str(Path(sys.executable).parent)
+        # LocalExecutor workers run `airflow` and `python` from PATH: they must be this venv's
+        return {"AIRFLOW_HOME": str(self.home), "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+
+    def airflow_bin(self) -> str:
+        return str(Path(sys.executable).parent / "airflow")
+
+    def programs(self) -> list[Program]:
+        return [Program(f"airflow-{component}", [self.airflow_bin(), component], self.environment())
+                for component in COMPONENTS]
+
+    def endpoint(self) -> str:
+        return self.url
+
+    def secrets(self) -> dict[str, str]:
+        """Keys and the admin password, made once per data dir and kept there (mode 600)."""
+        if self.secrets_file.exists():
+            return json.loads(self.secrets_file.read_text())
+        from cryptography.fernet import Fernet
+
+        values = {
+            "fernet_key": Fernet.generate_key().decode(),
+            "jwt_secret": secrets.token_urlsafe(32),
+            "api_secret_key": secrets.token_urlsafe(32),
+            "admin_password": secrets.token_urlsafe(12),
+        }
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.secrets_file.touch(mode=0o600)
+        self.secrets_file.write_text(json.dumps(values, indent=2))
+        return values
+
+    def admin_password(self) -> str:
+        return self.secrets()["admin_password"]
+
+    def prepare(self) -> None:
+        config, airflow, pg = self.config, self.config.airflow, self.config.postgres
+        values = self.secrets()
+        passwords = self.home / "passwords.json"
+        passwords.touch(mode=0o600)
+        passwords.write_text(json.dumps({airflow.admin_user: values["admin_password"]}))
+        sections = {
+            "core": {
+                "dags_folder": DAGS_FOLDER,
+                "executor": "LocalExecutor",
+                "parallelism": airflow.parallelism,
+                "load_examples": "False",
+                "fernet_key": values["fernet_key"],
+                "simple_auth_manager_users": f"{airflow.admin_user}:admin",
+                "simple_auth_manager_passwords_file": passwords,
+                "execution_api_server_url": f"{self.url}/execution/",
+            },
+            "database": {
+                "sql_alchemy_conn": f"postgresql+psycopg2://{pg.user}:{pg.password}@{config.host}:{pg.port}"
+                                    f"/{pg.airflow_database}",
+            },
+            "api": {"host": config.host, "port": airflow.port, "workers": 1, "secret_key": values["api_secret_key"],
+                    "base_url": self.url},
+            "api_auth": {"jwt_secret": values["jwt_secret"]},
+            "logging": {"base_log_folder": self.config.logs_dir / "airflow"},
+            "dag_processor": {"refresh_interval": 30},
+        }
+        lines = ["# written by lambdalake from lambdalake.toml; edits are overwritten"]
+        for section, options in sections.items():
+            lines += [f"[{section}]", *(f"{key} = {value}" for key, value in options.items()), ""]
+        (self.home / "airflow.cfg").write_text("\n".join(lines))
+        # the metadata schema must exist before any component starts; migrate is idempotent
+        proc = subprocess.run([self.airflow_bin(), "db", "migrate"], capture_output=True, text=True,
+                              env={**os.environ, **self.environment()})
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+            raise EngineError(f"airflow: `airflow db migrate` failed:\n{tail}")
+
+    def health(self) -> str | None:
+        try:
+            response = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=3)
+            response.raise_for_status()
+            report = response.json()
+        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy yet
+            return str(exc) or type(exc).__name__
+        unhealthy = [part for part in ("metadatabase", "scheduler", "dag_processor")
+                     if (report.get(part) or {}).get("status") != "healthy"]
+        return f"not healthy: {', '.join(unhealthy)}" if unhealthy else None
+
+    def token(self) -> str:
+        """A bearer token for the REST API, as the admin user."""
+        response = httpx.post(f"{self.url}/auth/token", timeout=10,
+                              json={"username": self.config.airflow.admin_user, "password": self.admin_password()})
+        response.raise_for_status()
+        return response.json()["access_token"]

@@ -1,0 +1,128 @@
+"""Flink: a session cluster (one JobManager, one TaskManager) from the PyFlink distribution."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lambdalake.config import PROJECT_ROOT
+from lambdalake.engines import Engine, Program
+from lambdalake.errors import EngineError
+from lambdalake.install import flink_home, flink_venv, jdk17_home
+
+LAKE_SQL_JOB = PROJECT_ROOT / "flink_jobs" / "lake_sql.py"
+
+
+class Flink(Engine):
+    name = "flink"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.state_dir / "conf"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.flink.rest_port}"
+
+    def environment(self) -> dict[str, str]:
+        """What Flink's scripts (cluster and `flink run`) need: JDK 17, our conf and log dirs."""
+        return {
+            "JAVA_HOME": str(jdk17_home(self.config)),
+            "FLINK_CONF_DIR": str(self.conf_dir),
+            "FLINK_LOG_DIR": str(self.config.logs_dir / "flink"),
+        }
+
+    def flink_bin(self) -> Path:
+        return flink_home(self.config) / "bin"
+
+    def programs(self) -> list[Program]:
+        try:
+            bin_dir, env = self.flink_bin(), self.environment()
+        except Exception:  # noqa: BLE001 - not set up yet; `up` runs setup's checks first
+            bin_dir, env = Path("/nonexistent"), {}
+        return [
+            Program("flink-jobmanager", [str(bin_dir / "jobmanager.sh"), "start-foreground"], env),
+            Program("flink-taskmanager", [str(bin_dir / "taskmanager.sh"), "start-foreground"], env),
+        ]
+
+    def endpoint(self) -> str:
+        return self.rest_url
+
+    def prepare(self) -> None:
+        flink = self.config.flink
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        (self.config.logs_dir / "flink").mkdir(parents=True, exist_ok=True)
+        shipped = flink_home(self.config) / "conf"
+        for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
+            shutil.copyfile(shipped / name, self.conf_dir / name)
+        python = flink_venv(self.config) / "bin" / "python"
+        host = self.config.host
+        settings = {
+            "jobmanager.rpc.address": host,
+            "jobmanager.bind-host": host,
+            "jobmanager.memory.process.size": flink.jobmanager_memory,
+            "taskmanager.host": host,
+            "taskmanager.bind-host": host,
+            "taskmanager.numberOfTaskSlots": flink.task_slots,
+            "taskmanager.memory.process.size": flink.taskmanager_memory,
+            "rest.address": host,
+            "rest.bind-address": host,
+            "rest.port": flink.rest_port,
+            "parallelism.default": 1,
+            "execution.checkpointing.interval": flink.checkpoint_interval,
+            "execution.checkpointing.dir": f"file://{self.state_dir / 'checkpoints'}",
+            "execution.checkpointing.savepoint-dir": f"file://{self.state_dir / 'savepoints'}",
+            "io.tmp.dirs": str(self.state_dir / "tmp"),
+            "python.executable": str(python),
+            "python.client.executable": str(python),
+        }
+        (self.state_dir / "tmp").mkdir(exist_ok=True)
+        lines = ["# written by lambdalake from lambdalake.toml; edits are overwritten"]
+        lines += [f"{key}: {value}" for key, value in settings.items()]
+        (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
+
+    def overview(self) -> dict:  # type: ignore[type-arg]
+        response = httpx.get(f"{self.rest_url}/overview", timeout=3)
+        response.raise_for_status()
+        return response.json()
+
+    def health(self) -> str | None:
+        try:
+            overview = self.overview()
+        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy yet
+            return str(exc) or type(exc).__name__
+        if overview.get("taskmanagers", 0) < 1:
+            return "no TaskManager registered"
+        return None
+
+    def run_python_job(self, job: Path, *args: str, detached: bool = False,
+                       timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """`flink run -py JOB ARGS` against the session cluster; raises EngineError on failure."""
+        cmd = [str(self.flink_bin() / "flink"), "run", "-m", f"{self.config.host}:{self.config.flink.rest_port}"]
+        if detached:
+            cmd.append("--detached")
+        cmd += ["-py", str(job), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **self.environment()})
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+            raise EngineError(f"flink run -py {job.name} failed (exit {proc.returncode}):\n{tail}")
+        return proc
+
+    def sql(self, *statements: str) -> tuple[list[str], list[list[Any]]]:
+        """Run Flink SQL on the cluster through flink_jobs/lake_sql.py; the last query's result."""
+        proc = self.run_python_job(LAKE_SQL_JOB, *statements)
+        columns: list[str] = []
+        rows: list[list[Any]] = []
+        for line in proc.stdout.splitlines():
+            if line.startswith('{"columns"'):
+                columns, rows = json.loads(line)["columns"], []
+            elif line.startswith('{"row"'):
+                rows.append(json.loads(line)["row"])
+        return columns, rows

@@ -1,0 +1,122 @@
+"""Kafka: the log. One KRaft node that is broker and controller, run from its Maven jars."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import uuid
+from pathlib import Path
+
+from lambdalake.engines import Engine, Program
+from lambdalake.errors import EngineError
+from lambdalake.install import engines_dir, jdk17_home, only_child
+
+LOG4J2 = """\
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: kafka.request.logger
+        level: WARN
+      - name: org.apache.kafka.storage
+        level: WARN
+"""
+
+
+class Kafka(Engine):
+    name = "kafka"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.state_dir / "server.properties"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "log"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.config.host}:{self.config.kafka.port}"
+
+    def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
+        libs = only_child(engines_dir(self.config), "kafka-*") / "libs"
+        return [str(jdk17_home(self.config) / "bin" / "java"), f"-Xms{heap}", f"-Xmx{heap}",
+                f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.yaml'}",
+                "-cp", f"{libs}/*", main, *args]
+
+    def programs(self) -> list[Program]:
+        try:
+            command = self._java("kafka.Kafka", str(self.properties_file), heap=self.config.kafka.heap)
+        except Exception:  # noqa: BLE001 - not set up yet; `up` runs setup's checks first
+            command = ["false"]
+        return [Program(name="kafka", command=command, stop_wait_seconds=60)]
+
+    def endpoint(self) -> str:
+        return self.bootstrap_servers
+
+    def prepare(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        host, kafka = self.config.host, self.config.kafka
+        self.properties_file.write_text("\n".join([
+            "# written by lambdalake from lambdalake.toml; edits are overwritten",
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{host}:{kafka.controller_port}",
+            f"listeners=PLAINTEXT://{host}:{kafka.port},CONTROLLER://{host}:{kafka.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{host}:{kafka.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={self.log_dir}",
+            f"num.partitions={kafka.events_partitions}",
+            "auto.create.topics.enable=false",
+            # the log is the system of record: Kappa reprocessing replays it from the start
+            "log.retention.ms=-1",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "",
+        ]))
+        (self.state_dir / "log4j2.yaml").write_text(LOG4J2)
+        if (self.log_dir / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cmd = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_file))
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise EngineError(f"kafka: formatting storage failed:\n{proc.stdout}{proc.stderr}")
+
+    def admin(self):  # type: ignore[no-untyped-def]
+        from confluent_kafka.admin import AdminClient
+
+        # log_level 0: a broker that is still starting is reported by health(), not by librdkafka on stderr
+        return AdminClient({"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 3000, "log_level": 0})
+
+    def health(self) -> str | None:
+        try:
+            metadata = self.admin().list_topics(timeout=3)
+        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy yet
+            return str(exc) or type(exc).__name__
+        return None if metadata.brokers else "no broker in the cluster metadata"
+
+    def initialize(self) -> None:
+        from confluent_kafka.admin import NewTopic
+
+        admin = self.admin()
+        topic = self.config.kafka.events_topic
+        if topic in admin.list_topics(timeout=10).topics:
+            return
+        futures = admin.create_topics([NewTopic(topic, num_partitions=self.config.kafka.events_partitions,
+                                                replication_factor=1)])
+        futures[topic].result(timeout=30)

@@ -1,0 +1,107 @@
+"""PostgreSQL: the Iceberg JDBC catalog and Airflow's metadata database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from lambdalake.engines import Engine, Program
+from lambdalake.errors import EngineError, SetupError
+from lambdalake.install import postgres_bin_dir
+
+#: PostgreSQL refuses to run as root; as root we run it as Debian's `postgres` user
+SERVICE_USER = "postgres"
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+class Postgres(Engine):
+    name = "postgres"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.state_dir / "socket"
+
+    def _bin(self, tool: str) -> str:
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            raise SetupError("PostgreSQL server binaries are missing: run `lambdalake setup`")
+        return str(bin_dir / tool)
+
+    def programs(self) -> list[Program]:
+        bin_dir = postgres_bin_dir() or Path("/usr/lib/postgresql/missing/bin")
+        return [Program(
+            name="postgres",
+            command=[str(bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(self.config.postgres.port),
+                     "-k", str(self.socket_dir), "-c", f"listen_addresses={self.config.host}"],
+            user=SERVICE_USER if _as_root() else None,
+            stop_wait_seconds=30,
+        )]
+
+    def endpoint(self) -> str:
+        pg = self.config.postgres
+        return f"postgresql://{pg.user}@{self.config.host}:{pg.port}"
+
+    def _run_as_owner(self, cmd: list[str]) -> None:
+        if _as_root():
+            cmd = ["runuser", "-u", SERVICE_USER, "--", *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise EngineError(f"postgres: {' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
+
+    def prepare(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        if _as_root():
+            shutil.chown(self.state_dir, SERVICE_USER, SERVICE_USER)
+            shutil.chown(self.socket_dir, SERVICE_USER, SERVICE_USER)
+            probe = subprocess.run(["runuser", "-u", SERVICE_USER, "--", "test", "-w", str(self.state_dir)])
+            if probe.returncode != 0:
+                raise EngineError(
+                    f"postgres: user {SERVICE_USER} cannot reach {self.state_dir} (a parent directory is not "
+                    f"world-executable): set [paths] data_dir somewhere else, or chmod o+x its parents")
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        pwfile = self.state_dir / "initdb.pw"
+        pwfile.write_text(self.config.postgres.password + "\n")
+        if _as_root():
+            shutil.chown(pwfile, SERVICE_USER, SERVICE_USER)
+        try:
+            self._run_as_owner([self._bin("initdb"), "-D", str(self.pgdata), "-U", self.config.postgres.user,
+                                f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
+                                "-E", "UTF8", "--locale=C.UTF-8"])
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def connect(self, dbname: str = "postgres"):  # type: ignore[no-untyped-def]
+        import psycopg
+
+        pg = self.config.postgres
+        return psycopg.connect(host=self.config.host, port=pg.port, user=pg.user, password=pg.password,
+                               dbname=dbname, connect_timeout=3, autocommit=True)
+
+    def health(self) -> str | None:
+        try:
+            with self.connect() as conn:
+                conn.execute("select 1")
+        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy yet
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None
+
+    def initialize(self) -> None:
+        from psycopg import sql
+
+        pg = self.config.postgres
+        with self.connect() as conn:
+            existing = {row[0] for row in conn.execute("select datname from pg_database")}
+            for database in (pg.catalog_database, pg.airflow_database):
+                if database not in existing:
+                    conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))

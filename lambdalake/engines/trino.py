@@ -1,0 +1,98 @@
+"""Trino: the serving layer. A single node (coordinator that also works) with catalog `lake`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from string import Template
+
+import httpx
+
+from lambdalake.catalog import warehouse_uri
+from lambdalake.config import PROJECT_ROOT
+from lambdalake.engines import Engine, Program
+from lambdalake.install import engines_dir, jdk24_home, only_child
+
+CATALOG_TEMPLATES = PROJECT_ROOT / "sql" / "trino" / "catalog"
+
+JVM_OPTIONS = [
+    "-XX:+UseG1GC",
+    "-XX:G1HeapRegionSize=32M",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-XX:+HeapDumpOnOutOfMemoryError",
+    "-XX:-OmitStackTraceInFastThrow",
+    "-XX:ReservedCodeCacheSize=256M",
+    "-Djdk.attach.allowAttachSelf=true",
+    "-Dfile.encoding=UTF-8",
+    "-XX:+EnableDynamicAgentLoading",
+]
+
+
+class Trino(Engine):
+    name = "trino"
+
+    @property
+    def etc_dir(self) -> Path:
+        return self.state_dir / "etc"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.config.trino.port}"
+
+    def programs(self) -> list[Program]:
+        try:
+            home = only_child(engines_dir(self.config), "trino-server-core-*")
+            java_home = jdk24_home(self.config)
+        except Exception:  # noqa: BLE001 - not set up yet; `up` runs setup's checks first
+            home, java_home = Path("/nonexistent"), Path("/nonexistent")
+        return [Program(
+            name="trino",
+            command=[str(home / "bin" / "launcher"), "run", f"--etc-dir={self.etc_dir}",
+                     f"--data-dir={self.state_dir / 'data'}"],
+            environment={"JAVA_HOME": str(java_home),
+                         "PATH": f"{java_home / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
+            stop_wait_seconds=30,
+        )]
+
+    def endpoint(self) -> str:
+        return self.url
+
+    def prepare(self) -> None:
+        config, trino = self.config, self.config.trino
+        (self.etc_dir / "catalog").mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "data").mkdir(exist_ok=True)
+        (self.etc_dir / "node.properties").write_text(
+            "node.environment=lambdalake\nnode.id=lambdalake-coordinator\n"
+            f"node.data-dir={self.state_dir / 'data'}\n"
+            f"node.bind-ip={config.host}\nnode.internal-address={config.host}\n")
+        (self.etc_dir / "jvm.config").write_text(
+            "\n".join(["-server", f"-Xmx{trino.heap}", *JVM_OPTIONS]) + "\n")
+        (self.etc_dir / "config.properties").write_text(
+            "coordinator=true\nnode-scheduler.include-coordinator=true\n"
+            f"http-server.http.port={trino.port}\ndiscovery.uri={self.url}\n"
+            "http-server.log.enabled=false\n")
+        (self.etc_dir / "log.properties").write_text("io.trino=INFO\n")
+        values = {
+            "catalog_name": config.iceberg.catalog_name,
+            "host": config.host,
+            "postgres_port": config.postgres.port,
+            "catalog_database": config.postgres.catalog_database,
+            "postgres_user": config.postgres.user,
+            "postgres_password": config.postgres.password,
+            "warehouse_uri": warehouse_uri(config),
+        }
+        for template in CATALOG_TEMPLATES.glob("*.properties"):
+            # the file's name is the catalog's name in Trino
+            name = config.iceberg.catalog_name if template.stem == "lake" else template.stem
+            rendered = Template(template.read_text()).substitute(values)
+            (self.etc_dir / "catalog" / f"{name}.properties").write_text(rendered)
+
+    def health(self) -> str | None:
+        try:
+            response = httpx.get(f"{self.url}/v1/info", timeout=3)
+            response.raise_for_status()
+            info = response.json()
+        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy yet
+            return str(exc) or type(exc).__name__
+        return "still starting" if info.get("starting") else None

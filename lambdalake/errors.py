@@ -1,0 +1,19 @@
+"""Every error lambdalake raises on purpose. The CLI turns them into a message and exit code 1."""
+
+from __future__ import annotations
+
+
+class LambdalakeError(Exception):
+    """Base of the project's errors: the message says what failed, the value, and the fix."""
+
+
+class ConfigError(LambdalakeError):
+    """The config file or an environment override is invalid."""
+
+
+class SetupError(LambdalakeError):
+    """An engine could not be fetched or installed."""
+
+
+class EngineError(LambdalakeError):
+    """An engine did not start, or did not become healthy in time."""

@@ -1,0 +1,96 @@
+"""Start, stop and inspect the whole platform: `lambdalake up`, `down` and `status`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lambdalake.catalog import ensure_catalog
+from lambdalake.config import Config
+from lambdalake.engines import Engine, all_engines
+from lambdalake.errors import EngineError
+from lambdalake.install import check_installed
+from lambdalake.supervisor import Supervisor
+
+Progress = Callable[[str], None]
+#: supervisord states meaning a program gave up; waiting longer will not help
+FAILED_STATES = {"FATAL", "EXITED", "STOPPED", "UNKNOWN", "NOT RUNNING"}
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    name: str
+    healthy: bool
+    endpoint: str
+    detail: str
+    programs: dict[str, str]
+
+
+def _wait_healthy(engine: Engine, supervisor: Supervisor, timeout: float, progress: Progress) -> float:
+    started = time.monotonic()
+    last_report = started
+    while True:
+        reason = engine.health()
+        if reason is None:
+            return time.monotonic() - started
+        for program in engine.programs():
+            state = supervisor.state(program.name)
+            if state in FAILED_STATES:
+                raise EngineError(f"{engine.name}: {program.name} is {state}: {reason}\n"
+                                  f"--- last lines of {supervisor.log_file(program.name)} ---\n"
+                                  f"{supervisor.log_tail(program.name)}")
+        now = time.monotonic()
+        if now - started > timeout:
+            tails = "\n".join(f"--- last lines of {supervisor.log_file(p.name)} ---\n{supervisor.log_tail(p.name)}"
+                              for p in engine.programs())
+            raise EngineError(f"{engine.name}: not healthy after {timeout:.0f}s: {reason}\n{tails}")
+        if now - last_report > 15:
+            progress(f"  {engine.name}: waiting ({now - started:.0f}s): {reason}")
+            last_report = now
+        time.sleep(1)
+
+
+def up(config: Config, progress: Progress) -> None:
+    """Start every engine in order and wait for each to be healthy. Idempotent."""
+    check_installed(config)
+    engines = all_engines(config)
+    supervisor = Supervisor(config)
+    supervisor.render(program for engine in engines for program in engine.programs())
+    supervisor.ensure_running()
+    for engine in engines:
+        progress(f"{engine.name}: starting")
+        engine.prepare()
+        for program in engine.programs():
+            supervisor.start(program.name)
+        seconds = _wait_healthy(engine, supervisor, config.start_timeout, progress)
+        engine.initialize()
+        if engine.name == "postgres":
+            # Trino never creates the JDBC catalog's tables: they must exist before it starts
+            ensure_catalog(config)
+        progress(f"{engine.name}: healthy in {seconds:.0f}s at {engine.endpoint()}")
+
+
+def status(config: Config) -> list[EngineStatus]:
+    supervisor = Supervisor(config)
+    report = []
+    for engine in all_engines(config):
+        programs = {p.name: supervisor.state(p.name) for p in engine.programs()}
+        reason = engine.health()
+        stopped = [name for name, state in programs.items() if state != "RUNNING"]
+        if reason is None and stopped:
+            reason = f"answers, but not supervised here: {', '.join(stopped)}"
+        report.append(EngineStatus(engine.name, reason is None, engine.endpoint(), reason or "ok", programs))
+    return report
+
+
+def down(config: Config, progress: Progress) -> list[str]:
+    """Stop every engine and supervisord; end anything left behind. Returns what had to be swept."""
+    supervisor = Supervisor(config)
+    if supervisor.is_running():
+        progress("stopping every engine")
+        supervisor.shutdown()
+    swept = supervisor.sweep()
+    for line in swept:
+        progress(f"ended leftover process {line}")
+    return swept

@@ -1,0 +1,24 @@
+"""SQL through Trino, the serving layer, with the Python DB-API client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lambdalake.config import Config
+
+
+def connect(config: Config, schema: str | None = None):  # type: ignore[no-untyped-def]
+    import trino
+
+    return trino.dbapi.connect(host=config.host, port=config.trino.port, user="lambdalake",
+                               catalog=config.iceberg.catalog_name, schema=schema)
+
+
+def run_query(config: Config, sql: str) -> tuple[list[str], list[list[Any]]]:
+    """Run one statement; return its column names and all rows."""
+    with connect(config) as conn:
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+        columns = [d[0] for d in cursor.description or []]
+    return columns, rows

@@ -1,0 +1,179 @@
+"""Process control through supervisord: one daemon per data dir supervises every engine.
+
+Each engine's programs run in the foreground under supervisord, which restarts them when they
+die, keeps their logs under ``<data_dir>/logs`` and stops whole process groups on shutdown.
+Every process it starts inherits ``LAMBDALAKE_HOME=<data_dir>``, so `down` can find and end
+anything left behind (e.g. an Airflow task process that left its group).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Iterable
+from pathlib import Path
+
+import psutil
+from supervisor.xmlrpc import SupervisorTransport
+
+from lambdalake.config import Config
+from lambdalake.engines import Program
+from lambdalake.errors import EngineError
+
+MARKER = "LAMBDALAKE_HOME"
+
+
+def _quote(value: str) -> str:
+    # supervisord expands %(name)s in its config: a literal % must be doubled
+    return '"' + value.replace("%", "%%").replace('"', '\\"') + '"'
+
+
+class Supervisor:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.run_dir = config.data_dir / "run"
+        self.conf_file = self.run_dir / "supervisord.conf"
+        self.socket = self.run_dir / "supervisor.sock"
+        self.pid_file = self.run_dir / "supervisord.pid"
+
+    def log_file(self, program: str) -> Path:
+        return self.config.logs_dir / f"{program}.log"
+
+    def render(self, programs: Iterable[Program]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.config.logs_dir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "; written by lambdalake; edits are overwritten",
+            "[unix_http_server]", f"file={self.socket}", "chmod=0700", "",
+            "[supervisord]", f"logfile={self.config.logs_dir / 'supervisord.log'}", f"pidfile={self.pid_file}",
+            f"childlogdir={self.config.logs_dir}", "", 
+            "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+            "[supervisorctl]", f"serverurl=unix://{self.socket}", "",
+        ]
+        for priority, program in enumerate(programs, start=1):
+            lines += [
+                f"[program:{program.name}]",
+                "command=" + " ".join(_quote(part) for part in program.command),
+                f"priority={priority * 10}",
+                "autostart=false",
+                "autorestart=true",
+                "startsecs=3",
+                "startretries=2",
+                "stopasgroup=true",
+                "killasgroup=true",
+                f"stopwaitsecs={program.stop_wait_seconds}",
+                "redirect_stderr=true",
+                f"stdout_logfile={self.log_file(program.name)}",
+                "stdout_logfile_maxbytes=50MB",
+                "stdout_logfile_backups=2",
+            ]
+            if program.user:
+                lines.append(f"user={program.user}")
+            if program.directory:
+                lines.append(f"directory={program.directory}")
+            if program.environment:
+                lines.append("environment=" + ",".join(f"{k}={_quote(v)}" for k, v in program.environment.items()))
+            lines.append("")
+        self.conf_file.write_text("\n".join(lines))
+
+    def rpc(self) -> xmlrpc.client.ServerProxy:
+        transport = SupervisorTransport(None, None, f"unix://{self.socket}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def is_running(self) -> bool:
+        if not self.socket.exists():
+            return False
+        try:
+            return self.rpc().supervisor.getState()["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Fault):
+            return False
+
+    def ensure_running(self) -> None:
+        """Start supervisord (it daemonizes itself), or make a running one load the new config."""
+        if self.is_running():
+            added, changed, removed = self.rpc().supervisor.reloadConfig()[0]
+            for name in changed + removed:
+                self.rpc().supervisor.stopProcessGroup(name)
+                self.rpc().supervisor.removeProcessGroup(name)
+            for name in added + changed:
+                self.rpc().supervisor.addProcessGroup(name)
+            return
+        env = {**os.environ, MARKER: str(self.config.data_dir)}
+        supervisord = str(Path(sys.executable).parent / "supervisord")
+        subprocess.run([supervisord, "-c", str(self.conf_file)], check=True, env=env)
+        deadline = time.monotonic() + 20
+        while not self.is_running():
+            if time.monotonic() > deadline:
+                raise EngineError(f"supervisord did not start; see {self.config.logs_dir / 'supervisord.log'}")
+            time.sleep(0.2)
+
+    def state(self, program: str) -> str:
+        """RUNNING, STARTING, BACKOFF, FATAL, EXITED, STOPPED, ...; NOT RUNNING without supervisord."""
+        if not self.is_running():
+            return "NOT RUNNING"
+        try:
+            return self.rpc().supervisor.getProcessInfo(program)["statename"]
+        except xmlrpc.client.Fault:
+            return "UNKNOWN"
+
+    def start(self, program: str) -> None:
+        if self.state(program) in ("RUNNING", "STARTING"):
+            return
+        try:
+            self.rpc().supervisor.startProcess(program, False)
+        except xmlrpc.client.Fault as fault:
+            raise EngineError(f"{program}: supervisord could not start it: {fault.faultString}") from fault
+
+    def log_tail(self, program: str, lines: int = 30) -> str:
+        path = self.log_file(program)
+        if not path.exists():
+            return f"(no log at {path})"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def shutdown(self, timeout: float = 180) -> None:
+        """Stop every program (in reverse start order) and supervisord itself; wait until gone."""
+        if not self.is_running():
+            return
+        pid = int(self.pid_file.read_text()) if self.pid_file.exists() else None
+        self.rpc().supervisor.shutdown()
+        if pid is None:
+            return
+        try:
+            psutil.Process(pid).wait(timeout=timeout)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired as exc:
+            raise EngineError(f"supervisord (pid {pid}) still running after {timeout:.0f}s") from exc
+
+    def leftovers(self) -> list[psutil.Process]:
+        """Processes started for this data dir that are still alive (found by their environment)."""
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                if proc.pid != os.getpid() and proc.environ().get(MARKER) == str(self.config.data_dir):
+                    found.append(proc)
+            except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
+        return found
+
+    def sweep(self, grace: float = 10) -> list[str]:
+        """End leftovers: SIGTERM, then SIGKILL after grace seconds. Returns what was ended."""
+        procs = self.leftovers()
+        ended = [f"{p.pid} {' '.join(p.cmdline())[:80]}" for p in procs if p.is_running()]
+        for proc in procs:
+            try:
+                proc.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=grace)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=5)
+        return ended
