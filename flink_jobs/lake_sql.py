@@ -30,7 +30,7 @@ def run(statements: list[str]) -> None:
     for statement in statements:
         result = env.execute_sql(statement)
         if statement.lstrip().lower().startswith(("select", "with", "show", "describe")):
-            print(json.dumps({"columns": result.get_schema().get_field_names()}), flush=True)
+            print(json.dumps({"columns": list(result.get_resolved_schema().get_column_names())}), flush=True)
             with result.collect() as rows:
                 for row in rows:
                     print(json.dumps({"row": list(row)}, default=str), flush=True)

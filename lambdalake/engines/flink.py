@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from lambdalake.config import PROJECT_ROOT
 from lambdalake.engines import Engine, Program
@@ -17,6 +18,17 @@ from lambdalake.errors import EngineError
 from lambdalake.install import flink_home, flink_venv, jdk17_home
 
 LAKE_SQL_JOB = PROJECT_ROOT / "flink_jobs" / "lake_sql.py"
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flink's nested YAML as flat dotted keys, the form Flink also reads, so ours can override."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 class Flink(Engine):
@@ -83,9 +95,10 @@ class Flink(Engine):
             "python.client.executable": str(python),
         }
         (self.state_dir / "tmp").mkdir(exist_ok=True)
-        lines = ["# written by lambdalake from lambdalake.toml; edits are overwritten"]
-        lines += [f"{key}: {value}" for key, value in settings.items()]
-        (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
+        # start from Flink's shipped config: it carries the JVM --add-opens flags Flink needs
+        merged = {**_flatten(yaml.safe_load((shipped / "config.yaml").read_text())), **settings}
+        header = "# written by lambdalake: Flink's shipped config.yaml + lambdalake.toml; edits are overwritten\n"
+        (self.conf_dir / "config.yaml").write_text(header + yaml.safe_dump(merged, sort_keys=True, width=10_000))
 
     def overview(self) -> dict:  # type: ignore[type-arg]
         response = httpx.get(f"{self.rest_url}/overview", timeout=3)
@@ -111,7 +124,9 @@ class Flink(Engine):
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, **self.environment()})
         if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+            # Java stack frames drown the Python traceback that says what went wrong
+            lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if not ln.startswith("\tat ")]
+            tail = "\n".join(lines[-40:])
             raise EngineError(f"flink run -py {job.name} failed (exit {proc.returncode}):\n{tail}")
         return proc
 
