@@ -94,3 +94,12 @@ def down(config: Config, progress: Progress) -> list[str]:
     for line in swept:
         progress(f"ended leftover process {line}")
     return swept
+
+
+def require_healthy(config: Config) -> dict[str, str]:
+    """Each engine's endpoint, or EngineError naming every engine that is not healthy."""
+    report = status(config)
+    down_engines = [f"{s.name} ({s.detail})" for s in report if not s.healthy]
+    if down_engines:
+        raise EngineError(f"not healthy: {'; '.join(down_engines)}")
+    return {s.name: s.endpoint for s in report}

@@ -62,10 +62,9 @@ class Kafka(Engine):
     def endpoint(self) -> str:
         return self.bootstrap_servers
 
-    def prepare(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+    def server_properties(self) -> str:
         host, kafka = self.config.host, self.config.kafka
-        self.properties_file.write_text("\n".join([
+        return "\n".join([
             "# written by lambdalake from lambdalake.toml; edits are overwritten",
             "process.roles=broker,controller",
             "node.id=1",
@@ -87,7 +86,11 @@ class Kafka(Engine):
             "share.coordinator.state.topic.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
             "",
-        ]))
+        ])
+
+    def prepare(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.properties_file.write_text(self.server_properties())
         (self.state_dir / "log4j2.yaml").write_text(LOG4J2)
         if (self.log_dir / "meta.properties").exists():
             return

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lambdalake.config import Config, load_config
+from lambdalake.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "lambdalake.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_bind_loopback_and_resolve_paths_against_the_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), environ={})
+    assert config.host == "127.0.0.1"
+    assert config.data_dir == tmp_path / ".lambdalake"
+    assert config.cache_dir == Path("~/.cache/lambdalake").expanduser()
+    assert config.iceberg.namespaces == ("raw", "speed", "batch", "serving", "meta")
+
+
+def test_file_then_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[trino]\nport = 18080\nheap = "2G"\n[paths]\ndata_dir = "/srv/ll"\n')
+    config = load_config(path, environ={"LAMBDALAKE__TRINO__PORT": "28080", "LAMBDALAKE__START_TIMEOUT": "5"})
+    assert config.trino.port == 28080  # environment wins over the file
+    assert config.trino.heap == "2G"  # the file wins over the default
+    assert config.start_timeout == 5
+    assert config.data_dir == Path("/srv/ll")
+
+
+def test_tuple_from_environment(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), environ={"LAMBDALAKE__ICEBERG__NAMESPACES": "raw, meta"})
+    assert config.iceberg.namespaces == ("raw", "meta")
+
+
+@pytest.mark.parametrize(("text", "environ", "message"), [
+    ("[kafka]\nprot = 1\n", {}, "unknown key(s) prot in [kafka]"),
+    ("[kafka]\nport = 'x'\n", {}, "kafka.port = 'x' is not a valid int"),
+    ("", {"LAMBDALAKE__FLINK__TASK_SLOTS": "many"}, "flink.task_slots = 'many' is not a valid int"),
+    ("", {"LAMBDALAKE__A__B__C": "1"}, "expected LAMBDALAKE__<SECTION>__<KEY>"),
+    ("kafka = 3\n", {}, "[kafka] must be a table"),
+    ("[kafka\n", {}, "is not valid TOML"),
+])
+def test_invalid_config_names_the_key(tmp_path: Path, text: str, environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text), environ=environ)
+    assert message in str(error.value)
+
+
+def test_missing_file_named_by_environment_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(environ={"LAMBDALAKE_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_to_dict_is_plain_json_data(tmp_path: Path) -> None:
+    data = load_config(write(tmp_path, ""), environ={}).to_dict()
+    assert data["paths"]["data_dir"] == str(tmp_path / ".lambdalake")
+    assert data["kafka"]["port"] == Config().kafka.port
+    assert data["iceberg"]["namespaces"] == ["raw", "speed", "batch", "serving", "meta"]

@@ -1,0 +1,66 @@
+"""What `up` writes for each engine, checked without starting anything."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from lambdalake.config import Config, PathsConfig
+from lambdalake.engines import Program, all_engines
+from lambdalake.engines.kafka import Kafka
+from lambdalake.engines.trino import Trino
+from lambdalake.engines.flink import _flatten
+from lambdalake.supervisor import Supervisor
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return dataclasses.replace(Config(), paths=PathsConfig(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache"))
+
+
+def test_start_order_puts_dependencies_first(config: Config) -> None:
+    assert [e.name for e in all_engines(config)] == ["postgres", "kafka", "flink", "trino", "airflow"]
+
+
+def test_every_engine_has_supervised_programs_and_a_loopback_endpoint(config: Config) -> None:
+    for engine in all_engines(config):
+        assert engine.programs(), engine.name
+        assert "127.0.0.1" in engine.endpoint(), engine.name
+
+
+def test_supervisor_config_quotes_commands_and_escapes_percent(config: Config) -> None:
+    supervisor = Supervisor(config)
+    supervisor.render([Program("demo", ["/bin/echo", "100%", "two words"], {"A": "x y"}, user="postgres")])
+    text = supervisor.conf_file.read_text()
+    assert 'command="/bin/echo" "100%%" "two words"' in text
+    assert 'environment=A="x y"' in text
+    assert "user=postgres" in text
+    assert "stopasgroup=true" in text and "killasgroup=true" in text
+    assert f"stdout_logfile={config.logs_dir / 'demo.log'}" in text
+
+
+def test_kafka_listens_on_the_configured_host_and_keeps_the_log_forever(config: Config) -> None:
+    kafka = Kafka(dataclasses.replace(config, kafka=dataclasses.replace(config.kafka, port=19092)))
+    properties = kafka.server_properties().splitlines()
+    assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:9093" in properties
+    assert "log.retention.ms=-1" in properties
+    assert "auto.create.topics.enable=false" in properties
+
+
+def test_trino_catalog_uses_the_shared_catalog_name(config: Config) -> None:
+    trino = Trino(config)
+    trino.prepare()
+    catalog = (trino.etc_dir / "catalog" / "lake.properties").read_text()
+    assert "iceberg.jdbc-catalog.catalog-name=lake" in catalog
+    assert f"connection-url=jdbc:postgresql://127.0.0.1:{config.postgres.port}/iceberg_catalog" in catalog
+    assert f"default-warehouse-dir=file://{config.warehouse_dir}" in catalog
+    node = (trino.etc_dir / "node.properties").read_text()
+    assert "node.bind-ip=127.0.0.1" in node
+    assert f"-Xmx{config.trino.heap}" in (trino.etc_dir / "jvm.config").read_text()
+
+
+def test_flink_yaml_is_flattened_so_our_keys_override_shipped_ones() -> None:
+    shipped = {"rest": {"address": "localhost", "port": 8081}, "env": {"java": {"opts": {"all": "--x"}}}}
+    assert _flatten(shipped) == {"rest.address": "localhost", "rest.port": 8081, "env.java.opts.all": "--x"}
