@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -80,6 +81,32 @@ def query(sql: Annotated[str, typer.Argument(help="One SQL statement, run by Tri
     say("\t".join(columns))
     for row in rows:
         say("\t".join("" if v is None else str(v) for v in row))
+
+
+@app.command("flink-sql")
+def flink_sql(
+    statements: Annotated[list[str], typer.Argument(help="Flink SQL statements, run in order in catalog `lake`.")],
+) -> None:
+    """Run Flink SQL as a PyFlink job on the session cluster; print the last query's rows."""
+    from lambdalake.engines.flink import Flink
+
+    columns, rows = Flink(_config()).sql(*statements)
+    say("\t".join(columns))
+    for row in rows:
+        say("\t".join("" if v is None else str(v) for v in row))
+
+
+@app.command("flink-run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def flink_run(
+    ctx: typer.Context,
+    job: Annotated[Path, typer.Argument(help="A PyFlink job file, e.g. flink_jobs/lake_sql.py.", exists=True)],
+    detached: Annotated[bool, typer.Option(help="Return once the job is submitted.")] = False,
+) -> None:
+    """Submit a PyFlink job with `flink run -py` (extra arguments go to the job)."""
+    from lambdalake.engines.flink import Flink
+
+    proc = Flink(_config()).run_python_job(job.resolve(), *ctx.args, detached=detached)
+    say(proc.stdout.rstrip())
 
 
 @app.command()

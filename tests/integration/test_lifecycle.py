@@ -1,0 +1,42 @@
+"""Runs after every other test (see conftest): it stops the platform."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lambdalake.config import Config
+from lambdalake.supervisor import Supervisor
+
+LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
+
+
+def processes_using(path: Path) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(path) in cmdline and proc.pid != psutil.Process().pid:
+            found.append(f"{proc.pid} {cmdline[:100]}")
+    return found
+
+
+@pytest.mark.lifecycle
+def test_status_then_down_leaves_no_process_behind(config: Config) -> None:
+    status = subprocess.run([LAMBDALAKE, "status", "--json"], capture_output=True, text=True)
+    assert status.returncode == 0, status.stdout + status.stderr
+    report = json.loads(status.stdout)
+    assert [r["name"] for r in report if r["healthy"]] == ["postgres", "kafka", "flink", "trino", "airflow"]
+
+    down = subprocess.run([LAMBDALAKE, "down"], capture_output=True, text=True, timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    # `down` ends leftovers itself; it reporting any means a program escaped its supervisor
+    assert "leftover" not in down.stdout
+
+    assert Supervisor(config).leftovers() == []
+    assert processes_using(config.data_dir) == []
+    assert subprocess.run([LAMBDALAKE, "status"], capture_output=True).returncode == 1
