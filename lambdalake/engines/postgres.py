@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pwd
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -13,14 +16,36 @@ from lambdalake.install import postgres_bin_dir
 
 #: PostgreSQL refuses to run as root; as root we run it as Debian's `postgres` user
 SERVICE_USER = "postgres"
+#: where its state goes when that user cannot reach the data dir (e.g. a clone in a 0700 dir)
+FALLBACK_ROOT = Path("/var/lib/lambdalake")
 
 
 def _as_root() -> bool:
     return os.geteuid() == 0
 
 
+def reachable_by(user: str, path: Path) -> bool:
+    """Whether `user` can traverse every existing directory from / down to path."""
+    uid = pwd.getpwnam(user).pw_uid
+    for directory in [path, *path.parents]:
+        if not directory.exists():
+            continue
+        info = directory.stat()
+        if not (info.st_mode & stat.S_IXOTH or (info.st_uid == uid and info.st_mode & stat.S_IXUSR)):
+            return False
+    return True
+
+
 class Postgres(Engine):
     name = "postgres"
+
+    @property
+    def state_dir(self) -> Path:
+        preferred = self.config.data_dir / self.name
+        if not _as_root() or reachable_by(SERVICE_USER, self.config.data_dir):
+            return preferred
+        key = hashlib.sha256(str(self.config.data_dir).encode()).hexdigest()[:12]
+        return FALLBACK_ROOT / key / self.name
 
     @property
     def pgdata(self) -> Path:
@@ -63,11 +88,10 @@ class Postgres(Engine):
         if _as_root():
             shutil.chown(self.state_dir, SERVICE_USER, SERVICE_USER)
             shutil.chown(self.socket_dir, SERVICE_USER, SERVICE_USER)
-            probe = subprocess.run(["runuser", "-u", SERVICE_USER, "--", "test", "-w", str(self.state_dir)])
-            if probe.returncode != 0:
-                raise EngineError(
-                    f"postgres: user {SERVICE_USER} cannot reach {self.state_dir} (a parent directory is not "
-                    f"world-executable): set [paths] data_dir somewhere else, or chmod o+x its parents")
+            link = self.config.data_dir / self.name
+            if self.state_dir != link and not link.is_symlink():
+                # state outside the data dir: leave a pointer where people look for it
+                link.symlink_to(self.state_dir)
         if (self.pgdata / "PG_VERSION").exists():
             return
         pwfile = self.state_dir / "initdb.pw"

@@ -64,3 +64,16 @@ def test_trino_catalog_uses_the_shared_catalog_name(config: Config) -> None:
 def test_flink_yaml_is_flattened_so_our_keys_override_shipped_ones() -> None:
     shipped = {"rest": {"address": "localhost", "port": 8081}, "env": {"java": {"opts": {"all": "--x"}}}}
     assert _flatten(shipped) == {"rest.address": "localhost", "rest.port": 8081, "env.java.opts.all": "--x"}
+
+
+def test_postgres_state_moves_out_of_a_data_dir_its_user_cannot_reach(tmp_path: Path) -> None:
+    from lambdalake.engines.postgres import reachable_by
+
+    hidden = tmp_path / "private"
+    hidden.mkdir(mode=0o700)
+    open_dir = tmp_path / "open"
+    open_dir.mkdir(mode=0o755)
+    tmp_path.chmod(0o755)
+    assert not reachable_by("postgres", hidden / "data")
+    assert reachable_by("postgres", open_dir / "data") == all(
+        p.stat().st_mode & 0o001 for p in open_dir.parents)
