@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from lambdalake.commands import run as run_command
 from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.errors import SetupError
 
@@ -40,12 +40,8 @@ def _stamped(stamp: Path, digest: str) -> bool:
     return stamp.exists() and stamp.read_text() == digest
 
 
-def run(cmd: list[str], what: str, **kwargs: object) -> None:
-    """Run a command; on failure raise SetupError with the tail of its output."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
-        raise SetupError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
+def run(cmd: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    run_command(cmd, what, error=SetupError, env=env)
 
 
 # --- JDKs ---------------------------------------------------------------------------------

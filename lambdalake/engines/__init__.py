@@ -9,7 +9,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import httpx
 
 from lambdalake.config import Config
 
@@ -49,11 +51,28 @@ class Engine(ABC):
         """Write config files and first-start state. Runs before every start; idempotent."""
 
     @abstractmethod
+    def probe(self) -> str | None:
+        """Ask the engine through its client: None when it answers as it should, else why not.
+
+        May raise: any exception means the engine is not healthy (yet).
+        """
+
     def health(self) -> str | None:
-        """None when the engine answers as it should, else why not (one short line)."""
+        """None when the engine is healthy, else why not, in one short line."""
+        try:
+            return self.probe()
+        except Exception as exc:  # noqa: BLE001 - whatever the client raised, the engine did not answer
+            text = str(exc).strip()
+            return text.splitlines()[0] if text else type(exc).__name__
 
     def initialize(self) -> None:
         """Create what the platform needs inside the healthy engine. Idempotent."""
+
+
+def fetch_json(url: str, timeout: float = 3) -> Any:
+    response = httpx.get(url, timeout=timeout)
+    response.raise_for_status()
+    return response.json()
 
 
 def all_engines(config: Config) -> list[Engine]:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 
+from lambdalake.commands import run
 from lambdalake.config import PROJECT_ROOT
-from lambdalake.engines import Engine, Program
-from lambdalake.errors import EngineError
+from lambdalake.engines import Engine, Program, fetch_json
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
@@ -101,19 +100,11 @@ class Airflow(Engine):
             lines += [f"[{section}]", *(f"{key} = {value}" for key, value in options.items()), ""]
         (self.home / "airflow.cfg").write_text("\n".join(lines))
         # the metadata schema must exist before any component starts; migrate is idempotent
-        proc = subprocess.run([self.airflow_bin(), "db", "migrate"], capture_output=True, text=True,
-                              env={**os.environ, **self.environment()})
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
-            raise EngineError(f"airflow: `airflow db migrate` failed:\n{tail}")
+        run([self.airflow_bin(), "db", "migrate"], "airflow: migrating the metadata database",
+            env={**os.environ, **self.environment()})
 
-    def health(self) -> str | None:
-        try:
-            response = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=3)
-            response.raise_for_status()
-            report = response.json()
-        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy yet
-            return str(exc) or type(exc).__name__
+    def probe(self) -> str | None:
+        report = fetch_json(f"{self.url}/api/v2/monitor/health")
         unhealthy = [part for part in ("metadatabase", "scheduler", "dag_processor")
                      if (report.get(part) or {}).get("status") != "healthy"]
         return f"not healthy: {', '.join(unhealthy)}" if unhealthy else None

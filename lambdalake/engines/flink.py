@@ -9,12 +9,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
+from lambdalake.commands import run
 from lambdalake.config import PROJECT_ROOT
-from lambdalake.engines import Engine, Program
-from lambdalake.errors import EngineError
+from lambdalake.engines import Engine, Program, fetch_json
 from lambdalake.install import flink_home, flink_venv, jdk17_home
 
 LAKE_SQL_JOB = PROJECT_ROOT / "flink_jobs" / "lake_sql.py"
@@ -100,19 +99,9 @@ class Flink(Engine):
         header = "# written by lambdalake: Flink's shipped config.yaml + lambdalake.toml; edits are overwritten\n"
         (self.conf_dir / "config.yaml").write_text(header + yaml.safe_dump(merged, sort_keys=True, width=10_000))
 
-    def overview(self) -> dict:  # type: ignore[type-arg]
-        response = httpx.get(f"{self.rest_url}/overview", timeout=3)
-        response.raise_for_status()
-        return response.json()
-
-    def health(self) -> str | None:
-        try:
-            overview = self.overview()
-        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy yet
-            return str(exc) or type(exc).__name__
-        if overview.get("taskmanagers", 0) < 1:
-            return "no TaskManager registered"
-        return None
+    def probe(self) -> str | None:
+        overview = fetch_json(f"{self.rest_url}/overview")
+        return None if overview.get("taskmanagers", 0) >= 1 else "no TaskManager registered"
 
     def run_python_job(self, job: Path, *args: str, detached: bool = False,
                        timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -121,14 +110,7 @@ class Flink(Engine):
         if detached:
             cmd.append("--detached")
         cmd += ["-py", str(job), *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **self.environment()})
-        if proc.returncode != 0:
-            # Java stack frames drown the Python traceback that says what went wrong
-            lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if not ln.startswith("\tat ")]
-            tail = "\n".join(lines[-40:])
-            raise EngineError(f"flink run -py {job.name} failed (exit {proc.returncode}):\n{tail}")
-        return proc
+        return run(cmd, f"flink run -py {job.name}", env={**os.environ, **self.environment()}, timeout=timeout)
 
     def sql(self, *statements: str) -> tuple[list[str], list[list[Any]]]:
         """Run Flink SQL on the cluster through flink_jobs/lake_sql.py; the last query's result."""

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-import subprocess
 import uuid
 from pathlib import Path
 
+from lambdalake.commands import run
 from lambdalake.engines import Engine, Program
-from lambdalake.errors import EngineError
 from lambdalake.install import engines_dir, jdk17_home, only_child
 
 LOG4J2 = """\
@@ -95,10 +94,8 @@ class Kafka(Engine):
         if (self.log_dir / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_file))
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise EngineError(f"kafka: formatting storage failed:\n{proc.stdout}{proc.stderr}")
+        run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_file)),
+            "kafka: formatting storage")
 
     def admin(self):  # type: ignore[no-untyped-def]
         from confluent_kafka.admin import AdminClient
@@ -106,11 +103,8 @@ class Kafka(Engine):
         # log_level 0: a broker that is still starting is reported by health(), not by librdkafka on stderr
         return AdminClient({"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 3000, "log_level": 0})
 
-    def health(self) -> str | None:
-        try:
-            metadata = self.admin().list_topics(timeout=3)
-        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy yet
-            return str(exc) or type(exc).__name__
+    def probe(self) -> str | None:
+        metadata = self.admin().list_topics(timeout=3)
         return None if metadata.brokers else "no broker in the cluster metadata"
 
     def initialize(self) -> None:

@@ -7,11 +7,11 @@ import os
 import pwd
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 
+from lambdalake.commands import run
 from lambdalake.engines import Engine, Program
-from lambdalake.errors import EngineError, SetupError
+from lambdalake.errors import SetupError
 from lambdalake.install import postgres_bin_dir
 
 #: PostgreSQL refuses to run as root; as root we run it as Debian's `postgres` user
@@ -75,12 +75,8 @@ class Postgres(Engine):
         pg = self.config.postgres
         return f"postgresql://{pg.user}@{self.config.host}:{pg.port}"
 
-    def _run_as_owner(self, cmd: list[str]) -> None:
-        if _as_root():
-            cmd = ["runuser", "-u", SERVICE_USER, "--", *cmd]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise EngineError(f"postgres: {' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
+    def _run_as_owner(self, cmd: list[str], what: str) -> None:
+        run(["runuser", "-u", SERVICE_USER, "--", *cmd] if _as_root() else cmd, f"postgres: {what}")
 
     def prepare(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +97,7 @@ class Postgres(Engine):
         try:
             self._run_as_owner([self._bin("initdb"), "-D", str(self.pgdata), "-U", self.config.postgres.user,
                                 f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
-                                "-E", "UTF8", "--locale=C.UTF-8"])
+                                "-E", "UTF8", "--locale=C.UTF-8"], "initdb")
         finally:
             pwfile.unlink(missing_ok=True)
 
@@ -112,12 +108,9 @@ class Postgres(Engine):
         return psycopg.connect(host=self.config.host, port=pg.port, user=pg.user, password=pg.password,
                                dbname=dbname, connect_timeout=3, autocommit=True)
 
-    def health(self) -> str | None:
-        try:
-            with self.connect() as conn:
-                conn.execute("select 1")
-        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy yet
-            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    def probe(self) -> str | None:
+        with self.connect() as conn:
+            conn.execute("select 1")
         return None
 
     def initialize(self) -> None:

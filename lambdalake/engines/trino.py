@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 from string import Template
 
-import httpx
-
 from lambdalake.catalog import warehouse_uri
 from lambdalake.config import PROJECT_ROOT
-from lambdalake.engines import Engine, Program
+from lambdalake.engines import Engine, Program, fetch_json
 from lambdalake.install import engines_dir, jdk24_home, only_child
 
 CATALOG_TEMPLATES = PROJECT_ROOT / "sql" / "trino" / "catalog"
@@ -88,11 +86,5 @@ class Trino(Engine):
             rendered = Template(template.read_text()).substitute(values)
             (self.etc_dir / "catalog" / f"{name}.properties").write_text(rendered)
 
-    def health(self) -> str | None:
-        try:
-            response = httpx.get(f"{self.url}/v1/info", timeout=3)
-            response.raise_for_status()
-            info = response.json()
-        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy yet
-            return str(exc) or type(exc).__name__
-        return "still starting" if info.get("starting") else None
+    def probe(self) -> str | None:
+        return "still starting" if fetch_json(f"{self.url}/v1/info").get("starting") else None
