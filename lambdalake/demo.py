@@ -32,7 +32,8 @@ def write_demo_rows(config: Config) -> list[dict[str, Any]]:
         pa.field("layer", pa.string()),
     ]))
     catalog = load_catalog(config)
-    catalog.drop_table(DEMO_TABLE) if catalog.table_exists(DEMO_TABLE) else None
+    if catalog.table_exists(DEMO_TABLE):
+        catalog.drop_table(DEMO_TABLE)
     catalog.create_table(DEMO_TABLE, schema=table.schema).append(table)
     return rows
 

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lambdalake.catalog import ensure_catalog
 from lambdalake.config import Config
 from lambdalake.engines import Engine, all_engines
 from lambdalake.errors import EngineError
@@ -34,16 +33,16 @@ def _wait_healthy(engine: Engine, supervisor: Supervisor, timeout: float, progre
         reason = engine.health()
         if reason is None:
             return time.monotonic() - started
-        for program in engine.programs():
-            state = supervisor.state(program.name)
+        for program in engine.program_names:
+            state = supervisor.state(program)
             if state in FAILED_STATES:
-                raise EngineError(f"{engine.name}: {program.name} is {state}: {reason}\n"
-                                  f"--- last lines of {supervisor.log_file(program.name)} ---\n"
-                                  f"{supervisor.log_tail(program.name)}")
+                raise EngineError(f"{engine.name}: {program} is {state}: {reason}\n"
+                                  f"--- last lines of {supervisor.log_file(program)} ---\n"
+                                  f"{supervisor.log_tail(program)}")
         now = time.monotonic()
         if now - started > timeout:
-            tails = "\n".join(f"--- last lines of {supervisor.log_file(p.name)} ---\n{supervisor.log_tail(p.name)}"
-                              for p in engine.programs())
+            tails = "\n".join(f"--- last lines of {supervisor.log_file(p)} ---\n{supervisor.log_tail(p)}"
+                              for p in engine.program_names)
             raise EngineError(f"{engine.name}: not healthy after {timeout:.0f}s: {reason}\n{tails}")
         if now - last_report > 15:
             progress(f"  {engine.name}: waiting ({now - started:.0f}s): {reason}")
@@ -61,13 +60,10 @@ def up(config: Config, progress: Progress) -> None:
     for engine in engines:
         progress(f"{engine.name}: starting")
         engine.prepare()
-        for program in engine.programs():
-            supervisor.start(program.name)
+        for program in engine.program_names:
+            supervisor.start(program)
         seconds = _wait_healthy(engine, supervisor, config.start_timeout, progress)
         engine.initialize()
-        if engine.name == "postgres":
-            # Trino never creates the JDBC catalog's tables: they must exist before it starts
-            ensure_catalog(config)
         progress(f"{engine.name}: healthy in {seconds:.0f}s at {engine.endpoint()}")
 
 
@@ -75,7 +71,7 @@ def status(config: Config) -> list[EngineStatus]:
     supervisor = Supervisor(config)
     report = []
     for engine in all_engines(config):
-        programs = {p.name: supervisor.state(p.name) for p in engine.programs()}
+        programs = {name: supervisor.state(name) for name in engine.program_names}
         reason = engine.health()
         stopped = [name for name, state in programs.items() if state != "RUNNING"]
         if reason is None and stopped:

@@ -31,6 +31,8 @@ class Program:
 
 class Engine(ABC):
     name: ClassVar[str]
+    #: the supervisord program names of programs(), known before anything is installed
+    program_names: ClassVar[tuple[str, ...]]
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -41,7 +43,7 @@ class Engine(ABC):
 
     @abstractmethod
     def programs(self) -> list[Program]:
-        """The processes to supervise; also valid before setup ran (paths are only computed)."""
+        """The processes to supervise. Raises SetupError when what they run is not installed."""
 
     @abstractmethod
     def endpoint(self) -> str:

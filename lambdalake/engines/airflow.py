@@ -20,6 +20,7 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor")
 
 class Airflow(Engine):
     name = "airflow"
+    program_names = tuple(f"airflow-{component}" for component in COMPONENTS)
 
     @property
     def home(self) -> Path:
@@ -42,8 +43,8 @@ class Airflow(Engine):
         return str(Path(sys.executable).parent / "airflow")
 
     def programs(self) -> list[Program]:
-        return [Program(f"airflow-{component}", [self.airflow_bin(), component], self.environment())
-                for component in COMPONENTS]
+        return [Program(name, [self.airflow_bin(), component], self.environment())
+                for name, component in zip(self.program_names, COMPONENTS, strict=True)]
 
     def endpoint(self) -> str:
         return self.url

@@ -32,6 +32,7 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 class Flink(Engine):
     name = "flink"
+    program_names = ("flink-jobmanager", "flink-taskmanager")
 
     @property
     def conf_dir(self) -> Path:
@@ -53,10 +54,7 @@ class Flink(Engine):
         return flink_home(self.config) / "bin"
 
     def programs(self) -> list[Program]:
-        try:
-            bin_dir, env = self.flink_bin(), self.environment()
-        except Exception:  # noqa: BLE001 - not set up yet; `up` runs setup's checks first
-            bin_dir, env = Path("/nonexistent"), {}
+        bin_dir, env = self.flink_bin(), self.environment()
         return [
             Program("flink-jobmanager", [str(bin_dir / "jobmanager.sh"), "start-foreground"], env),
             Program("flink-taskmanager", [str(bin_dir / "taskmanager.sh"), "start-foreground"], env),

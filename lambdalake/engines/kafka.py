@@ -32,6 +32,7 @@ Configuration:
 
 class Kafka(Engine):
     name = "kafka"
+    program_names = ("kafka",)
 
     @property
     def properties_file(self) -> Path:
@@ -52,10 +53,7 @@ class Kafka(Engine):
                 "-cp", f"{libs}/*", main, *args]
 
     def programs(self) -> list[Program]:
-        try:
-            command = self._java("kafka.Kafka", str(self.properties_file), heap=self.config.kafka.heap)
-        except Exception:  # noqa: BLE001 - not set up yet; `up` runs setup's checks first
-            command = ["false"]
+        command = self._java("kafka.Kafka", str(self.properties_file), heap=self.config.kafka.heap)
         return [Program(name="kafka", command=command, stop_wait_seconds=60)]
 
     def endpoint(self) -> str:

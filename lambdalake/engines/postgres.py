@@ -9,6 +9,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from lambdalake.catalog import ensure_catalog
 from lambdalake.commands import run
 from lambdalake.engines import Engine, Program
 from lambdalake.errors import SetupError
@@ -38,6 +39,7 @@ def reachable_by(user: str, path: Path) -> bool:
 
 class Postgres(Engine):
     name = "postgres"
+    program_names = ("postgres",)
 
     @property
     def state_dir(self) -> Path:
@@ -62,10 +64,9 @@ class Postgres(Engine):
         return str(bin_dir / tool)
 
     def programs(self) -> list[Program]:
-        bin_dir = postgres_bin_dir() or Path("/usr/lib/postgresql/missing/bin")
         return [Program(
             name="postgres",
-            command=[str(bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(self.config.postgres.port),
+            command=[self._bin("postgres"), "-D", str(self.pgdata), "-p", str(self.config.postgres.port),
                      "-k", str(self.socket_dir), "-c", f"listen_addresses={self.config.host}"],
             user=SERVICE_USER if _as_root() else None,
             stop_wait_seconds=30,
@@ -122,3 +123,5 @@ class Postgres(Engine):
             for database in (pg.catalog_database, pg.airflow_database):
                 if database not in existing:
                     conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
+        # Trino never creates the JDBC catalog's tables: pyiceberg does, before Trino starts
+        ensure_catalog(self.config)

@@ -29,6 +29,7 @@ JVM_OPTIONS = [
 
 class Trino(Engine):
     name = "trino"
+    program_names = ("trino",)
 
     @property
     def etc_dir(self) -> Path:
@@ -39,11 +40,8 @@ class Trino(Engine):
         return f"http://{self.config.host}:{self.config.trino.port}"
 
     def programs(self) -> list[Program]:
-        try:
-            home = only_child(engines_dir(self.config), "trino-server-core-*")
-            java_home = jdk24_home(self.config)
-        except Exception:  # noqa: BLE001 - not set up yet; `up` runs setup's checks first
-            home, java_home = Path("/nonexistent"), Path("/nonexistent")
+        home = only_child(engines_dir(self.config), "trino-server-core-*")
+        java_home = jdk24_home(self.config)
         return [Program(
             name="trino",
             command=[str(home / "bin" / "launcher"), "run", f"--etc-dir={self.etc_dir}",
