@@ -110,6 +110,87 @@ def flink_run(
 
 
 @app.command()
+def produce(
+    count: Annotated[int | None, typer.Option(help="Send this many records, as fast as possible.")] = None,
+    rate: Annotated[float | None, typer.Option(help="Records per second (with --duration); bursts of 3x.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Seconds to send for, with --rate.")] = None,
+    seed: Annotated[int, typer.Option(help="Same seed, same sequence of records.")] = 0,
+    late_fraction: Annotated[float, typer.Option(help="Share of events with an old event_time.")] = 0.0,
+    late_max: Annotated[float, typer.Option(help="Seconds a late event may be behind, at most.")] = 3600.0,
+    duplicate_fraction: Annotated[float, typer.Option(help="Share of records sent again (same event_id).")] = 0.0,
+    malformed_fraction: Annotated[float, typer.Option(help="Share of bad records, of every kind.")] = 0.0,
+    topic: Annotated[str | None, typer.Option(help="Kafka topic (default: the config's events topic).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Send clickstream events to Kafka, with faults on request; print exactly what was sent."""
+    from datetime import timedelta
+
+    from rich.progress import Progress
+
+    from lambdalake.generator import EventGenerator, Faults
+    from lambdalake.producer import produce as send
+
+    config = _config()
+    try:
+        faults = Faults(late_fraction, timedelta(seconds=late_max), duplicate_fraction, malformed_fraction)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    total = count if count is not None else int((rate or 0) * (duration or 0)) or None
+    with Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task("producing", total=total)
+        summary = send(config, EventGenerator(seed, faults), topic or config.kafka.events_topic, count=count,
+                       rate=rate, duration=duration, progress=lambda sent: bar.update(task, completed=sent))
+    if as_json:
+        say(json.dumps(summary.to_dict(), indent=2))
+        return
+    data = summary.to_dict()
+    say(f"sent {data['sent']} records to {data['topic']} in {data['seconds']}s ({data['events_per_second']}/s)")
+    for kind, n in data["by_kind"].items():  # type: ignore[union-attr]
+        say(f"  {kind:<24} {n}")
+    say(f"expected: {data['expected_accepted']} accepted, rejected {data['expected_rejected']}")
+
+
+ingest_app = typer.Typer(help="The ingest job: Kafka `events` -> Iceberg raw.events (+ raw.events_rejected).",
+                         no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+
+
+@ingest_app.command("start")
+def ingest_start(
+    parallelism: Annotated[int | None, typer.Option(help="Job parallelism (default: [ingest] parallelism).")] = None,
+    savepoint: Annotated[str | None, typer.Option(help="Resume from this savepoint (printed by `stop`).")] = None,
+) -> None:
+    """Create the raw tables if needed and submit the ingest job (no-op when it runs already)."""
+    from lambdalake.ingest import IngestTarget, start
+
+    config = _config()
+    job_id = start(config, IngestTarget.default(config), parallelism=parallelism, savepoint=savepoint)
+    say(f"ingest job {job_id} running; Flink UI: http://{config.host}:{config.flink.rest_port}/#/job/running")
+
+
+@ingest_app.command("stop")
+def ingest_stop() -> None:
+    """Stop the ingest job with a savepoint and print the savepoint's path."""
+    from lambdalake.ingest import stop
+
+    config = _config()
+    say(stop(config, config.ingest.job_name))
+
+
+@ingest_app.command("status")
+def ingest_status() -> None:
+    """Exit 0 and print the job id when the ingest job is live, else exit 1."""
+    from lambdalake.ingest import live_jobs
+
+    config = _config()
+    jobs = live_jobs(config, config.ingest.job_name)
+    if not jobs:
+        say("ingest job not running")
+        raise typer.Exit(1)
+    say(f"ingest job {jobs[0]} running")
+
+
+@app.command()
 def demo() -> None:
     """Start the platform if needed, then run the end-to-end demo."""
     from lambdalake.demo import run_demo

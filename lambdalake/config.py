@@ -63,7 +63,16 @@ class FlinkConfig:
     jobmanager_memory: str = "1024m"
     taskmanager_memory: str = "2560m"
     task_slots: int = 4
-    checkpoint_interval: str = "10 s"
+    #: short, for freshness: the Iceberg sink commits on checkpoints only
+    checkpoint_interval: str = "5 s"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    #: Kafka consumer group of the ingest job (its offsets live in Flink checkpoints)
+    group_id: str = "lambdalake-ingest"
+    job_name: str = "lambdalake-ingest"
+    parallelism: int = 1
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,7 @@ class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     flink: FlinkConfig = field(default_factory=FlinkConfig)
     trino: TrinoConfig = field(default_factory=TrinoConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     airflow: AirflowConfig = field(default_factory=AirflowConfig)
     iceberg: IcebergConfig = field(default_factory=IcebergConfig)
 

@@ -202,11 +202,15 @@ def _uv() -> str:
     return str(uv) if uv.exists() else (shutil.which("uv") or "uv")
 
 
+def _flink_stamp(config: Config) -> tuple[Path, str]:
+    # the venv holds this clone's lambdalake (editable): another clone's path means reinstall
+    return flink_venv(config) / ".lambdalake-stamp", _digest(PROJECT_ROOT / "pyproject.toml", extra=str(PROJECT_ROOT))
+
+
 def ensure_flink(config: Config, step: Step) -> None:
     """PyFlink in its own virtualenv (its pyarrow pin clashes with pyiceberg's), plus our jars."""
     venv = flink_venv(config)
-    stamp = venv / ".lambdalake-stamp"
-    digest = _digest(PROJECT_ROOT / "pyproject.toml", extra=str(PROJECT_ROOT))
+    stamp, digest = _flink_stamp(config)
     if not _stamped(stamp, digest):
         step(f"installing PyFlink into {venv}")
         if not (venv / "bin" / "python").exists():
@@ -241,7 +245,9 @@ def check_installed(config: Config) -> None:
         raise SetupError("PostgreSQL is not installed: run `lambdalake setup`")
     if not (engines_dir(config) / ".stamp").exists():
         raise SetupError(f"no JVM artifacts in {engines_dir(config)}: run `lambdalake setup`")
-    flink_home(config)
+    if not _stamped(*_flink_stamp(config)):
+        raise SetupError(f"the Flink virtualenv {flink_venv(config)} was installed for another checkout or "
+                         "pyproject.toml: run `lambdalake setup`")
     jdk17_home(config)
     if not (jdk24_home(config) / "bin" / "java").exists():
         raise SetupError("no JDK 24+ for Trino: run `lambdalake setup`")

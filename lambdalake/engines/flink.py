@@ -39,6 +39,10 @@ class Flink(Engine):
         return self.state_dir / "conf"
 
     @property
+    def savepoints_dir(self) -> Path:
+        return self.state_dir / "savepoints"
+
+    @property
     def rest_url(self) -> str:
         return f"http://{self.config.host}:{self.config.flink.rest_port}"
 
@@ -86,7 +90,9 @@ class Flink(Engine):
             "parallelism.default": 1,
             "execution.checkpointing.interval": flink.checkpoint_interval,
             "execution.checkpointing.dir": f"file://{self.state_dir / 'checkpoints'}",
-            "execution.checkpointing.savepoint-dir": f"file://{self.state_dir / 'savepoints'}",
+            "execution.checkpointing.savepoint-dir": f"file://{self.savepoints_dir}",
+            # keep the last checkpoint when a job is cancelled: it can be restarted from it
+            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
             "io.tmp.dirs": str(self.state_dir / "tmp"),
             "python.executable": str(python),
             "python.client.executable": str(python),
@@ -101,12 +107,16 @@ class Flink(Engine):
         overview = fetch_json(f"{self.rest_url}/overview")
         return None if overview.get("taskmanagers", 0) >= 1 else "no TaskManager registered"
 
-    def run_python_job(self, job: Path, *args: str, detached: bool = False,
-                       timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def run_python_job(self, job: Path, *args: str, detached: bool = False, parallelism: int | None = None,
+                       savepoint: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """`flink run -py JOB ARGS` against the session cluster; raises EngineError on failure."""
         cmd = [str(self.flink_bin() / "flink"), "run", "-m", f"{self.config.host}:{self.config.flink.rest_port}"]
         if detached:
             cmd.append("--detached")
+        if parallelism is not None:
+            cmd += ["-p", str(parallelism)]
+        if savepoint is not None:
+            cmd += ["-s", savepoint]
         cmd += ["-py", str(job), *args]
         return run(cmd, f"flink run -py {job.name}", env={**os.environ, **self.environment()}, timeout=timeout)
 

@@ -74,6 +74,8 @@ class Kafka(Engine):
             f"log.dirs={self.log_dir}",
             f"num.partitions={kafka.events_partitions}",
             "auto.create.topics.enable=false",
+            # room for oversized records, so that the ingest job (not the broker) rejects them
+            "message.max.bytes=4194304",
             # the log is the system of record: Kappa reprocessing replays it from the start
             "log.retention.ms=-1",
             "offsets.topic.replication.factor=1",

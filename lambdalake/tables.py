@@ -1,0 +1,89 @@
+"""The platform's Iceberg tables, declared in iceberg/tables.yaml and created here through pyiceberg.
+
+Flink and Trino never create these tables: they write and read what this module made, so the
+schema and partitioning are defined once.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from lambdalake.config import PROJECT_ROOT, Config
+from lambdalake.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+TABLES_FILE = PROJECT_ROOT / "iceberg" / "tables.yaml"
+#: a table name a user may pass: namespace.table, lowercase letters, digits and underscores
+TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+
+
+def checked_table_name(name: str) -> str:
+    """The name itself when it is safe to put into SQL, else ConfigError."""
+    if not TABLE_NAME.match(name):
+        raise ConfigError(f"table name {name!r} must look like namespace.table "
+                          "(lowercase letters, digits, underscores)")
+    return name
+
+
+@cache
+def declarations(path: Path = TABLES_FILE) -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(path.read_text())
+
+
+def _iceberg_type(text: str, next_id: Any) -> Any:
+    from pyiceberg import types
+
+    simple = {"string": types.StringType(), "int": types.IntegerType(), "long": types.LongType(),
+              "timestamptz": types.TimestamptzType(), "boolean": types.BooleanType(),
+              "double": types.DoubleType()}
+    if text in simple:
+        return simple[text]
+    if match := re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", text):
+        return types.DecimalType(int(match[1]), int(match[2]))
+    if text == "map<string,string>":
+        return types.MapType(next_id(), types.StringType(), next_id(), types.StringType(), value_required=False)
+    raise ConfigError(f"{TABLES_FILE}: unsupported type {text!r}")
+
+
+def schema_of(declared: str) -> tuple[Any, Any]:
+    """The pyiceberg Schema and PartitionSpec of one declared table (e.g. 'raw.events')."""
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import DayTransform, HourTransform, IdentityTransform
+    from pyiceberg.types import NestedField
+
+    table = declarations()[declared]
+    ids = iter(range(1, 10_000))
+    columns = []
+    for column in table["fields"]:
+        field_id = next(ids)
+        columns.append(NestedField(field_id, column["name"], _iceberg_type(column["type"], lambda: next(ids)),
+                                   required=column.get("required", False), doc=column.get("doc")))
+    schema = Schema(*columns)
+    transforms = {"day": DayTransform(), "hour": HourTransform(), "identity": IdentityTransform()}
+    spec = PartitionSpec(*(
+        PartitionField(source_id=schema.find_field(p["source"]).field_id, field_id=1000 + i,
+                       transform=transforms[p["transform"]], name=f"{p['source']}_{p['transform']}")
+        for i, p in enumerate(table.get("partition_by", []))
+    ))
+    return schema, spec
+
+
+def ensure_table(config: Config, declared: str, name: str | None = None) -> Table:
+    """Create the declared table under `name` (default: its declared name) unless it exists."""
+    from lambdalake.catalog import load_catalog
+
+    name = checked_table_name(name or declared)
+    schema, spec = schema_of(declared)
+    catalog = load_catalog(config)
+    return catalog.create_table_if_not_exists(
+        name, schema=schema, partition_spec=spec,
+        properties={"comment": " ".join(declarations()[declared]["doc"].split()),
+                    "write.format.default": "parquet"})
