@@ -45,6 +45,7 @@ REASONS = (
     "bad_event_time",
     "absurd_event_time",
     "negative_amount",
+    "validator_error",
 )
 
 
@@ -134,6 +135,8 @@ def validate(payload: bytes | None, ingest_ms: int) -> Accepted | Rejected:
         return _validate(payload or b"", ingest_ms)
     except _Reject as reject:
         return Rejected(reject.code, f"{reject.code}: {reject.detail}")
+    except Exception as exc:  # noqa: BLE001 - a record the rules did not foresee must not stop the job
+        return Rejected("validator_error", f"validator_error: {type(exc).__name__}: {exc}"[:500])
 
 
 def _validate(payload: bytes, ingest_ms: int) -> Accepted:

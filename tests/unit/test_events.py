@@ -80,3 +80,14 @@ def test_kept_payload_is_cut_and_never_fails_on_bad_utf8() -> None:
     assert len(kept_payload(b"y" * 200_000)) == 64 * 1024
     assert kept_payload(b"\xff\xfeok") .endswith("ok")
     assert kept_payload(None) == ""
+
+
+def test_no_input_makes_the_validator_raise() -> None:
+    import random
+
+    rng = random.Random(0)
+    samples = [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200))) for _ in range(2000)]
+    samples += [json.dumps({**GOOD, key: value}).encode()
+                for key in GOOD for value in (None, 0, -1.5, "", [], {}, "9" * 400, True, 1e308)]
+    for payload in samples:
+        assert isinstance(validate(payload, INGEST_MS), (Accepted, Rejected))
