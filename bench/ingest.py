@@ -18,14 +18,13 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-import httpx
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake.catalog import load_catalog
 from lambdalake.config import load_config
-from lambdalake.engines.flink import Flink
 from lambdalake.generator import EventGenerator
-from lambdalake.ingest import IngestTarget, live_jobs, start
+from lambdalake.ingest import IngestTarget, start
+from lambdalake.jobs import cancel
 from lambdalake.producer import make_producer, produce
 from lambdalake.query import run_query
 
@@ -79,8 +78,7 @@ def main(events: int, samples: int, parallelism: int) -> dict[str, object]:
             "checkpoint_interval": config.flink.checkpoint_interval,
         }
     finally:
-        for job_id in live_jobs(config, target.job_name):
-            httpx.patch(f"{Flink(config).rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10)
+        cancel(config, target.job_name)
         admin.delete_topics([target.topic])[target.topic].result(30)
         catalog = load_catalog(config)
         for table in (target.events_table, target.rejected_table):

@@ -13,7 +13,7 @@ import typer
 from lambdalake.config import Config, load_config
 from lambdalake.errors import LambdalakeError
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_short=True)
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
 def _config() -> Config:
@@ -150,44 +150,68 @@ def produce(
     say(f"expected: {data['expected_accepted']} accepted, rejected {data['expected_rejected']}")
 
 
-ingest_app = typer.Typer(help="The ingest job: Kafka `events` -> Iceberg raw.events (+ raw.events_rejected).",
-                         no_args_is_help=True)
-app.add_typer(ingest_app, name="ingest")
+def _job_commands(kind: str, help_text: str) -> typer.Typer:
+    """start / stop / status for one long-running Flink job kind ("ingest" or "speed")."""
+    commands = typer.Typer(help=help_text, no_args_is_help=True)
+
+    def job_name(config: Config) -> str:
+        return getattr(config, kind).job_name
+
+    @commands.command("start")
+    def start(
+        parallelism: Annotated[int | None, typer.Option(help="Job parallelism (default: the config's).")] = None,
+        savepoint: Annotated[str | None, typer.Option(help="Resume from this savepoint (printed by `stop`).")] = None,
+    ) -> None:
+        """Create the job's tables if needed and submit it (a no-op when it runs already)."""
+        config = _config()
+        if kind == "ingest":
+            from lambdalake.ingest import IngestTarget, start as submit
+
+            job_id = submit(config, IngestTarget.default(config), parallelism=parallelism, savepoint=savepoint)
+        else:
+            from lambdalake.speed import SpeedTarget, start as submit_speed
+
+            job_id = submit_speed(config, SpeedTarget.default(config), parallelism=parallelism, savepoint=savepoint)
+        say(f"{kind} job {job_id} running; Flink UI: http://{config.host}:{config.flink.rest_port}/#/job/running")
+
+    @commands.command("stop")
+    def stop() -> None:
+        """Stop the job with a savepoint and print the savepoint's path."""
+        from lambdalake.jobs import stop as stop_with_savepoint
+
+        config = _config()
+        say(stop_with_savepoint(config, job_name(config)))
+
+    @commands.command("status")
+    def status() -> None:
+        """Print the job id and exit 0 when the job is live, else exit 1."""
+        from lambdalake.jobs import live_jobs
+
+        config = _config()
+        live = live_jobs(config, job_name(config))
+        if not live:
+            say(f"{kind} job not running")
+            raise typer.Exit(1)
+        say(f"{kind} job {live[0]} running")
+
+    return commands
 
 
-@ingest_app.command("start")
-def ingest_start(
-    parallelism: Annotated[int | None, typer.Option(help="Job parallelism (default: [ingest] parallelism).")] = None,
-    savepoint: Annotated[str | None, typer.Option(help="Resume from this savepoint (printed by `stop`).")] = None,
-) -> None:
-    """Create the raw tables if needed and submit the ingest job (no-op when it runs already)."""
-    from lambdalake.ingest import IngestTarget, start
-
-    config = _config()
-    job_id = start(config, IngestTarget.default(config), parallelism=parallelism, savepoint=savepoint)
-    say(f"ingest job {job_id} running; Flink UI: http://{config.host}:{config.flink.rest_port}/#/job/running")
+app.add_typer(_job_commands("ingest", "The ingest job: Kafka `events` -> raw.events (+ raw.events_rejected)."),
+              name="ingest")
+app.add_typer(_job_commands("speed", "The speed job: every view's real-time part -> speed.<view>."), name="speed")
 
 
-@ingest_app.command("stop")
-def ingest_stop() -> None:
-    """Stop the ingest job with a savepoint and print the savepoint's path."""
-    from lambdalake.ingest import stop
+@app.command()
+def views() -> None:
+    """List the view definitions in views/ (validating each) and their speed tables."""
+    from lambdalake.views import load_views
 
-    config = _config()
-    say(stop(config, config.ingest.job_name))
-
-
-@ingest_app.command("status")
-def ingest_status() -> None:
-    """Exit 0 and print the job id when the ingest job is live, else exit 1."""
-    from lambdalake.ingest import live_jobs
-
-    config = _config()
-    jobs = live_jobs(config, config.ingest.job_name)
-    if not jobs:
-        say("ingest job not running")
-        raise typer.Exit(1)
-    say(f"ingest job {jobs[0]} running")
+    for view in load_views():
+        dims = ", ".join(view.dimensions) or "-"
+        measures = ", ".join(f"{m.name}={m.agg}({m.column or '*'})" for m in view.measures)
+        say(f"{view.name} v{view.version} ({view.mode}): every {view.bucket_minutes} min by {dims}: {measures}"
+            f" -> {view.speed_table}")
 
 
 @app.command()
@@ -210,7 +234,24 @@ def show_config() -> None:
 def main() -> None:
     """Entry point: project errors become one plain message and exit code 1, no traceback."""
     try:
-        app()
+        app(standalone_mode=True)
     except LambdalakeError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except Exception as exc:
+        if not _unreachable_engine(exc):
+            raise
+        typer.echo(f"error: an engine did not answer ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                   "is the platform up? See `lambdalake status`, or start it with `lambdalake up`", err=True)
+        sys.exit(1)
+
+
+def _unreachable_engine(exc: BaseException) -> bool:
+    """Whether exc is a client failing to reach an engine (not a bug to show a traceback for)."""
+    import httpx
+    import requests
+    from sqlalchemy.exc import OperationalError
+    from trino.exceptions import TrinoConnectionError
+
+    return isinstance(exc, (httpx.TransportError, requests.ConnectionError, OperationalError, ConnectionError,
+                            TrinoConnectionError))

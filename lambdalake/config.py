@@ -76,6 +76,17 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class SpeedConfig:
+    group_id: str = "lambdalake-speed"
+    job_name: str = "lambdalake-speed"
+    parallelism: int = 1
+    #: rows are appended every this many seconds of processing time
+    window_seconds: int = 5
+    #: how long an event_id is remembered for deduplication (Flink duration, e.g. "1 h")
+    dedup_ttl: str = "1 h"
+
+
+@dataclass(frozen=True)
 class TrinoConfig:
     port: int = 8080
     heap: str = "4G"
@@ -107,6 +118,7 @@ class Config:
     flink: FlinkConfig = field(default_factory=FlinkConfig)
     trino: TrinoConfig = field(default_factory=TrinoConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
     airflow: AirflowConfig = field(default_factory=AirflowConfig)
     iceberg: IcebergConfig = field(default_factory=IcebergConfig)
 

@@ -15,5 +15,9 @@ class SetupError(LambdalakeError):
     """An engine could not be fetched or installed."""
 
 
+class QueryError(LambdalakeError):
+    """An engine refused a query (bad SQL, missing table, ...); the message is the engine's."""
+
+
 class EngineError(LambdalakeError):
     """An engine did not start, or did not become healthy in time."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lambdalake.config import Config
+from lambdalake.errors import QueryError
 
 
 def connect(config: Config, schema: str | None = None):  # type: ignore[no-untyped-def]
@@ -16,9 +17,14 @@ def connect(config: Config, schema: str | None = None):  # type: ignore[no-untyp
 
 def run_query(config: Config, sql: str) -> tuple[list[str], list[list[Any]]]:
     """Run one statement; return its column names and all rows."""
+    from trino.exceptions import TrinoQueryError
+
     with connect(config) as conn:
         cursor = conn.cursor()
-        cursor.execute(sql)
-        rows = cursor.fetchall()
+        try:
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+        except TrinoQueryError as exc:
+            raise QueryError(f"Trino: {exc.error_name}: {exc.message}") from exc
         columns = [d[0] for d in cursor.description or []]
     return columns, rows

@@ -54,15 +54,20 @@ def _iceberg_type(text: str, next_id: Any) -> Any:
 
 def schema_of(declared: str) -> tuple[Any, Any]:
     """The pyiceberg Schema and PartitionSpec of one declared table (e.g. 'raw.events')."""
+    table = declarations()[declared]
+    return build_schema(table["fields"], table.get("partition_by", []))
+
+
+def build_schema(fields: list[dict[str, Any]], partition_by: list[dict[str, str]]) -> tuple[Any, Any]:
+    """Schema and PartitionSpec from fields ({name, type, required?, doc?}) and partition_by ({source, transform})."""
     from pyiceberg.partitioning import PartitionField, PartitionSpec
     from pyiceberg.schema import Schema
     from pyiceberg.transforms import DayTransform, HourTransform, IdentityTransform
     from pyiceberg.types import NestedField
 
-    table = declarations()[declared]
     ids = iter(range(1, 10_000))
     columns = []
-    for column in table["fields"]:
+    for column in fields:
         field_id = next(ids)
         columns.append(NestedField(field_id, column["name"], _iceberg_type(column["type"], lambda: next(ids)),
                                    required=column.get("required", False), doc=column.get("doc")))
@@ -71,19 +76,20 @@ def schema_of(declared: str) -> tuple[Any, Any]:
     spec = PartitionSpec(*(
         PartitionField(source_id=schema.find_field(p["source"]).field_id, field_id=1000 + i,
                        transform=transforms[p["transform"]], name=f"{p['source']}_{p['transform']}")
-        for i, p in enumerate(table.get("partition_by", []))
+        for i, p in enumerate(partition_by)
     ))
     return schema, spec
 
 
 def ensure_table(config: Config, declared: str, name: str | None = None) -> Table:
     """Create the declared table under `name` (default: its declared name) unless it exists."""
+    schema, spec = schema_of(declared)
+    return create_if_missing(config, name or declared, schema, spec, declarations()[declared]["doc"])
+
+
+def create_if_missing(config: Config, name: str, schema: Any, spec: Any, doc: str) -> Table:
     from lambdalake.catalog import load_catalog
 
-    name = checked_table_name(name or declared)
-    schema, spec = schema_of(declared)
-    catalog = load_catalog(config)
-    return catalog.create_table_if_not_exists(
-        name, schema=schema, partition_spec=spec,
-        properties={"comment": " ".join(declarations()[declared]["doc"].split()),
-                    "write.format.default": "parquet"})
+    return load_catalog(config).create_table_if_not_exists(
+        checked_table_name(name), schema=schema, partition_spec=spec,
+        properties={"comment": " ".join(doc.split()), "write.format.default": "parquet"})

@@ -7,15 +7,14 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
-import httpx
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
-from lambdalake.engines.flink import Flink
 from lambdalake.generator import MALFORMED_KINDS, EventGenerator, Faults, Summary
-from lambdalake.ingest import IngestTarget, live_jobs, start, stop
+from lambdalake.ingest import IngestTarget, start
+from lambdalake.jobs import cancel, live_jobs, stop
 from lambdalake.producer import produce
 from lambdalake.query import run_query
 
@@ -31,8 +30,7 @@ def target(config: Config) -> Iterator[IngestTarget]:
     admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
     admin.create_topics([NewTopic(target.topic, num_partitions=3, replication_factor=1)])[target.topic].result(30)
     yield target
-    for job_id in live_jobs(config, target.job_name):
-        httpx.patch(f"{Flink(config).rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10)
+    cancel(config, target.job_name)
     admin.delete_topics([target.topic])[target.topic].result(30)
     catalog = load_catalog(config)
     for table in (target.events_table, target.rejected_table):

@@ -1,0 +1,88 @@
+"""Everything made from a view definition, in one place: its tables and the SQL of each layer.
+
+The speed layer's Flink SQL is made here (the batch recompute and the Trino serving view will
+be too), so no view is ever written twice. Names reaching SQL come from validated definitions
+(lambdalake.views) and are quoted; filter values are escaped literals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lambdalake.views import INGEST_BUCKET_MINUTES, View, source_columns
+
+#: columns every speed row starts with: where its events entered the log, and their bucket
+KEY_COLUMNS = ("ingest_bucket", "event_time_bucket")
+
+
+def _ident(name: str) -> str:
+    return f"`{name}`"
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def measure_type(view: View, agg: str, column: str | None) -> str:
+    """The Iceberg type of a measure: counts are longs, sums widen, min and max keep the type."""
+    if agg == "count":
+        return "long"
+    source_type = source_columns(view.source)[column]  # type: ignore[index]
+    if agg == "sum":
+        return "decimal(38,2)" if source_type.startswith("decimal") else "long"
+    return source_type
+
+
+def speed_fields(view: View) -> list[dict[str, Any]]:
+    """The speed table's columns, in order: ingest bucket, event-time bucket, dimensions, measures."""
+    columns = source_columns(view.source)
+    return [
+        {"name": "ingest_bucket", "type": "timestamptz", "required": True,
+         "doc": f"start of the {INGEST_BUCKET_MINUTES}-minute bucket in which the events reached Kafka"},
+        {"name": "event_time_bucket", "type": "timestamptz", "required": True,
+         "doc": f"start of the {view.bucket_minutes}-minute event-time bucket"},
+        *({"name": d, "type": columns[d]} for d in view.dimensions),
+        *({"name": m.name, "type": measure_type(view, m.agg, m.column), "required": m.agg == "count"}
+          for m in view.measures),
+    ]
+
+
+def speed_partition_by() -> list[dict[str, str]]:
+    return [{"source": "ingest_bucket", "transform": "day"}]
+
+
+def _bucket(ms_column: str, minutes: int) -> str:
+    width = minutes * 60_000
+    return f"TO_TIMESTAMP_LTZ({ms_column} - MOD({ms_column}, {width}), 3)"
+
+
+def speed_insert_sql(view: View, catalog: str, table: str, window_seconds: int, source: str = "first_arrivals") -> str:
+    """Flink SQL appending the view's partial aggregates to `table` every window_seconds.
+
+    `source` is a view of accepted events, deduplicated by event_id, with the columns of
+    raw.events plus event_time_ms, ingest_ms and a processing-time attribute proc_time.
+    Processing-time windows fire whatever the traffic; each row is keyed by its ingest and
+    event-time buckets, so rows from successive windows simply add up in the serving layer.
+    """
+    namespace, name = table.split(".")
+    ingest_bucket = _bucket("ingest_ms", INGEST_BUCKET_MINUTES)
+    event_bucket = _bucket("event_time_ms", view.bucket_minutes)
+    select = [f"{ingest_bucket} AS ingest_bucket", f"{event_bucket} AS event_time_bucket"]
+    select += [_ident(d) for d in view.dimensions]
+    for m in view.measures:
+        expression = "COUNT(*)" if m.agg == "count" else f"{m.agg.upper()}({_ident(m.column)})"  # type: ignore[arg-type]
+        select.append(f"{expression} AS {_ident(m.name)}")
+    where = [f"{_ident(column)} IN ({', '.join(_literal(v) for v in values)})" for column, values in view.where]
+    group_by = ["window_start", "window_end", ingest_bucket, event_bucket, *(_ident(d) for d in view.dimensions)]
+    lines = [
+        f"INSERT INTO {_ident(catalog)}.{_ident(namespace)}.{_ident(name)}",
+        "SELECT",
+        ",\n".join(f"    {s}" for s in select),
+        f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(proc_time), INTERVAL '{int(window_seconds)}' SECOND))",
+    ]
+    if where:
+        lines.append("WHERE " + "\n  AND ".join(where))
+    lines.append("GROUP BY " + ", ".join(group_by))
+    return "\n".join(lines)
+
+

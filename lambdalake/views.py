@@ -1,0 +1,173 @@
+"""Views (metrics), each defined once in views/<name>.yaml, validated before any SQL is made.
+
+A definition names its source (`raw.events`), an event-time bucket (a whole number of minutes),
+dimensions, mergeable measures (count, sum, min, max: a batch part and a speed part combine
+exactly), an optional equality filter, a mode (`lambda` or `kappa`) and a version. Every error
+names the file and the field. From a valid definition, `lambdalake.derive` makes the SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lambdalake.config import PROJECT_ROOT
+from lambdalake.errors import LambdalakeError
+from lambdalake.tables import declarations
+
+VIEWS_DIR = PROJECT_ROOT / "views"
+SOURCES = ("raw.events",)
+AGGREGATES = ("count", "sum", "min", "max")
+MODES = ("lambda", "kappa")
+#: every speed row carries the minute in which its events reached Kafka: the batch boundary
+#: moves in whole ingest buckets (DESIGN.md section 5)
+INGEST_BUCKET_MINUTES = 1
+#: columns a view may not use as a dimension or measure: the platform's own bookkeeping
+RESERVED = ("ingest_time", "kafka_partition", "kafka_offset", "properties")
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+KEYS = {"name", "version", "mode", "source", "bucket", "where", "dimensions", "measures"}
+
+
+class ViewError(LambdalakeError):
+    """A view definition is invalid; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    agg: str
+    #: None for count
+    column: str | None
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    version: int
+    mode: str
+    source: str
+    bucket_minutes: int
+    #: column -> allowed values (rows match when the column is one of them)
+    where: tuple[tuple[str, tuple[str, ...]], ...]
+    dimensions: tuple[str, ...]
+    measures: tuple[Measure, ...]
+
+    @property
+    def speed_table(self) -> str:
+        return f"speed.{self.name}"
+
+
+def source_columns(source: str) -> dict[str, str]:
+    """Column name -> declared type, for the columns of source a view may use."""
+    return {f["name"]: f["type"] for f in declarations()[source]["fields"] if f["name"] not in RESERVED}
+
+
+def _bucket_minutes(value: Any, fail: Any) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*(minute|minutes|hour|hours|day|days)\s*", str(value))
+    if not match or int(match[1]) == 0:
+        fail("bucket", f"{value!r} is not a whole number of minutes, hours or days (e.g. '5 minutes', '1 hour')")
+    unit = {"minute": 1, "hour": 60, "day": 1440}[match[2].rstrip("s")]  # type: ignore[index]
+    minutes = int(match[1]) * unit  # type: ignore[index]
+    if 1440 % minutes and minutes % 1440:
+        fail("bucket", f"{value!r} must divide a day evenly, or be a whole number of days")
+    return minutes
+
+
+def parse_view(data: Any, where_from: str) -> View:
+    """Validate one definition (the parsed YAML) and return it; ViewError names where_from and field."""
+
+    def fail(field: str, message: str) -> None:
+        raise ViewError(f"{where_from}: {field}: {message}")
+
+    if not isinstance(data, dict):
+        fail("(top level)", "must be a mapping of name, version, mode, source, bucket, dimensions, measures")
+    unknown = sorted(set(data) - KEYS)
+    if unknown:
+        fail(unknown[0], f"unknown key; known keys: {', '.join(sorted(KEYS))}")
+    for key in ("name", "version", "mode", "source", "bucket", "measures"):
+        if key not in data:
+            fail(key, "is required")
+    name = data["name"]
+    if not isinstance(name, str) or not NAME.match(name):
+        fail("name", f"{name!r} must be lowercase letters, digits and underscores, starting with a letter")
+    version = data["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        fail("version", f"{version!r} must be a positive integer")
+    if data["mode"] not in MODES:
+        fail("mode", f"{data['mode']!r} must be one of {', '.join(MODES)}")
+    if data["source"] not in SOURCES:
+        fail("source", f"{data['source']!r} must be one of {', '.join(SOURCES)}")
+    columns = source_columns(data["source"])
+
+    def column(field: str, value: Any) -> str:
+        if not isinstance(value, str) or value not in columns:
+            fail(field, f"unknown column {value!r}; columns of {data['source']}: {', '.join(columns)}")
+        return value
+
+    dimensions = data.get("dimensions") or []
+    if not isinstance(dimensions, list):
+        fail("dimensions", "must be a list of column names")
+    dims = tuple(column(f"dimensions[{i}]", d) for i, d in enumerate(dimensions))
+    if len(set(dims)) != len(dims):
+        fail("dimensions", "lists a column twice")
+
+    where = data.get("where") or {}
+    if not isinstance(where, dict):
+        fail("where", "must map column names to a value or a list of values")
+    filters = []
+    for key, allowed in where.items():
+        values = allowed if isinstance(allowed, list) else [allowed]
+        if not values or not all(isinstance(v, str) for v in values):
+            fail(f"where.{key}", "must be a string or a non-empty list of strings")
+        filters.append((column(f"where.{key}", key), tuple(values)))
+
+    measures_data = data["measures"]
+    if not isinstance(measures_data, list) or not measures_data:
+        fail("measures", "must be a non-empty list")
+    measures = []
+    taken = set(dims) | {"ingest_bucket", "event_time_bucket"}
+    for i, raw in enumerate(measures_data):
+        field = f"measures[{i}]"
+        if not isinstance(raw, dict) or set(raw) - {"name", "agg", "column"}:
+            fail(field, "must be a mapping of name, agg and (except for count) column")
+        measure_name = raw.get("name")
+        if not isinstance(measure_name, str) or not NAME.match(measure_name) or measure_name in taken:
+            fail(f"{field}.name", f"{measure_name!r} must be a new lowercase name (letters, digits, underscores)")
+        taken.add(measure_name)
+        agg = raw.get("agg")
+        if agg not in AGGREGATES:
+            fail(f"{field}.agg", f"{agg!r} is not mergeable; use one of {', '.join(AGGREGATES)} "
+                                 "(batch and speed parts must combine exactly)")
+        if agg == "count":
+            if "column" in raw:
+                fail(f"{field}.column", "count counts events: it takes no column")
+            measures.append(Measure(measure_name, agg, None))
+            continue
+        source_column = column(f"{field}.column", raw.get("column"))
+        if agg == "sum" and not re.match(r"(int|long|decimal)", columns[source_column]):
+            fail(f"{field}.column", f"sum needs a numeric column; {source_column} is {columns[source_column]}")
+        measures.append(Measure(measure_name, agg, source_column))
+
+    return View(name=name, version=version, mode=data["mode"], source=data["source"],
+                bucket_minutes=_bucket_minutes(data["bucket"], fail), where=tuple(filters), dimensions=dims,
+                measures=tuple(measures))
+
+
+def load_view(path: Path) -> View:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ViewError(f"{path}: not valid YAML: {exc}") from exc
+    view = parse_view(data, str(path))
+    if view.name != path.stem:
+        raise ViewError(f"{path}: name: {view.name!r} must match the file name {path.stem!r}")
+    return view
+
+
+def load_views(directory: Path = VIEWS_DIR) -> list[View]:
+    """Every view in directory, sorted by name."""
+    return [load_view(path) for path in sorted(directory.glob("*.yaml"))]
