@@ -1,0 +1,92 @@
+"""View definitions: validation errors that name file and field, golden SQL, and a fourth view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lambdalake.derive import speed_fields, speed_insert_sql
+from lambdalake.views import View, ViewError, load_view, load_views, parse_view
+
+GOLDEN = Path(__file__).parent / "golden"
+VALID = {
+    "name": "clicks_per_page", "version": 2, "mode": "lambda", "source": "raw.events", "bucket": "5 minutes",
+    "where": {"event_type": ["click", "add_to_cart"]}, "dimensions": ["page", "product_id"],
+    "measures": [{"name": "clicks", "agg": "count"}, {"name": "smallest", "agg": "min", "column": "amount"}],
+}
+
+
+def test_the_shipped_views_load() -> None:
+    assert [v.name for v in load_views()] == ["events_per_type", "page_views_per_page", "purchases_per_product"]
+
+
+@pytest.mark.parametrize("view", load_views(), ids=lambda v: v.name)
+def test_speed_sql_matches_golden(view: View) -> None:
+    golden = (GOLDEN / f"speed_{view.name}.sql").read_text()
+    assert speed_insert_sql(view, "lake", view.speed_table, 5) + "\n" == golden
+
+
+def test_a_fourth_view_defined_only_here_derives_its_sql_and_table() -> None:
+    view = parse_view(VALID, "test")
+    assert view.bucket_minutes == 5
+    sql = speed_insert_sql(view, "lake", "speed.clicks_per_page", 7)
+    assert "INSERT INTO `lake`.`speed`.`clicks_per_page`" in sql
+    assert "TO_TIMESTAMP_LTZ(event_time_ms - MOD(event_time_ms, 300000), 3) AS event_time_bucket" in sql
+    assert "WHERE `event_type` IN ('click', 'add_to_cart')" in sql
+    assert "MIN(`amount`) AS `smallest`" in sql and "COUNT(*) AS `clicks`" in sql
+    assert "INTERVAL '7' SECOND" in sql
+    assert sql.rstrip().endswith("GROUP BY window_start, window_end, TO_TIMESTAMP_LTZ(ingest_ms - MOD(ingest_ms, "
+                                 "60000), 3), TO_TIMESTAMP_LTZ(event_time_ms - MOD(event_time_ms, 300000), 3), "
+                                 "`page`, `product_id`")
+    assert [(f["name"], f["type"]) for f in speed_fields(view)] == [
+        ("ingest_bucket", "timestamptz"), ("event_time_bucket", "timestamptz"), ("page", "string"),
+        ("product_id", "string"), ("clicks", "long"), ("smallest", "decimal(12,2)")]
+
+
+def test_filter_values_are_escaped_literals() -> None:
+    view = parse_view({**VALID, "where": {"page": "/it's"}}, "test")
+    assert "`page` IN ('/it''s')" in speed_insert_sql(view, "lake", "speed.x", 5)
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    ({"name": "Bad-Name"}, "name", "lowercase"),
+    ({"name": "x; drop table y"}, "name", "lowercase"),
+    ({"version": 0}, "version", "positive integer"),
+    ({"mode": "sigma"}, "mode", "lambda, kappa"),
+    ({"source": "raw.other"}, "source", "raw.events"),
+    ({"bucket": "90 seconds"}, "bucket", "whole number of minutes"),
+    ({"bucket": "7 minutes"}, "bucket", "divide a day evenly"),
+    ({"bucket": "0 minutes"}, "bucket", "whole number"),
+    ({"dimensions": ["page", "nope"]}, "dimensions[1]", "unknown column 'nope'"),
+    ({"dimensions": ["kafka_offset"]}, "dimensions[0]", "unknown column"),
+    ({"dimensions": ["page", "page"]}, "dimensions", "twice"),
+    ({"where": {"colour": "red"}}, "where.colour", "unknown column"),
+    ({"where": {"page": 3}}, "where.page", "string"),
+    ({"measures": []}, "measures", "non-empty"),
+    ({"measures": [{"name": "u", "agg": "count_distinct", "column": "user_id"}]}, "measures[0].agg", "not mergeable"),
+    ({"measures": [{"name": "u", "agg": "avg", "column": "amount"}]}, "measures[0].agg", "not mergeable"),
+    ({"measures": [{"name": "s", "agg": "sum", "column": "page"}]}, "measures[0].column", "numeric"),
+    ({"measures": [{"name": "s", "agg": "sum"}]}, "measures[0].column", "unknown column None"),
+    ({"measures": [{"name": "n", "agg": "count", "column": "page"}]}, "measures[0].column", "no column"),
+    ({"measures": [{"name": "page", "agg": "count"}]}, "measures[0].name", "new lowercase name"),
+    ({"colour": "red"}, "colour", "unknown key"),
+])
+def test_bad_definitions_name_the_field(change: dict, field: str, message: str) -> None:
+    with pytest.raises(ViewError) as error:
+        parse_view({**VALID, **change}, "views/x.yaml")
+    assert str(error.value).startswith(f"views/x.yaml: {field}: ")
+    assert message in str(error.value)
+
+
+def test_missing_keys_and_file_name_mismatch(tmp_path: Path) -> None:
+    with pytest.raises(ViewError, match="views/x.yaml: measures: is required"):
+        parse_view({k: v for k, v in VALID.items() if k != "measures"}, "views/x.yaml")
+    path = tmp_path / "other_name.yaml"
+    path.write_text(yaml.safe_dump(VALID))
+    with pytest.raises(ViewError, match=f"{path}: name: 'clicks_per_page' must match the file name"):
+        load_view(path)
+    path.write_text("name: [unclosed")
+    with pytest.raises(ViewError, match="not valid YAML"):
+        load_view(path)
