@@ -5,6 +5,7 @@
 2. The master dataset: the ingest job running, clickstream events with every kind of fault
    produced to Kafka, and Trino showing that each record landed in `raw.events` or, with its
    reason, in `raw.events_rejected`.
+3. The speed layer: the speed job's views in `speed.*`, counting each event once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from lambdalake.generator import EventGenerator, Faults
 from lambdalake.ingest import IngestTarget, start
 from lambdalake.producer import produce
 from lambdalake.query import run_query
+from lambdalake.speed import SpeedTarget
+from lambdalake.speed import start as start_speed
 
 DEMO_TABLE = "meta.demo_roundtrip"
 
@@ -93,3 +96,23 @@ def run_demo(config: Config, say: Callable[[str], None]) -> None:
         say("  " + " | ".join(str(v) for v in row))
 
     ingest_demo(config, say)
+    speed_demo(config, say)
+
+
+def speed_demo(config: Config, say: Callable[[str], None], timeout: float = 180) -> None:
+    job_id = start_speed(config, SpeedTarget.default(config))
+    say(f"speed job {job_id} runs; waiting for speed.events_per_type to count every distinct event")
+    deadline = time.monotonic() + timeout
+    query = ("select (select count(distinct event_id) from raw.events), "
+             "(select coalesce(sum(events), 0) from speed.events_per_type)")
+    while (counts := run_query(config, query)[1][0])[0] != counts[1]:
+        if time.monotonic() > deadline:
+            raise EngineError(f"speed.events_per_type counts {counts[1]}, raw.events holds {counts[0]} distinct "
+                              f"events after {timeout:.0f}s; see the Flink UI")
+        time.sleep(2)
+    say(f"raw.events holds {counts[0]} distinct events; speed.events_per_type counts {counts[1]}")
+    _, rows = run_query(config, "select page, sum(page_views) from speed.page_views_per_page "
+                                "group by 1 order by 2 desc limit 5")
+    say("Trino: the five most viewed pages, from speed.page_views_per_page")
+    for page, n in rows:
+        say(f"  {page:<14} {n}")
