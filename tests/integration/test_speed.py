@@ -7,6 +7,8 @@ first sent), with plain Python: not with the platform's validation or derived SQ
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -115,9 +117,10 @@ def wait_for(config: Config, target: SpeedTarget, expected: dict, timeout: float
 
 
 def kill_taskmanager(config: Config) -> int:
+    """SIGKILL the TaskManager's whole process group (its JVM and Python workers), as a lost host."""
     for proc in Supervisor(config).leftovers():
         if any("TaskManagerRunner" in part for part in proc.cmdline()):
-            proc.kill()
+            os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
             return proc.pid
     raise AssertionError("no TaskManager process found")
 
