@@ -74,6 +74,9 @@ class Kafka(Engine):
             f"log.dirs={self.log_dir}",
             f"num.partitions={kafka.events_partitions}",
             "auto.create.topics.enable=false",
+            # ingest_time is when the platform received a record: the broker's clock, never a
+            # producer's; per partition it only grows, which the batch boundary relies on
+            "log.message.timestamp.type=LogAppendTime",
             # room for oversized records, so that the ingest job (not the broker) rejects them
             "message.max.bytes=4194304",
             # the log is the system of record: Kappa reprocessing replays it from the start

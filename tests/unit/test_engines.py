@@ -61,6 +61,7 @@ def test_kafka_listens_on_the_configured_host_and_keeps_the_log_forever(config: 
     assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:9093" in properties
     assert "log.retention.ms=-1" in properties
     assert "auto.create.topics.enable=false" in properties
+    assert "log.message.timestamp.type=LogAppendTime" in properties
 
 
 def test_trino_catalog_uses_the_shared_catalog_name(config: Config) -> None:
