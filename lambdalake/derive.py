@@ -86,3 +86,90 @@ def speed_insert_sql(view: View, catalog: str, table: str, window_seconds: int, 
     return "\n".join(lines)
 
 
+
+
+# --- batch layer and serving layer (Trino SQL) ------------------------------------------------
+
+MERGE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
+TIMESTAMP = "timestamp(6) with time zone"
+
+
+def _trino_ident(name: str) -> str:
+    return '"' + name + '"'
+
+
+def _trino_bucket(column: str, minutes: int) -> str:
+    seconds = minutes * 60
+    return f"cast(from_unixtime(floor(to_unixtime({column}) / {seconds}) * {seconds}, 'UTC') as {TIMESTAMP})"
+
+
+def trino_timestamp(moment: str) -> str:
+    """A Trino literal for an ISO-8601 UTC instant such as '2026-11-26 14:30:00'."""
+    return f"timestamp '{moment} UTC'"
+
+
+def _qualified(catalog: str, table: str) -> str:
+    namespace, name = table.split(".")
+    return f"{_trino_ident(catalog)}.{_trino_ident(namespace)}.{_trino_ident(name)}"
+
+
+def batch_select_sql(view: View, catalog: str, source_table: str, source_snapshot: int, boundary: str) -> str:
+    """Trino SQL: the view over every event that first arrived before `boundary`, from one snapshot.
+
+    Deduplication follows the speed layer's rule: an event_id counts once, at its first
+    arrival (ingest time, then partition and offset), so batch and speed agree exactly.
+    """
+    bucket = _trino_bucket("event_time", view.bucket_minutes)
+    dims = [_trino_ident(d) for d in view.dimensions]
+    aggs = [f"count(*) as {_trino_ident(m.name)}" if m.agg == "count"
+            else f"{m.agg}({_trino_ident(m.column)}) as {_trino_ident(m.name)}"  # type: ignore[arg-type]
+            for m in view.measures]
+    filters = [f"ingest_time < {trino_timestamp(boundary)}"]
+    filters += [f"{_trino_ident(c)} in ({', '.join(_literal(v) for v in values)})" for c, values in view.where]
+    return "\n".join([
+        "with events as (",
+        f"    select * from {_qualified(catalog, source_table)} for version as of {int(source_snapshot)}",
+        "),",
+        "arrivals as (",
+        "    select *, row_number() over (partition by event_id order by ingest_time, kafka_partition, kafka_offset)"
+        " as arrival",
+        "    from events",
+        "),",
+        "first_arrivals as (",
+        "    select * from arrivals where arrival = 1",
+        ")",
+        "select",
+        ",\n".join(f"    {c}" for c in [f"{bucket} as event_time_bucket", *dims, *aggs]),
+        "from first_arrivals",
+        "where " + "\n  and ".join(filters),
+        "group by " + ", ".join(["1", *dims]),
+    ])
+
+
+def serving_view_sql(view: View, catalog: str, serving_table: str, speed_table: str, batch_table: str | None,
+                     boundary: str | None) -> str:
+    """Trino SQL for serving.<view>: batch rows, plus speed rows at or after the boundary, re-aggregated.
+
+    With no batch run yet (batch_table None), serving is the speed layer alone. The boundary is
+    a literal in the view, so replacing the view moves batch table and boundary in one step.
+    """
+    dims = [_trino_ident(d) for d in view.dimensions]
+    measures = [_trino_ident(m.name) for m in view.measures]
+    columns = ", ".join(["event_time_bucket", *dims, *measures])
+    speed = _qualified(catalog, speed_table)
+    parts = []
+    if batch_table is not None:
+        parts.append(f"    select {columns} from {_qualified(catalog, batch_table)}")
+        parts.append(f"    select {columns} from {speed} where ingest_bucket >= {trino_timestamp(boundary)}")  # type: ignore[arg-type]
+    else:
+        parts.append(f"    select {columns} from {speed}")
+    merged = [f"{MERGE[m.agg]}({_trino_ident(m.name)}) as {_trino_ident(m.name)}" for m in view.measures]
+    return "\n".join([
+        f"create or replace view {_qualified(catalog, serving_table)} as",
+        "with parts as (",
+        "\n    union all\n".join(parts),
+        ")",
+        "select " + ", ".join(["event_time_bucket", *dims, *merged]),
+        "from parts",
+        "group by " + ", ".join(["event_time_bucket", *dims]),
+    ])

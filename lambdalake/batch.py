@@ -1,0 +1,167 @@
+"""The batch layer: choose the boundary B, recompute each lambda view below it, swap serving.
+
+B is a whole ingest minute below which the master dataset is provably complete: per Kafka
+partition, ingest times only grow (the broker stamps them), and the ingest job commits a
+prefix of each partition. So a partition whose newest ingested record has ingest time M holds
+every record before M; one whose every offset is ingested holds every record up to now.
+B = the minute floor of the smallest of those, over all partitions.
+
+Each run writes a new table `batch.<view>__b<B>` (one Iceberg commit, by Trino's CREATE TABLE
+AS), then replaces `serving.<view>` with one CREATE OR REPLACE VIEW naming that table and B:
+readers see old batch + old B or new batch + new B, never a mix. A run killed anywhere leaves
+serving as it was; the next run redoes its work (every step is idempotent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from lambdalake.catalog import load_catalog
+from lambdalake.config import Config
+from lambdalake.derive import batch_select_sql, serving_view_sql
+from lambdalake.errors import EngineError
+from lambdalake.query import run_query
+from lambdalake.views import INGEST_BUCKET_MINUTES, View, load_views
+
+BOUNDARY_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass(frozen=True)
+class Layers:
+    """The tables one deployment of the views uses; the default is the platform's own."""
+
+    topic: str
+    events_table: str = "raw.events"
+    rejected_table: str = "raw.events_rejected"
+    #: appended to speed, batch and serving table names (tests use their own)
+    suffix: str = ""
+
+    def speed(self, view: View) -> str:
+        return f"speed.{view.name}{self.suffix}"
+
+    def serving(self, view: View) -> str:
+        return f"serving.{view.name}{self.suffix}"
+
+    def batch(self, view: View, boundary: datetime) -> str:
+        return f"batch.{view.name}{self.suffix}__b{boundary:%Y%m%d%H%M}"
+
+
+@dataclass(frozen=True)
+class Boundary:
+    moment: datetime
+    #: the snapshot of the master dataset every view of this run is computed from
+    events_snapshot: int
+
+    @property
+    def literal(self) -> str:
+        return self.moment.strftime(BOUNDARY_FORMAT)
+
+
+def floor_to_bucket(moment: datetime) -> datetime:
+    minutes = INGEST_BUCKET_MINUTES
+    floored = moment.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    return floored - timedelta(minutes=floored.minute % minutes)
+
+
+def complete_until(ingested: dict[int, tuple[int, datetime]], high_watermarks: dict[int, int],
+                   now: datetime) -> datetime | None:
+    """The instant below which every partition is completely in the master dataset, minute-floored.
+
+    `ingested`: partition -> (largest offset, largest ingest time) found in the master dataset;
+    `high_watermarks`: partition -> Kafka's next offset. None when no partition is known.
+    """
+    if not high_watermarks:
+        return None
+    limits = []
+    for partition, next_offset in high_watermarks.items():
+        offset, newest = ingested.get(partition, (-1, None))
+        if offset >= next_offset - 1:
+            limits.append(now)  # everything the partition holds is ingested
+        elif newest is None:
+            return None  # records exist, none ingested yet: nothing is known complete
+        else:
+            limits.append(newest)
+    return floor_to_bucket(min(limits))
+
+
+def _high_watermarks(config: Config, topic: str) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": f"{config.host}:{config.kafka.port}", "group.id": "lambdalake-batch",
+                         "enable.auto.commit": False, "log_level": 0})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        if topic not in metadata.topics or metadata.topics[topic].error is not None:
+            raise EngineError(f"Kafka topic {topic!r} not found")
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in metadata.topics[topic].partitions}
+    finally:
+        consumer.close()
+
+
+def choose_boundary(config: Config, layers: Layers) -> Boundary | None:
+    """B for this run, with the snapshots it is computed from; None when nothing is complete yet."""
+    now = datetime.now(timezone.utc)  # read before the watermarks: complete "up to now" is then safe
+    high_watermarks = _high_watermarks(config, layers.topic)
+    catalog = load_catalog(config)
+    events = catalog.load_table(layers.events_table).current_snapshot()
+    rejected = catalog.load_table(layers.rejected_table).current_snapshot()
+    if events is None:
+        return None
+    parts = [f"select kafka_partition, kafka_offset, ingest_time from {layers.events_table} "
+             f"for version as of {events.snapshot_id}"]
+    if rejected is not None:
+        parts.append(f"select kafka_partition, kafka_offset, ingest_time from {layers.rejected_table} "
+                     f"for version as of {rejected.snapshot_id}")
+    _, rows = run_query(config, "select kafka_partition, max(kafka_offset), max(ingest_time) from ("
+                                + " union all ".join(parts) + ") group by 1")
+    ingested = {partition: (offset, newest) for partition, offset, newest in rows}
+    moment = complete_until(ingested, high_watermarks, now)
+    return None if moment is None else Boundary(moment, events.snapshot_id)
+
+
+def _batch_tables(config: Config, layers: Layers, view: View) -> list[str]:
+    prefix = f"{view.name}{layers.suffix}__b"
+    _, rows = run_query(config, "show tables from batch")
+    return sorted(f"batch.{name}" for (name,) in rows if name.startswith(prefix) and name[len(prefix):].isdigit())
+
+
+def current_boundary(config: Config, layers: Layers, view: View) -> datetime | None:
+    """The boundary serving uses now: that of the newest batch table (None before any run)."""
+    tables = _batch_tables(config, layers, view)
+    if not tables:
+        return None
+    return datetime.strptime(tables[-1].rsplit("__b", 1)[1], "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
+
+
+def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundary) -> str:
+    """Write the view's batch table below B, then point serving at it. Idempotent; returns the table."""
+    catalog = config.iceberg.catalog_name
+    previous = current_boundary(config, layers, view)
+    if previous is not None and previous > boundary.moment:
+        return layers.batch(view, previous)  # never move B backwards
+    table = layers.batch(view, boundary.moment)
+    select = batch_select_sql(view, catalog, layers.events_table, boundary.events_snapshot, boundary.literal)
+    namespace, name = table.split(".")
+    run_query(config, f'create or replace table "{catalog}"."{namespace}"."{name}" as\n{select}')
+    run_query(config, serving_view_sql(view, catalog, layers.serving(view), layers.speed(view), table,
+                                       boundary.literal))
+    # keep the previous table a run longer: a query that started before the swap may still read it
+    for old in _batch_tables(config, layers, view)[:-2]:
+        run_query(config, f"drop table if exists {old}")
+    return table
+
+
+def ensure_serving(config: Config, layers: Layers) -> None:
+    """Create serving.<view> as the speed layer alone for every view that has none yet."""
+    _, rows = run_query(config, "show tables from serving")
+    existing = {name for (name,) in rows}
+    for view in load_views():
+        if f"{view.name}{layers.suffix}" not in existing:
+            run_query(config, serving_view_sql(view, config.iceberg.catalog_name, layers.serving(view),
+                                               layers.speed(view), None, None))
+
+
+def lambda_views() -> list[View]:
+    return [view for view in load_views() if view.mode == "lambda"]
