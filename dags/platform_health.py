@@ -21,6 +21,7 @@ from airflow.sdk import dag, task
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["lambdalake", "platform"],
+    default_args={"owner": "lambdalake", "retries": 1},
 )
 def platform_health() -> None:
     @task

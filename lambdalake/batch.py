@@ -105,6 +105,8 @@ def choose_boundary(config: Config, layers: Layers) -> Boundary | None:
     now = datetime.now(timezone.utc)  # read before the watermarks: complete "up to now" is then safe
     high_watermarks = _high_watermarks(config, layers.topic)
     catalog = load_catalog(config)
+    if not (catalog.table_exists(layers.events_table) and catalog.table_exists(layers.rejected_table)):
+        return None  # the ingest job has not run yet: there is no master dataset to recompute from
     events = catalog.load_table(layers.events_table).current_snapshot()
     rejected = catalog.load_table(layers.rejected_table).current_snapshot()
     if events is None:
@@ -155,6 +157,9 @@ def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundar
 
 def ensure_serving(config: Config, layers: Layers) -> None:
     """Create serving.<view> as the speed layer alone for every view that has none yet."""
+    from lambdalake.speed import ensure_speed_tables
+
+    ensure_speed_tables(config, layers.suffix)
     _, rows = run_query(config, "show tables from serving")
     existing = {name for (name,) in rows}
     for view in load_views():
@@ -165,3 +170,32 @@ def ensure_serving(config: Config, layers: Layers) -> None:
 
 def lambda_views() -> list[View]:
     return [view for view in load_views() if view.mode == "lambda"]
+
+
+def run_once(config: Config, layers: Layers, views: list[str] | None = None) -> dict[str, str]:
+    """One whole batch run, as the DAG does it: boundary, then each view. Returns view -> table."""
+    boundary = choose_boundary(config, layers)
+    if boundary is None:
+        return {}
+    chosen = [v for v in lambda_views() if not views or v.name in views]
+    return {view.name: recompute_view(config, layers, view, boundary) for view in chosen}
+
+
+def layers_from(config: Config, params: dict[str, object]) -> Layers:
+    """Layers from the DAG's params (validated by Airflow's form, checked again here)."""
+    from lambdalake.jobs import check_name
+    from lambdalake.tables import checked_table_name
+
+    suffix = str(params.get("suffix") or "")
+    if suffix and not suffix.replace("_", "").isalnum():
+        raise EngineError(f"suffix {suffix!r} may only hold a-z, 0-9 and '_'")
+    return Layers(topic=check_name(str(params.get("topic") or config.kafka.events_topic), "topic"),
+                  events_table=checked_table_name(str(params.get("events_table") or "raw.events")),
+                  rejected_table=checked_table_name(str(params.get("rejected_table") or "raw.events_rejected")),
+                  suffix=suffix.lower())
+
+
+def recompute_by_name(config: Config, params: dict[str, object], view_name: str, chosen: dict[str, object]) -> str:
+    view = next(v for v in lambda_views() if v.name == view_name)
+    boundary = Boundary(datetime.fromisoformat(str(chosen["moment"])), int(chosen["snapshot"]))  # type: ignore[arg-type]
+    return recompute_view(config, layers_from(config, params), view, boundary)

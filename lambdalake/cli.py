@@ -202,6 +202,33 @@ app.add_typer(_job_commands("ingest", "The ingest job: Kafka `events` -> raw.eve
 app.add_typer(_job_commands("speed", "The speed job: every view's real-time part -> speed.<view>."), name="speed")
 
 
+@app.command("serving-refresh")
+def serving_refresh() -> None:
+    """Create serving.<view> (speed layer only until a batch run) for every view that has none."""
+    from lambdalake.batch import Layers, ensure_serving
+
+    config = _config()
+    ensure_serving(config, Layers(topic=config.kafka.events_topic))
+    say("serving views in place")
+
+
+@app.command("batch-run")
+def batch_run(
+    view: Annotated[list[str] | None, typer.Option(help="Only this view (repeatable); default: all.")] = None,
+) -> None:
+    """One batch recompute now, without Airflow (the `batch_recompute` DAG runs the same code)."""
+    from lambdalake.batch import Layers, ensure_serving, run_once
+
+    config = _config()
+    layers = Layers(topic=config.kafka.events_topic)
+    ensure_serving(config, layers)
+    written = run_once(config, layers, view)
+    if not written:
+        say("nothing complete in the master dataset yet: serving is the speed layer alone")
+    for name, table in written.items():
+        say(f"serving.{name} <- {table} + speed rows from its boundary on")
+
+
 @app.command()
 def views() -> None:
     """List the view definitions in views/ (validating each) and their speed tables."""

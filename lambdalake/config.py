@@ -87,6 +87,12 @@ class SpeedConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    #: when `batch_recompute` runs (a cron expression or an Airflow preset such as @hourly)
+    schedule: str = "@hourly"
+
+
+@dataclass(frozen=True)
 class TrinoConfig:
     port: int = 8080
     heap: str = "4G"
@@ -119,6 +125,7 @@ class Config:
     trino: TrinoConfig = field(default_factory=TrinoConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
     airflow: AirflowConfig = field(default_factory=AirflowConfig)
     iceberg: IcebergConfig = field(default_factory=IcebergConfig)
 

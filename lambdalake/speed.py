@@ -44,20 +44,22 @@ class SpeedTarget:
         return view.speed_table + self.table_suffix
 
 
-def ensure_speed_tables(config: Config, target: SpeedTarget) -> list[str]:
+def ensure_speed_tables(config: Config, suffix: str = "") -> list[str]:
+    """Create speed.<view><suffix> for every view that has none; return their names."""
     made = []
     for view in load_views():
         schema, spec = build_schema(speed_fields(view), speed_partition_by())
-        create_if_missing(config, target.table(view), schema, spec,
+        table = view.speed_table + suffix
+        create_if_missing(config, table, schema, spec,
                           f"Real-time part of view {view.name} v{view.version}, appended by the speed job.")
-        made.append(target.table(view))
+        made.append(table)
     return made
 
 
 def start(config: Config, target: SpeedTarget, *, parallelism: int | None = None,
           savepoint: str | None = None) -> str:
     """Create the speed tables if needed and submit the job unless it is live; return its job id."""
-    ensure_speed_tables(config, target)
+    ensure_speed_tables(config, target.table_suffix)
     speed = config.speed
     args = ["--topic", target.topic, "--group-id", target.group_id, "--table-suffix", target.table_suffix,
             "--window-seconds", str(speed.window_seconds), "--dedup-ttl", speed.dedup_ttl]

@@ -25,3 +25,6 @@ def test_dag_file_loads_with_docs_and_tags(dag_file: Path) -> None:
         assert dag.dag_id == dag_file.stem
         assert dag.doc_md and dag.doc_md.strip()
         assert "lambdalake" in dag.tags
+        for task in dag.tasks:
+            assert task.owner == "lambdalake", task.task_id
+            assert task.retries >= 1, task.task_id

@@ -1,0 +1,78 @@
+"""
+### Batch recompute
+
+Recomputes every **lambda** view from the whole master dataset (`raw.events`) and swaps it into
+`serving.<view>`:
+
+1. **boundary** — chooses B, the newest whole ingest minute below which `raw.events` is provably
+   complete, and the Iceberg snapshot every view of this run reads.
+2. **recompute** (one task per view) — writes `batch.<view>__b<B>` with Trino (each event_id
+   once, at its first arrival), then replaces `serving.<view>` in one statement: batch below B,
+   speed at or after B. Readers never see a new batch with an old boundary.
+
+Safe to retry at any step. The params select views or another set of tables (used by tests).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+
+from lambdalake.config import load_config
+from lambdalake.views import load_views
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+
+
+@dag(
+    dag_id=Path(__file__).stem,
+    doc_md=__doc__,
+    schedule=load_config().batch.schedule,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["lambdalake", "batch"],
+    default_args={"owner": "lambdalake", "retries": 2, "retry_delay": timedelta(seconds=20)},
+    params={
+        "views": Param([], type="array", items={"type": "string", "pattern": r"^[a-z][a-z0-9_]*$"},
+                       title="Views", description="Only these views; empty means every lambda view."),
+        "topic": Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                       title="Kafka topic", description="Empty: the config's events topic."),
+        "events_table": Param("raw.events", type="string", pattern=NAME_PATTERN, title="Master dataset"),
+        "rejected_table": Param("raw.events_rejected", type="string", pattern=NAME_PATTERN,
+                                title="Rejected records"),
+        "suffix": Param("", type="string", pattern=r"^[a-z0-9_]*$", title="Table suffix",
+                        description="Appended to speed, batch and serving table names."),
+    },
+)
+def batch_recompute() -> None:
+    @task
+    def boundary(params: dict) -> dict | None:  # type: ignore[type-arg]
+        from lambdalake.batch import choose_boundary, layers_from
+
+        chosen = choose_boundary(load_config(), layers_from(load_config(), params))
+        return None if chosen is None else {"moment": chosen.moment.isoformat(), "snapshot": chosen.events_snapshot}
+
+    @task
+    def views(params: dict) -> list[str]:  # type: ignore[type-arg]
+        from lambdalake.batch import lambda_views
+
+        known = [v.name for v in lambda_views()]
+        unknown = sorted(set(params["views"]) - set(known))
+        if unknown:
+            raise ValueError(f"unknown view(s) {', '.join(unknown)}; lambda views: {', '.join(known)}")
+        return [name for name in known if not params["views"] or name in params["views"]]
+
+    @task(outlets=[Asset(f"lake://batch/{view.name}") for view in load_views()])
+    def recompute(view: str, chosen: dict | None, params: dict) -> str | None:  # type: ignore[type-arg]
+        from lambdalake.batch import recompute_by_name
+
+        return None if chosen is None else recompute_by_name(load_config(), params, view, chosen)
+
+    recompute.partial(chosen=boundary()).expand(view=views())
+
+
+batch_recompute()

@@ -1,0 +1,153 @@
+"""The merge invariant on the real engines: serving = batch below B + speed from B, exactly.
+
+Events stream (with late, duplicate and malformed records) while `batch_recompute` runs three
+times, triggered through Airflow's REST API. At many instants, each serving.<view> bucket must
+not exceed the truth (nothing counted twice); once the stream stops and the speed layer has
+caught up, serving must equal the truth exactly. The truth is computed in the test, in plain
+Python, from the records sent (the first copy of each good event).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta, timezone
+from itertools import islice
+
+import httpx
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from lambdalake.batch import Layers, current_boundary, ensure_serving
+from lambdalake.catalog import load_catalog
+from lambdalake.config import Config
+from lambdalake.engines.airflow import Airflow
+from lambdalake.generator import EventGenerator, Faults, Record
+from lambdalake.ingest import IngestTarget
+from lambdalake.ingest import start as start_ingest
+from lambdalake.jobs import cancel
+from lambdalake.query import run_query
+from lambdalake.speed import SpeedTarget
+from lambdalake.speed import start as start_speed
+from lambdalake.views import load_views
+from tests.integration.test_speed import SPEED_TOTALS, send, truth
+
+FAULTS = Faults(late_fraction=0.15, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
+DAG_ID = "batch_recompute"
+
+
+@pytest.fixture(scope="module")
+def layers(config: Config) -> Iterator[Layers]:
+    suffix = uuid.uuid4().hex[:8]
+    layers = Layers(topic=f"test-batch-{suffix}", events_table=f"raw.test_batch_events_{suffix}",
+                    rejected_table=f"raw.test_batch_rejected_{suffix}", suffix=f"__t{suffix}")
+    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin.create_topics([NewTopic(layers.topic, num_partitions=3, replication_factor=1)])[layers.topic].result(30)
+    ingest = IngestTarget(layers.topic, f"{layers.topic}-ingest", layers.events_table, layers.rejected_table,
+                          f"{layers.topic}-ingest")
+    speed = SpeedTarget(layers.topic, f"{layers.topic}-speed", f"{layers.topic}-speed", layers.suffix)
+    start_ingest(config, ingest)
+    start_speed(config, speed)
+    ensure_serving(config, layers)
+    yield layers
+    for job in (ingest.job_name, speed.job_name):
+        cancel(config, job)
+    admin.delete_topics([layers.topic])[layers.topic].result(30)
+    catalog = load_catalog(config)
+    _, rows = run_query(config, "show tables from batch")
+    for view in load_views():
+        run_query(config, f"drop view if exists {layers.serving(view)}")
+        batch_tables = [f"batch.{name}" for (name,) in rows if name.startswith(f"{view.name}{layers.suffix}__b")]
+        for table in [layers.speed(view), *batch_tables]:
+            if catalog.table_exists(table):
+                catalog.purge_table(table)
+    for table in (layers.events_table, layers.rejected_table):
+        if catalog.table_exists(table):
+            catalog.purge_table(table)
+
+
+def serving_totals(config: Config, layers: Layers) -> dict[str, dict[tuple, tuple]]:
+    totals = {}
+    for view in load_views():
+        _, rows = run_query(config, SPEED_TOTALS[view.name].format(t=layers.serving(view)))
+        totals[view.name] = {(row[0].astimezone(timezone.utc), row[1]): tuple(row[2:]) for row in rows}
+    return totals
+
+
+def never_above(serving: dict[str, dict[tuple, tuple]], expected: dict[str, dict[tuple, tuple]]) -> list[str]:
+    """Buckets where serving exceeds the truth: counted twice (or counted and never sent)."""
+    wrong = []
+    for name, buckets in serving.items():
+        for key, values in buckets.items():
+            bound = expected[name].get(key)
+            if bound is None or any(v is not None and b is not None and v > b for v, b in zip(values, bound)):
+                wrong.append(f"{name} {key}: serving {values} > truth {bound}")
+    return wrong
+
+
+class Stream(threading.Thread):
+    """Sends records at about `rate` per second until stopped; `sent` grows as Kafka acknowledges."""
+
+    def __init__(self, config: Config, topic: str, records: Iterator[Record], rate: int) -> None:
+        super().__init__(daemon=True)
+        self.config, self.topic, self.records, self.rate = config, topic, records, rate
+        self.sent: list[Record] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            chunk = list(islice(self.records, self.rate // 4))
+            send(self.config, self.topic, chunk)
+            self.sent.extend(chunk)
+            time.sleep(0.25)
+
+
+def trigger(api: httpx.Client, layers: Layers) -> str:
+    conf = {"topic": layers.topic, "events_table": layers.events_table, "rejected_table": layers.rejected_table,
+            "suffix": layers.suffix, "views": []}
+    response = api.post(f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+    response.raise_for_status()
+    return response.json()["dag_run_id"]
+
+
+def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layers) -> None:
+    airflow = Airflow(config)
+    api = httpx.Client(base_url=f"{airflow.url}/api/v2", timeout=30,
+                       headers={"Authorization": f"Bearer {airflow.token()}"})
+    deadline = time.monotonic() + 120
+    while api.get(f"/dags/{DAG_ID}").status_code == 404:
+        assert time.monotonic() < deadline, f"{DAG_ID} never appeared in Airflow"
+        time.sleep(3)
+    api.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
+
+    stream = Stream(config, layers.topic, EventGenerator(seed=33, faults=FAULTS).records(), rate=120)
+    stream.start()
+    checks, boundaries = 0, []
+    try:
+        for _ in range(3):
+            time.sleep(20)  # let the master dataset move past a new minute
+            run_id = trigger(api, layers)
+            run_deadline = time.monotonic() + 300
+            while (state := api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"]) not in ("success", "failed"):
+                assert time.monotonic() < run_deadline, f"run {run_id} still {state}"
+                serving = serving_totals(config, layers)  # around the swap, as often as the query allows
+                wrong = never_above(serving, truth(list(stream.sent)))
+                assert not wrong, wrong[:5]
+                checks += 1
+            assert state == "success", f"batch run {run_id} failed"
+            boundaries.append(current_boundary(config, layers, load_views()[0]))
+    finally:
+        stream.stopping.set()
+        stream.join()
+
+    assert checks >= 3
+    assert boundaries[0] is not None and boundaries == sorted(boundaries), boundaries
+
+    expected = truth(stream.sent)
+    deadline = time.monotonic() + 240
+    while (serving := serving_totals(config, layers)) != expected:
+        assert not never_above(serving, expected)
+        assert time.monotonic() < deadline, "serving never caught up with the truth"
+        time.sleep(3)
