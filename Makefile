@@ -12,7 +12,7 @@ UV_PIN := $(shell grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"')
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check $(UV_PIN)
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[platform,test]'
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[platform,test,bench]'
 	touch $@
 
 venv: $(BIN)/.installed
