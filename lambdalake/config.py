@@ -96,6 +96,9 @@ class BatchConfig:
 class TrinoConfig:
     port: int = 8080
     heap: str = "4G"
+    #: memory one query may use (Trino's default, 30% of the heap, is too little for the batch
+    #: recompute's deduplication over 10M events); leave headroom below `heap`
+    query_max_memory: str = "2400MB"
 
 
 @dataclass(frozen=True)

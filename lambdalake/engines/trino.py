@@ -67,6 +67,7 @@ class Trino(Engine):
         (self.etc_dir / "config.properties").write_text(
             "coordinator=true\nnode-scheduler.include-coordinator=true\n"
             f"http-server.http.port={trino.port}\ndiscovery.uri={self.url}\n"
+            f"query.max-memory={trino.query_max_memory}\nquery.max-memory-per-node={trino.query_max_memory}\n"
             "http-server.log.enabled=false\n")
         (self.etc_dir / "log.properties").write_text("io.trino=INFO\n")
         values = {

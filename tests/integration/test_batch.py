@@ -9,6 +9,9 @@ Python, from the records sent (the first copy of each good event).
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -36,6 +39,8 @@ from tests.integration.test_speed import SPEED_TOTALS, send, truth
 
 FAULTS = Faults(late_fraction=0.15, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
 DAG_ID = "batch_recompute"
+#: topic -> every record a test of this module sent to it, for the next test's truth
+SENT_BY_TEST: dict[str, list[Record]] = {}
 
 
 @pytest.fixture(scope="module")
@@ -145,9 +150,50 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
     assert checks >= 3
     assert boundaries[0] is not None and boundaries == sorted(boundaries), boundaries
 
-    expected = truth(stream.sent)
-    deadline = time.monotonic() + 240
+    SENT_BY_TEST[layers.topic] = list(stream.sent)
+    wait_for_serving(config, layers, truth(stream.sent))
+
+
+def batch_tables(config: Config, layers: Layers) -> set[str]:
+    _, rows = run_query(config, "show tables from batch")
+    return {name for (name,) in rows if layers.suffix in name}
+
+
+def wait_for_serving(config: Config, layers: Layers, expected: dict, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
     while (serving := serving_totals(config, layers)) != expected:
-        assert not never_above(serving, expected)
+        assert not never_above(serving, expected), never_above(serving, expected)[:5]
         assert time.monotonic() < deadline, "serving never caught up with the truth"
         time.sleep(3)
+
+
+def test_a_batch_run_killed_midway_leaves_serving_exact_and_the_next_run_succeeds(
+        config: Config, layers: Layers) -> None:
+    records = list(islice(EventGenerator(seed=34, faults=FAULTS).records(), 1500))
+    send(config, layers.topic, records)
+    time.sleep(65)  # past the next ingest minute, so the run has a new boundary and real work
+
+    # the batch run's own code, in a process of its own, killed while it writes
+    script = ("from lambdalake.batch import Layers, run_once; from lambdalake.config import load_config; "
+              f"run_once(load_config(), Layers(topic={layers.topic!r}, events_table={layers.events_table!r}, "
+              f"rejected_table={layers.rejected_table!r}, suffix={layers.suffix!r}))")
+    before = batch_tables(config, layers)
+    run = subprocess.Popen([sys.executable, "-c", script])
+    while batch_tables(config, layers) == before and run.poll() is None:
+        time.sleep(0.1)  # kill it right after its first view's batch table is committed
+    run.kill()
+    assert run.wait() == -signal.SIGKILL, "the batch run ended before it could be killed"
+
+    expected = truth(SENT_BY_TEST[layers.topic] + records)
+    wait_for_serving(config, layers, expected)
+
+    airflow = Airflow(config)
+    api = httpx.Client(base_url=f"{airflow.url}/api/v2", timeout=30,
+                       headers={"Authorization": f"Bearer {airflow.token()}"})
+    run_id = trigger(api, layers)
+    deadline = time.monotonic() + 300
+    while (state := api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"]) not in ("success", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(3)
+    assert state == "success"
+    assert serving_totals(config, layers) == expected

@@ -74,6 +74,7 @@ def test_trino_catalog_uses_the_shared_catalog_name(config: Config) -> None:
     node = (trino.etc_dir / "node.properties").read_text()
     assert "node.bind-ip=127.0.0.1" in node
     assert f"-Xmx{config.trino.heap}" in (trino.etc_dir / "jvm.config").read_text()
+    assert f"query.max-memory-per-node={config.trino.query_max_memory}" in (trino.etc_dir / "config.properties").read_text()
 
 
 def test_flink_yaml_is_flattened_so_our_keys_override_shipped_ones() -> None:
