@@ -106,32 +106,17 @@ def run_demo(config: Config, say: Callable[[str], None]) -> None:
 
 
 def batch_demo(config: Config, say: Callable[[str], None], timeout: float = 300) -> None:
-    import httpx
-
     from lambdalake.batch import Layers, current_boundary, ensure_serving
-    from lambdalake.engines.airflow import Airflow
+    from lambdalake.engines.airflow import Airflow, AirflowApi
     from lambdalake.views import load_views
 
     layers = Layers(topic=config.kafka.events_topic)
     ensure_serving(config, layers)
-    airflow = Airflow(config)
-    api = httpx.Client(base_url=f"{airflow.url}/api/v2", timeout=30,
-                       headers={"Authorization": f"Bearer {airflow.token()}"})
-    deadline = time.monotonic() + timeout
-    while api.get("/dags/batch_recompute").status_code == 404:
-        if time.monotonic() > deadline:
-            raise EngineError("Airflow has not loaded the batch_recompute DAG; see its dag-processor log")
-        time.sleep(3)
-    api.patch("/dags/batch_recompute", json={"is_paused": False}).raise_for_status()
-    run = api.post("/dags/batch_recompute/dagRuns", json={"logical_date": None, "conf": {}})
-    run.raise_for_status()
-    run_id = run.json()["dag_run_id"]
+    api = AirflowApi(Airflow(config))
+    api.prepare_dag("batch_recompute")
+    run_id = api.trigger("batch_recompute")
     say(f"triggered batch_recompute through Airflow's REST API (run {run_id})")
-    while (state := api.get(f"/dags/batch_recompute/dagRuns/{run_id}").json()["state"]) not in ("success", "failed"):
-        if time.monotonic() > deadline:
-            raise EngineError(f"batch_recompute run {run_id} is still {state} after {timeout:.0f}s")
-        time.sleep(3)
-    if state != "success":
+    if api.wait("batch_recompute", run_id, timeout=timeout) != "success":
         raise EngineError(f"batch_recompute run {run_id} failed; see its logs in the Airflow UI")
     view = next(v for v in load_views() if v.name == "events_per_type")
     boundary = current_boundary(config, layers, view)

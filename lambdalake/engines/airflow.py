@@ -6,6 +6,8 @@ import json
 import os
 import secrets
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -13,6 +15,7 @@ import httpx
 from lambdalake.commands import run
 from lambdalake.config import PROJECT_ROOT
 from lambdalake.engines import Engine, Program, fetch_json
+from lambdalake.errors import EngineError
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
@@ -116,3 +119,39 @@ class Airflow(Engine):
                               json={"username": self.config.airflow.admin_user, "password": self.admin_password()})
         response.raise_for_status()
         return response.json()["access_token"]
+
+
+class AirflowApi:
+    """Airflow's REST API as the admin user: make a DAG ready, trigger it, wait for the run."""
+
+    FINAL_STATES = ("success", "failed")
+
+    def __init__(self, airflow: Airflow) -> None:
+        self.client = httpx.Client(base_url=f"{airflow.url}/api/v2", timeout=30,
+                                   headers={"Authorization": f"Bearer {airflow.token()}"})
+
+    def prepare_dag(self, dag_id: str, timeout: float = 120) -> None:
+        """Wait until the dag-processor has loaded dag_id (it may still be parsing after `up`), unpause it."""
+        deadline = time.monotonic() + timeout
+        while self.client.get(f"/dags/{dag_id}").status_code == 404:
+            if time.monotonic() > deadline:
+                raise EngineError(f"Airflow has not loaded DAG {dag_id!r} after {timeout:.0f}s; "
+                                  "see the airflow-dag-processor log")
+            time.sleep(3)
+        self.client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+
+    def trigger(self, dag_id: str, conf: dict[str, object] | None = None) -> str:
+        response = self.client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        response.raise_for_status()
+        return response.json()["dag_run_id"]
+
+    def wait(self, dag_id: str, run_id: str, timeout: float = 300,
+             while_waiting: Callable[[], None] = lambda: None) -> str:
+        """The run's final state (success or failed); while_waiting runs between polls."""
+        deadline = time.monotonic() + timeout
+        while (state := self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()["state"]) not in self.FINAL_STATES:
+            if time.monotonic() > deadline:
+                raise EngineError(f"{dag_id} run {run_id} is still {state} after {timeout:.0f}s")
+            while_waiting()
+            time.sleep(1)
+        return state

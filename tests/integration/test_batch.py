@@ -19,14 +19,13 @@ from collections.abc import Iterator
 from datetime import timedelta, timezone
 from itertools import islice
 
-import httpx
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake.batch import Layers, current_boundary, ensure_serving
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
-from lambdalake.engines.airflow import Airflow
+from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.generator import EventGenerator, Faults, Record
 from lambdalake.ingest import IngestTarget
 from lambdalake.ingest import start as start_ingest
@@ -109,23 +108,14 @@ class Stream(threading.Thread):
             time.sleep(0.25)
 
 
-def trigger(api: httpx.Client, layers: Layers) -> str:
-    conf = {"topic": layers.topic, "events_table": layers.events_table, "rejected_table": layers.rejected_table,
+def conf(layers: Layers) -> dict[str, object]:
+    return {"topic": layers.topic, "events_table": layers.events_table, "rejected_table": layers.rejected_table,
             "suffix": layers.suffix, "views": []}
-    response = api.post(f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
-    response.raise_for_status()
-    return response.json()["dag_run_id"]
 
 
 def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layers) -> None:
-    airflow = Airflow(config)
-    api = httpx.Client(base_url=f"{airflow.url}/api/v2", timeout=30,
-                       headers={"Authorization": f"Bearer {airflow.token()}"})
-    deadline = time.monotonic() + 120
-    while api.get(f"/dags/{DAG_ID}").status_code == 404:
-        assert time.monotonic() < deadline, f"{DAG_ID} never appeared in Airflow"
-        time.sleep(3)
-    api.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
+    api = AirflowApi(Airflow(config))
+    api.prepare_dag(DAG_ID)
 
     stream = Stream(config, layers.topic, EventGenerator(seed=33, faults=FAULTS).records(), rate=120)
     stream.start()
@@ -133,15 +123,15 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
     try:
         for _ in range(3):
             time.sleep(20)  # let the master dataset move past a new minute
-            run_id = trigger(api, layers)
-            run_deadline = time.monotonic() + 300
-            while (state := api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"]) not in ("success", "failed"):
-                assert time.monotonic() < run_deadline, f"run {run_id} still {state}"
-                serving = serving_totals(config, layers)  # around the swap, as often as the query allows
-                wrong = never_above(serving, truth(list(stream.sent)))
+            run_id = api.trigger(DAG_ID, conf(layers))
+
+            def check() -> None:  # around the swap, as often as the query allows
+                nonlocal checks
+                wrong = never_above(serving_totals(config, layers), truth(list(stream.sent)))
                 assert not wrong, wrong[:5]
                 checks += 1
-            assert state == "success", f"batch run {run_id} failed"
+
+            assert api.wait(DAG_ID, run_id, while_waiting=check) == "success", f"batch run {run_id} failed"
             boundaries.append(current_boundary(config, layers, load_views()[0]))
     finally:
         stream.stopping.set()
@@ -187,13 +177,6 @@ def test_a_batch_run_killed_midway_leaves_serving_exact_and_the_next_run_succeed
     expected = truth(SENT_BY_TEST[layers.topic] + records)
     wait_for_serving(config, layers, expected)
 
-    airflow = Airflow(config)
-    api = httpx.Client(base_url=f"{airflow.url}/api/v2", timeout=30,
-                       headers={"Authorization": f"Bearer {airflow.token()}"})
-    run_id = trigger(api, layers)
-    deadline = time.monotonic() + 300
-    while (state := api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"]) not in ("success", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(3)
-    assert state == "success"
+    api = AirflowApi(Airflow(config))
+    assert api.wait(DAG_ID, api.trigger(DAG_ID, conf(layers))) == "success"
     assert serving_totals(config, layers) == expected
