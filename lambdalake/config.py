@@ -61,7 +61,10 @@ class KafkaConfig:
 class FlinkConfig:
     rest_port: int = 8081
     jobmanager_memory: str = "1024m"
-    taskmanager_memory: str = "2560m"
+    taskmanager_memory: str = "3072m"
+    #: direct memory for jobs: PyFlink's Python workers exchange data through it, and a TaskManager
+    #: that has run several Python jobs fails with "OutOfMemoryError: Direct buffer memory" at 0
+    task_off_heap: str = "512m"
     task_slots: int = 4
     #: short, for freshness: the Iceberg sink commits on checkpoints only
     checkpoint_interval: str = "5 s"

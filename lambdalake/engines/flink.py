@@ -84,6 +84,7 @@ class Flink(Engine):
             "taskmanager.bind-host": host,
             "taskmanager.numberOfTaskSlots": flink.task_slots,
             "taskmanager.memory.process.size": flink.taskmanager_memory,
+            "taskmanager.memory.task.off-heap.size": flink.task_off_heap,
             "rest.address": host,
             "rest.bind-address": host,
             "rest.port": flink.rest_port,
