@@ -9,6 +9,8 @@ Recomputes every **lambda** view from the whole master dataset (`raw.events`) an
 2. **recompute** (one task per view) — writes `batch.<view>__b<B>` with Trino (each event_id
    once, at its first arrival), then replaces `serving.<view>` in one statement: batch below B,
    speed at or after B. Readers never see a new batch with an old boundary.
+3. **expire_speed** (one task per view) — deletes the speed rows below the previous run's B:
+   no serving query reads them any more.
 
 Safe to retry at any step. The params select views or another set of tables (used by tests).
 """
@@ -22,7 +24,7 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
 from lambdalake.config import load_config
-from lambdalake.views import load_views
+from lambdalake.views import lambda_views
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 
@@ -58,21 +60,26 @@ def batch_recompute() -> None:
 
     @task
     def views(params: dict) -> list[str]:  # type: ignore[type-arg]
-        from lambdalake.batch import lambda_views
-
         known = [v.name for v in lambda_views()]
         unknown = sorted(set(params["views"]) - set(known))
         if unknown:
             raise ValueError(f"unknown view(s) {', '.join(unknown)}; lambda views: {', '.join(known)}")
         return [name for name in known if not params["views"] or name in params["views"]]
 
-    @task(outlets=[Asset(f"lake://batch/{view.name}") for view in load_views()])
+    @task(outlets=[Asset(f"lake://batch/{view.name}") for view in lambda_views()])
     def recompute(view: str, chosen: dict | None, params: dict) -> str | None:  # type: ignore[type-arg]
         from lambdalake.batch import recompute_by_name
 
         return None if chosen is None else recompute_by_name(load_config(), params, view, chosen)
 
-    recompute.partial(chosen=boundary()).expand(view=views())
+    @task
+    def expire_speed(view: str, params: dict) -> str | None:  # type: ignore[type-arg]
+        from lambdalake.batch import expire_by_name
+
+        return expire_by_name(load_config(), params, view)
+
+    names = views()
+    recompute.partial(chosen=boundary()).expand(view=names) >> expire_speed.expand(view=names)
 
 
 batch_recompute()

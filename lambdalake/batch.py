@@ -19,10 +19,10 @@ from datetime import datetime, timedelta, timezone
 
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
-from lambdalake.derive import batch_select_sql, serving_view_sql
+from lambdalake.derive import batch_select_sql, serving_view_sql, trino_timestamp
 from lambdalake.errors import EngineError
 from lambdalake.query import run_query
-from lambdalake.views import INGEST_BUCKET_MINUTES, View, load_views
+from lambdalake.views import INGEST_BUCKET_MINUTES, View, lambda_views
 
 BOUNDARY_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -155,21 +155,34 @@ def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundar
     return table
 
 
+def expire_speed_rows(config: Config, layers: Layers, view: View) -> datetime | None:
+    """Delete the view's speed rows that no serving query can read any more; return their limit.
+
+    Serving reads speed rows at or after B. The previous batch table (and its B) is kept a run
+    longer for queries that began before the last swap, so only rows below that previous B go.
+    Flink only appends newer ingest buckets meanwhile, so the delete never touches its rows.
+    """
+    tables = _batch_tables(config, layers, view)
+    if len(tables) < 2:
+        return None
+    limit = datetime.strptime(tables[-2].rsplit("__b", 1)[1], "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
+    namespace, name = layers.speed(view).split(".")
+    run_query(config, f'delete from "{namespace}"."{name}" '
+                      f"where ingest_bucket < {trino_timestamp(limit.strftime(BOUNDARY_FORMAT))}")
+    return limit
+
+
 def ensure_serving(config: Config, layers: Layers) -> None:
-    """Create serving.<view> as the speed layer alone for every view that has none yet."""
+    """Create serving.<view> as the speed layer alone for every lambda view that has none yet."""
     from lambdalake.speed import ensure_speed_tables
 
     ensure_speed_tables(config, layers.suffix)
     _, rows = run_query(config, "show tables from serving")
     existing = {name for (name,) in rows}
-    for view in load_views():
+    for view in lambda_views():
         if f"{view.name}{layers.suffix}" not in existing:
             run_query(config, serving_view_sql(view, config.iceberg.catalog_name, layers.serving(view),
                                                layers.speed(view), None, None))
-
-
-def lambda_views() -> list[View]:
-    return [view for view in load_views() if view.mode == "lambda"]
 
 
 def run_once(config: Config, layers: Layers, views: list[str] | None = None) -> dict[str, str]:
@@ -178,7 +191,10 @@ def run_once(config: Config, layers: Layers, views: list[str] | None = None) -> 
     if boundary is None:
         return {}
     chosen = [v for v in lambda_views() if not views or v.name in views]
-    return {view.name: recompute_view(config, layers, view, boundary) for view in chosen}
+    tables = {view.name: recompute_view(config, layers, view, boundary) for view in chosen}
+    for view in chosen:
+        expire_speed_rows(config, layers, view)
+    return tables
 
 
 def layers_from(config: Config, params: dict[str, object]) -> Layers:
@@ -195,7 +211,16 @@ def layers_from(config: Config, params: dict[str, object]) -> Layers:
                   suffix=suffix.lower())
 
 
+def _lambda_view(name: str) -> View:
+    return next(v for v in lambda_views() if v.name == name)
+
+
+def expire_by_name(config: Config, params: dict[str, object], view_name: str) -> str | None:
+    limit = expire_speed_rows(config, layers_from(config, params), _lambda_view(view_name))
+    return None if limit is None else limit.isoformat()
+
+
 def recompute_by_name(config: Config, params: dict[str, object], view_name: str, chosen: dict[str, object]) -> str:
-    view = next(v for v in lambda_views() if v.name == view_name)
+    view = _lambda_view(view_name)
     boundary = Boundary(datetime.fromisoformat(str(chosen["moment"])), int(chosen["snapshot"]))  # type: ignore[arg-type]
     return recompute_view(config, layers_from(config, params), view, boundary)

@@ -9,6 +9,7 @@ Relative paths are resolved against the directory of the config file.
 from __future__ import annotations
 
 import dataclasses
+import re
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -69,6 +70,16 @@ class FlinkConfig:
     #: short, for freshness: the Iceberg sink commits on checkpoints only
     checkpoint_interval: str = "5 s"
 
+    @property
+    def checkpoint_seconds(self) -> float:
+        """checkpoint_interval in seconds (Flink's duration syntax: '5 s', '500 ms', '1 min')."""
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds?|min|mins|minutes?)?\s*",
+                             self.checkpoint_interval)
+        if not match:
+            raise ConfigError(f"flink.checkpoint_interval = {self.checkpoint_interval!r} is not a duration")
+        unit = match[2] or "ms"  # Flink reads a bare number as milliseconds
+        return float(match[1]) * (0.001 if unit == "ms" else 60 if unit.startswith("min") else 1)
+
 
 @dataclass(frozen=True)
 class IngestConfig:
@@ -93,6 +104,29 @@ class SpeedConfig:
 class BatchConfig:
     #: when `batch_recompute` runs (a cron expression or an Airflow preset such as @hourly)
     schedule: str = "@hourly"
+
+
+@dataclass(frozen=True)
+class MaintenanceConfig:
+    #: when `iceberg_maintenance` runs (a cron expression or an Airflow preset)
+    schedule: str = "@hourly"
+    #: files smaller than this are compacted (Trino's `optimize` file_size_threshold)
+    file_size_threshold: str = "100MB"
+    #: snapshots older than this are expired; time travel reaches back this far (Trino duration)
+    snapshot_retention: str = "6h"
+    #: unreferenced files older than this are removed; far longer than any commit takes
+    orphan_retention: str = "6h"
+
+
+@dataclass(frozen=True)
+class KappaConfig:
+    parallelism: int = 1
+    #: a new version has caught up when its consumer lag (records, over all partitions) is at most this
+    lag_threshold: int = 1000
+    #: seconds a new version may take to catch up before reprocessing gives up (serving unchanged)
+    catch_up_timeout: int = 3600
+    #: seconds a replaced version's table is kept after the switch, for queries still reading it
+    grace_period: int = 600
 
 
 @dataclass(frozen=True)
@@ -132,6 +166,8 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
+    kappa: KappaConfig = field(default_factory=KappaConfig)
+    maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
     airflow: AirflowConfig = field(default_factory=AirflowConfig)
     iceberg: IcebergConfig = field(default_factory=IcebergConfig)
 

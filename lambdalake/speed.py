@@ -14,7 +14,7 @@ from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.derive import speed_fields, speed_partition_by
 from lambdalake.errors import ConfigError
 from lambdalake.tables import build_schema, create_if_missing
-from lambdalake.views import View, load_views
+from lambdalake.views import View, lambda_views
 
 SPEED_JOB = PROJECT_ROOT / "flink_jobs" / "speed.py"
 
@@ -45,9 +45,9 @@ class SpeedTarget:
 
 
 def ensure_speed_tables(config: Config, suffix: str = "") -> list[str]:
-    """Create speed.<view><suffix> for every view that has none; return their names."""
+    """Create speed.<view><suffix> for every lambda view that has none; return their names."""
     made = []
-    for view in load_views():
+    for view in lambda_views():
         schema, spec = build_schema(speed_fields(view), speed_partition_by())
         table = view.speed_table + suffix
         create_if_missing(config, table, schema, spec,
@@ -57,11 +57,16 @@ def ensure_speed_tables(config: Config, suffix: str = "") -> list[str]:
 
 
 def start(config: Config, target: SpeedTarget, *, parallelism: int | None = None,
-          savepoint: str | None = None) -> str:
-    """Create the speed tables if needed and submit the job unless it is live; return its job id."""
+          savepoint: str | None = None, checkpoint_interval: str | None = None) -> str:
+    """Create the speed tables if needed and submit the job unless it is live; return its job id.
+
+    checkpoint_interval (a Flink duration) overrides the cluster's for this job (benchmarks).
+    """
     ensure_speed_tables(config, target.table_suffix)
     speed = config.speed
     args = ["--topic", target.topic, "--group-id", target.group_id, "--table-suffix", target.table_suffix,
             "--window-seconds", str(speed.window_seconds), "--dedup-ttl", speed.dedup_ttl]
+    if checkpoint_interval:
+        args += ["--checkpoint-interval", checkpoint_interval]
     return jobs.submit(config, SPEED_JOB, args, target.job_name,
                        parallelism=parallelism or speed.parallelism, savepoint=savepoint)

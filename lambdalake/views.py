@@ -157,17 +157,38 @@ def parse_view(data: Any, where_from: str) -> View:
                 measures=tuple(measures))
 
 
-def load_view(path: Path) -> View:
+def read_definition(path: Path) -> Any:
+    """The parsed YAML of one definition file, unvalidated."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ViewError(f"{path}: not valid YAML: {exc}") from exc
-    view = parse_view(data, str(path))
+
+
+def load_view(path: Path) -> View:
+    view = parse_view(read_definition(path), str(path))
     if view.name != path.stem:
         raise ViewError(f"{path}: name: {view.name!r} must match the file name {path.stem!r}")
     return view
 
 
+def find_view(name: str, directory: Path = VIEWS_DIR) -> tuple[View, dict[str, Any]]:
+    """The view called name and its definition as written; ViewError for a bad or unknown name."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ViewError(f"view name {name!r} must be lowercase letters, digits and underscores, "
+                        "starting with a letter")
+    path = directory / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(v.name for v in load_views(directory)) or "none"
+        raise ViewError(f"unknown view {name!r}; views in {directory}: {known}")
+    return load_view(path), read_definition(path)
+
+
 def load_views(directory: Path = VIEWS_DIR) -> list[View]:
     """Every view in directory, sorted by name."""
     return [load_view(path) for path in sorted(directory.glob("*.yaml"))]
+
+
+def lambda_views(directory: Path = VIEWS_DIR) -> list[View]:
+    """The views kept by the speed job and batch_recompute (kappa views have jobs of their own)."""
+    return [view for view in load_views(directory) if view.mode == "lambda"]

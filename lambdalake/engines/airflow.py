@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -144,6 +145,12 @@ class AirflowApi:
         response = self.client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
         response.raise_for_status()
         return response.json()["dag_run_id"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The run's task instances as the API lists them (task_id, map_index, state, id, ...)."""
+        response = self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        response.raise_for_status()
+        return response.json()["task_instances"]
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 300,
              while_waiting: Callable[[], None] = lambda: None) -> str:

@@ -9,9 +9,6 @@ Python, from the records sent (the first copy of each good event).
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,6 +16,7 @@ from collections.abc import Iterator
 from datetime import timedelta, timezone
 from itertools import islice
 
+import psutil
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -33,11 +31,12 @@ from lambdalake.jobs import cancel
 from lambdalake.query import run_query
 from lambdalake.speed import SpeedTarget
 from lambdalake.speed import start as start_speed
-from lambdalake.views import load_views
+from lambdalake.views import View, lambda_views
 from tests.integration.test_speed import SPEED_TOTALS, send, truth
 
 FAULTS = Faults(late_fraction=0.15, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
 DAG_ID = "batch_recompute"
+MAINTENANCE_DAG_ID = "iceberg_maintenance"
 #: topic -> every record a test of this module sent to it, for the next test's truth
 SENT_BY_TEST: dict[str, list[Record]] = {}
 
@@ -61,7 +60,7 @@ def layers(config: Config) -> Iterator[Layers]:
     admin.delete_topics([layers.topic])[layers.topic].result(30)
     catalog = load_catalog(config)
     _, rows = run_query(config, "show tables from batch")
-    for view in load_views():
+    for view in lambda_views():
         run_query(config, f"drop view if exists {layers.serving(view)}")
         batch_tables = [f"batch.{name}" for (name,) in rows if name.startswith(f"{view.name}{layers.suffix}__b")]
         for table in [layers.speed(view), *batch_tables]:
@@ -74,7 +73,7 @@ def layers(config: Config) -> Iterator[Layers]:
 
 def serving_totals(config: Config, layers: Layers) -> dict[str, dict[tuple, tuple]]:
     totals = {}
-    for view in load_views():
+    for view in lambda_views():
         _, rows = run_query(config, SPEED_TOTALS[view.name].format(t=layers.serving(view)))
         totals[view.name] = {(row[0].astimezone(timezone.utc), row[1]): tuple(row[2:]) for row in rows}
     return totals
@@ -108,6 +107,10 @@ class Stream(threading.Thread):
             time.sleep(0.25)
 
 
+def maintained_tables(layers: Layers) -> list[str]:
+    return [layers.events_table, layers.rejected_table, *(layers.speed(view) for view in lambda_views())]
+
+
 def conf(layers: Layers) -> dict[str, object]:
     return {"topic": layers.topic, "events_table": layers.events_table, "rejected_table": layers.rejected_table,
             "suffix": layers.suffix, "views": []}
@@ -116,6 +119,7 @@ def conf(layers: Layers) -> dict[str, object]:
 def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layers) -> None:
     api = AirflowApi(Airflow(config))
     api.prepare_dag(DAG_ID)
+    api.prepare_dag(MAINTENANCE_DAG_ID)
 
     stream = Stream(config, layers.topic, EventGenerator(seed=33, faults=FAULTS).records(), rate=120)
     stream.start()
@@ -132,7 +136,10 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
                 checks += 1
 
             assert api.wait(DAG_ID, run_id, while_waiting=check) == "success", f"batch run {run_id} failed"
-            boundaries.append(current_boundary(config, layers, load_views()[0]))
+            boundaries.append(current_boundary(config, layers, lambda_views()[0]))
+            if len(boundaries) == 2:  # compaction, snapshot expiry and orphan removal, while streaming
+                maintained = api.trigger(MAINTENANCE_DAG_ID, {"tables": maintained_tables(layers)})
+                assert api.wait(MAINTENANCE_DAG_ID, maintained, while_waiting=check) == "success"
     finally:
         stream.stopping.set()
         stream.join()
@@ -142,11 +149,24 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
 
     SENT_BY_TEST[layers.topic] = list(stream.sent)
     wait_for_serving(config, layers, truth(stream.sent))
+    assert_speed_rows_expired(config, layers)
 
 
-def batch_tables(config: Config, layers: Layers) -> set[str]:
+def assert_speed_rows_expired(config: Config, layers: Layers) -> None:
+    """After a run, speed rows below the previous run's B are gone; those at or after it stay."""
+    for view in lambda_views():
+        previous = sorted(batch_tables(config, layers, view))[-2].rsplit("__b", 1)[1]
+        limit = f"timestamp '{previous[:4]}-{previous[4:6]}-{previous[6:8]} {previous[8:10]}:{previous[10:]}:00 UTC'"
+        _, [[below, total]] = run_query(config, f"select count_if(ingest_bucket < {limit}), count(*) "
+                                                f"from {layers.speed(view)}")
+        assert below == 0, f"{view.name}: {below} speed rows below {previous} were not expired"
+        assert total > 0
+
+
+def batch_tables(config: Config, layers: Layers, view: View | None = None) -> set[str]:
     _, rows = run_query(config, "show tables from batch")
-    return {name for (name,) in rows if layers.suffix in name}
+    prefix = "" if view is None else f"{view.name}{layers.suffix}__b"
+    return {name for (name,) in rows if layers.suffix in name and name.startswith(prefix)}
 
 
 def wait_for_serving(config: Config, layers: Layers, expected: dict, timeout: float = 240) -> None:
@@ -157,26 +177,47 @@ def wait_for_serving(config: Config, layers: Layers, expected: dict, timeout: fl
         time.sleep(3)
 
 
-def test_a_batch_run_killed_midway_leaves_serving_exact_and_the_next_run_succeeds(
+def airflow_task_processes(task_instance_ids: set[str]) -> list[psutil.Process]:
+    """The processes running these task instances' code: Airflow titles each `airflow worker -- <ti id>`
+    (its parent, the executor's worker that supervises it, is `airflow worker -- LocalExecutor: ...`)."""
+    titles = {f"airflow worker -- {ti_id}" for ti_id in task_instance_ids}
+    # a retitled process's cmdline ends in empty strings (the rest of its old argv area)
+    return [proc for proc in psutil.process_iter(["cmdline"])
+            if " ".join(part for part in proc.info["cmdline"] or [] if part) in titles]
+
+
+def test_a_batch_task_killed_midway_leaves_serving_exact_and_the_run_completes(
         config: Config, layers: Layers) -> None:
     records = list(islice(EventGenerator(seed=34, faults=FAULTS).records(), 1500))
     send(config, layers.topic, records)
     time.sleep(65)  # past the next ingest minute, so the run has a new boundary and real work
-
-    # the batch run's own code, in a process of its own, killed while it writes
-    script = ("from lambdalake.batch import Layers, run_once; from lambdalake.config import load_config; "
-              f"run_once(load_config(), Layers(topic={layers.topic!r}, events_table={layers.events_table!r}, "
-              f"rejected_table={layers.rejected_table!r}, suffix={layers.suffix!r}))")
-    before = batch_tables(config, layers)
-    run = subprocess.Popen([sys.executable, "-c", script])
-    while batch_tables(config, layers) == before and run.poll() is None:
-        time.sleep(0.1)  # kill it right after its first view's batch table is committed
-    run.kill()
-    assert run.wait() == -signal.SIGKILL, "the batch run ended before it could be killed"
-
     expected = truth(SENT_BY_TEST[layers.topic] + records)
-    wait_for_serving(config, layers, expected)
 
     api = AirflowApi(Airflow(config))
+    before = batch_tables(config, layers)
+    run_id = api.trigger(DAG_ID, conf(layers))
+    killed: list[psutil.Process] = []
+    deadline = time.monotonic() + 120
+    while not killed:
+        assert time.monotonic() < deadline, "no recompute task was seen running"
+        running = {ti["id"] for ti in api.task_instances(DAG_ID, run_id)
+                   if ti["task_id"] == "recompute" and ti["state"] == "running"}
+        if running and batch_tables(config, layers) != before:
+            # a view's new batch table is committed: kill the recompute tasks still at work
+            killed = airflow_task_processes(running)
+            assert killed, "the recompute tasks ended before they could be killed"
+            for proc in killed:
+                proc.kill()
+        time.sleep(0.05)
+    assert never_above(serving_totals(config, layers), expected) == []
+
+    # Airflow sees the task die, retries it, and the run completes
+    assert api.wait(DAG_ID, run_id) == "success"
+    tries = {ti["map_index"]: ti["try_number"] for ti in api.task_instances(DAG_ID, run_id)
+             if ti["task_id"] == "recompute"}
+    assert max(tries.values()) >= 2, tries
+    wait_for_serving(config, layers, expected)
+
+    # and the next run succeeds, with serving still exact
     assert api.wait(DAG_ID, api.trigger(DAG_ID, conf(layers))) == "success"
     assert serving_totals(config, layers) == expected

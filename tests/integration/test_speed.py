@@ -29,7 +29,7 @@ from lambdalake.producer import make_producer
 from lambdalake.query import run_query
 from lambdalake.speed import SpeedTarget, start
 from lambdalake.supervisor import Supervisor
-from lambdalake.views import load_views
+from lambdalake.views import lambda_views
 
 FAULTS = Faults(late_fraction=0.15, late_max=timedelta(hours=3), duplicate_fraction=0.1, malformed_fraction=0.1)
 
@@ -44,7 +44,7 @@ def target(config: Config) -> Iterator[SpeedTarget]:
     cancel(config, target.job_name)
     admin.delete_topics([target.topic])[target.topic].result(30)
     catalog = load_catalog(config)
-    for view in load_views():
+    for view in lambda_views():
         if catalog.table_exists(target.table(view)):
             catalog.purge_table(target.table(view))
 
@@ -98,7 +98,7 @@ SPEED_TOTALS = {
 
 def speed_totals(config: Config, target: SpeedTarget) -> dict[str, dict[tuple, tuple]]:
     totals = {}
-    for view in load_views():
+    for view in lambda_views():
         _, rows = run_query(config, SPEED_TOTALS[view.name].format(t=target.table(view)))
         totals[view.name] = {(row[0].astimezone(timezone.utc), row[1]): tuple(row[2:]) for row in rows}
     return totals

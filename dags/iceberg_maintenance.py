@@ -1,0 +1,64 @@
+"""
+### Iceberg maintenance
+
+Keeps the tables the streaming jobs append to (`raw.*`, `speed.*`) fast to read. For each table
+(one task each):
+
+1. **compact** small files with Trino's `optimize` (files under `[maintenance] file_size_threshold`);
+2. **expire snapshots** older than `[maintenance] snapshot_retention`;
+3. **remove orphan files** older than `[maintenance] orphan_retention`.
+
+Safe while the jobs stream (see `lambdalake/maintenance.py`) and to retry. The task log shows the
+files before and after. The `tables` param limits a run to some tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from lambdalake.config import load_config
+
+
+@dag(
+    dag_id=Path(__file__).stem,
+    doc_md=__doc__,
+    schedule=load_config().maintenance.schedule,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["lambdalake", "maintenance"],
+    default_args={"owner": "lambdalake", "retries": 2, "retry_delay": pendulum.duration(seconds=30)},
+    params={
+        "tables": Param([], type="array", title="Tables",
+                        items={"type": "string", "pattern": r"^(raw|speed)\.[a-z][a-z0-9_]*$"},
+                        description="Only these raw.* or speed.* tables; empty means all of them."),
+    },
+)
+def iceberg_maintenance() -> None:
+    @task
+    def tables(params: dict) -> list[str]:  # type: ignore[type-arg]
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from lambdalake.maintenance import maintained_tables
+
+        known = maintained_tables(load_config())
+        unknown = sorted(set(params["tables"]) - set(known))
+        if unknown:
+            raise AirflowFailException(f"no such table(s): {', '.join(unknown)}")
+        return params["tables"] or known
+
+    @task
+    def maintain(table: str) -> dict[str, object]:
+        from dataclasses import asdict
+
+        from lambdalake.maintenance import maintain as run_maintenance
+
+        return asdict(run_maintenance(load_config(), table))
+
+    maintain.expand(table=tables())
+
+
+iceberg_maintenance()
