@@ -1,4 +1,4 @@
-"""The speed job: every view's real-time part, from the Kafka log into `speed.<view>` (Iceberg).
+"""The speed job: every lambda view's real-time part, from the Kafka log into `speed.<view>` (Iceberg).
 
 Records are validated exactly as the ingest job does (shared code), deduplicated by event_id
 (the first arrival wins; keyed state kept for --dedup-ttl), and aggregated per view every
@@ -18,34 +18,27 @@ from pyflink.table import EnvironmentSettings, TableEnvironment
 from lambdalake.catalog import flink_catalog_ddl
 from lambdalake.config import load_config
 from lambdalake.derive import speed_insert_sql
-from lambdalake.streaming import register_checked_log
-from lambdalake.views import load_views
+from lambdalake.streaming import register_checked_log, register_first_arrivals
+from lambdalake.views import lambda_views
 
 
-def run(topic: str, group_id: str, job_name: str, table_suffix: str, window_seconds: int, dedup_ttl: str) -> None:
+def run(topic: str, group_id: str, job_name: str, table_suffix: str, window_seconds: int, dedup_ttl: str,
+        checkpoint_interval: str | None) -> None:
     config = load_config()
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     env.get_config().set("pipeline.name", job_name)
-    # how long an event_id is remembered: a duplicate arriving later than this counts again
-    env.get_config().set("table.exec.state.ttl", dedup_ttl)
+    if checkpoint_interval:  # rows become visible at checkpoints: this trades freshness for files
+        env.get_config().set("execution.checkpointing.interval", checkpoint_interval)
 
     # the source: the Kafka log, validated as the ingest job does
     register_checked_log(env, config, topic, group_id)
-
     # accepted events, each event_id once: the first to arrive
-    env.execute_sql("""
-        CREATE TEMPORARY VIEW first_arrivals AS
-        SELECT event_id, user_id, session_id, event_type, page, product_id,
-               CAST(amount AS DECIMAL(12, 2)) AS amount, event_time_ms, ingest_ms, proc_time
-        FROM (
-            SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS arrival
-            FROM checked WHERE reason_code IS NULL
-        ) WHERE arrival = 1""")
+    register_first_arrivals(env, dedup_ttl)
 
     # the sinks: one speed table per view, in the shared catalog
     env.execute_sql(flink_catalog_ddl(config))
     statements = env.create_statement_set()
-    for view in load_views():
+    for view in lambda_views():
         table = view.speed_table + table_suffix
         statements.add_insert_sql(speed_insert_sql(view, config.iceberg.catalog_name, table, window_seconds))
 
@@ -61,5 +54,7 @@ if __name__ == "__main__":
     parser.add_argument("--table-suffix", default="", help="appended to each speed.<view> table name")
     parser.add_argument("--window-seconds", type=int, required=True)
     parser.add_argument("--dedup-ttl", required=True, help="e.g. '1 h'")
+    parser.add_argument("--checkpoint-interval", help="e.g. '2 s'; default: the cluster's")
     args = parser.parse_args()
-    run(args.topic, args.group_id, args.job_name, args.table_suffix, args.window_seconds, args.dedup_ttl)
+    run(args.topic, args.group_id, args.job_name, args.table_suffix, args.window_seconds, args.dedup_ttl,
+        args.checkpoint_interval)

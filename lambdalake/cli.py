@@ -229,6 +229,47 @@ def batch_run(
         say(f"serving.{name} <- {table} + speed rows from its boundary on")
 
 
+kappa = typer.Typer(help="Kappa views: replay the log into a new version, switch serving, retire the old one.",
+                    no_args_is_help=True)
+app.add_typer(kappa, name="kappa")
+
+
+@kappa.command("reprocess")
+def kappa_reprocess(
+    view: Annotated[str, typer.Argument(help="A kappa view in views/.")],
+    version: Annotated[int, typer.Option(help="The version views/<view>.yaml now states.")],
+    lag_threshold: Annotated[int | None, typer.Option(help="Caught up at this lag (records); "
+                                                           "default: the config's kappa.lag_threshold.")] = None,
+    grace_seconds: Annotated[int | None, typer.Option(help="Keep the old table this long after the switch; "
+                                                           "default: the config's kappa.grace_period.")] = None,
+) -> None:
+    """Replay the log into the view's new version, switch serving.<view> to it, retire the old one.
+
+    The same steps as the `kappa_reprocess` DAG, run here; safe to run again if interrupted.
+    """
+    from lambdalake.kappa import reprocess
+
+    reprocess(_config(), view, version, say, lag_threshold=lag_threshold, grace_seconds=grace_seconds)
+
+
+@kappa.command("versions")
+def kappa_versions(
+    view: Annotated[list[str] | None, typer.Argument(help="Views to list; default: every kappa view.")] = None,
+) -> None:
+    """List each kappa view's versions: which one serving reads, its job, its consumer lag."""
+    from lambdalake.kappa import describe
+    from lambdalake.views import load_views
+
+    names = view or [v.name for v in load_views() if v.mode == "kappa"]
+    statuses = describe(_config(), names)
+    if not statuses:
+        say("no kappa view has a version yet; start one with `lambdalake kappa reprocess VIEW --version N`")
+    for s in statuses:
+        lag = "-" if s.lag is None else f"{s.lag} records"
+        retired = f", retired {s.retired_at}" if s.retired_at else ""
+        say(f"{s.view} v{s.version}: {'LIVE' if s.live else 'not live'}, job {s.job}, lag {lag}{retired}")
+
+
 @app.command()
 def views() -> None:
     """List the view definitions in views/ (validating each) and their speed tables."""

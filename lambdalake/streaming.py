@@ -77,3 +77,18 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
         FROM events_log AS l, LATERAL TABLE(check_event(l.payload, l.ingest_time)) AS c(
             reason_code, reason, payload_text, payload_bytes, event_id, user_id, session_id,
             event_type, page, product_id, amount, event_time_ms, properties, ingest_ms)""")
+
+
+def register_first_arrivals(env: TableEnvironment, dedup_ttl: str) -> None:
+    """Register `first_arrivals`: accepted events from `checked`, each event_id once (the first to
+    arrive), remembered for dedup_ttl (a Flink duration such as '1 h')."""
+    # how long an event_id is remembered: a duplicate arriving later than this counts again
+    env.get_config().set("table.exec.state.ttl", dedup_ttl)
+    env.execute_sql("""
+        CREATE TEMPORARY VIEW first_arrivals AS
+        SELECT event_id, user_id, session_id, event_type, page, product_id,
+               CAST(amount AS DECIMAL(12, 2)) AS amount, event_time_ms, ingest_ms, proc_time
+        FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS arrival
+            FROM checked WHERE reason_code IS NULL
+        ) WHERE arrival = 1""")

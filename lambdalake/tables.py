@@ -87,9 +87,10 @@ def ensure_table(config: Config, declared: str, name: str | None = None) -> Tabl
     return create_if_missing(config, name or declared, schema, spec, declarations()[declared]["doc"])
 
 
-def create_if_missing(config: Config, name: str, schema: Any, spec: Any, doc: str) -> Table:
+def create_if_missing(config: Config, name: str, schema: Any, spec: Any, doc: str,
+                      properties: dict[str, str] | None = None) -> Table:
     from lambdalake.catalog import load_catalog
 
     return load_catalog(config).create_table_if_not_exists(
         checked_table_name(name), schema=schema, partition_spec=spec,
-        properties={"comment": " ".join(doc.split()), "write.format.default": "parquet"})
+        properties={"comment": " ".join(doc.split()), "write.format.default": "parquet", **(properties or {})})

@@ -117,6 +117,8 @@ class Kafka(Engine):
         topic = self.config.kafka.events_topic
         if topic in admin.list_topics(timeout=10).topics:
             return
+        # kept forever: kappa views replay it from the first event (DESIGN.md section 6)
         futures = admin.create_topics([NewTopic(topic, num_partitions=self.config.kafka.events_partitions,
-                                                replication_factor=1)])
+                                                replication_factor=1,
+                                                config={"retention.ms": "-1", "retention.bytes": "-1"})])
         futures[topic].result(timeout=30)

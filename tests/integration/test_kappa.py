@@ -1,0 +1,208 @@
+"""Kappa reprocessing on the real engines: a view's logic changes, the log is replayed, serving switches.
+
+A kappa view of the test's own (a file in views/, removed afterwards) is deployed at version 1.
+While events stream, its logic changes (a filter and a new measure) and `kappa_reprocess` runs
+through Airflow's REST API. Every serving answer must come from exactly one version and not
+exceed that version's truth; after the switch serving equals the new logic's truth over every
+event ever produced. The truth is computed here in plain Python from the records sent.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta, timezone
+from decimal import Decimal
+from itertools import islice
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from lambdalake.config import Config
+from lambdalake.engines.airflow import Airflow, AirflowApi
+from lambdalake.generator import ACCEPTED_KINDS, EventGenerator, Faults, Record
+from lambdalake.jobs import cancel, live_jobs
+from lambdalake.kappa import ReprocessError, check_request, live_version, reprocess, table_versions, version_job
+from lambdalake.query import run_query
+from lambdalake.views import VIEWS_DIR, ViewError
+from tests.integration.test_batch import Stream
+from tests.integration.test_speed import floor, send
+
+FAULTS = Faults(late_fraction=0.15, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
+DAG_ID = "kappa_reprocess"
+V1_COLUMNS = ["event_time_bucket", "event_type", "events"]
+V2_COLUMNS = ["event_time_bucket", "event_type", "events", "revenue"]
+
+
+@dataclass(frozen=True)
+class KappaView:
+    name: str
+    topic: str
+
+    @property
+    def path(self) -> Path:
+        return VIEWS_DIR / f"{self.name}.yaml"
+
+    def define(self, version: int) -> None:
+        """Write the view's definition: v1 counts every event type, v2 only page views and
+        purchases, with their revenue."""
+        definition: dict[str, object] = {"name": self.name, "version": version, "mode": "kappa",
+                                         "source": "raw.events", "bucket": "1 minute", "dimensions": ["event_type"],
+                                         "measures": [{"name": "events", "agg": "count"}]}
+        if version >= 2:
+            definition["where"] = {"event_type": ["page_view", "purchase"]}
+            definition["measures"].append({"name": "revenue", "agg": "sum", "column": "amount"})  # type: ignore[attr-defined]
+        self.path.write_text(yaml.safe_dump(definition))
+
+
+@pytest.fixture
+def view(config: Config) -> Iterator[KappaView]:
+    suffix = uuid.uuid4().hex[:8]
+    view = KappaView(f"test_kappa_{suffix}", f"test-kappa-{suffix}")
+    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin.create_topics([NewTopic(view.topic, num_partitions=3, replication_factor=1)])[view.topic].result(30)
+    try:
+        yield view
+    finally:
+        view.path.unlink(missing_ok=True)
+        for number in (1, 2):
+            cancel(config, version_job(view.name, number))
+        run_query(config, f"drop view if exists serving.{view.name}")
+        for number in table_versions(config, view.name):
+            run_query(config, f"drop table if exists speed.{view.name}__v{number}")
+        admin.delete_topics([view.topic])[view.topic].result(30)
+
+
+def first_good_events(records: list[Record]) -> list[dict]:  # type: ignore[type-arg]
+    seen, events = set(), []
+    for record in records:
+        if record.kind in ACCEPTED_KINDS:
+            event = json.loads(record.value)
+            if event["event_id"] not in seen:
+                seen.add(event["event_id"])
+                events.append(event)
+    return events
+
+
+def truth(records: list[Record], version: int) -> dict[tuple, tuple]:  # type: ignore[type-arg]
+    """(minute, event_type) -> measures, for version 1 or 2 of the test's view."""
+    events = first_good_events(records)
+    if version == 1:
+        return {key: (n,) for key, n in Counter((floor(e["event_time"], 1), e["event_type"]) for e in events).items()}
+    totals: dict[tuple, list] = {}  # type: ignore[type-arg]
+    for e in events:
+        if e["event_type"] in ("page_view", "purchase"):
+            row = totals.setdefault((floor(e["event_time"], 1), e["event_type"]), [0, None])
+            row[0] += 1
+            if e["amount"] is not None:
+                row[1] = (row[1] or Decimal(0)) + Decimal(str(e["amount"])).quantize(Decimal("0.01"))
+    return {key: tuple(row) for key, row in totals.items()}
+
+
+def serving(config: Config, view: KappaView) -> tuple[int, dict[tuple, tuple]]:  # type: ignore[type-arg]
+    """Which version answered (by the columns it has) and its rows."""
+    columns, rows = run_query(config, f"select * from serving.{view.name}")
+    version = {tuple(V1_COLUMNS): 1, tuple(V2_COLUMNS): 2}[tuple(columns)]
+    return version, {(row[0].astimezone(timezone.utc), row[1]): tuple(row[2:]) for row in rows}
+
+
+def above(actual: dict, expected: dict) -> list[str]:  # type: ignore[type-arg]
+    """Rows where serving exceeds the truth (counted twice, or counted and never sent)."""
+    return [f"{key}: {values} > {expected.get(key)}" for key, values in actual.items()
+            if key not in expected or any(v is not None and t is not None and v > t
+                                          for v, t in zip(values, expected[key]))]
+
+
+def wait_for_truth(config: Config, view: KappaView, version: int, records: list[Record], timeout: float = 180) -> None:
+    expected = truth(records, version)
+    deadline = time.monotonic() + timeout
+    while (answer := serving(config, view)) != (version, expected):
+        assert not above(answer[1], truth(records, answer[0])), above(answer[1], truth(records, answer[0]))[:5]
+        assert time.monotonic() < deadline, f"serving never equalled the truth of v{version}"
+        time.sleep(3)
+
+
+def test_reprocessing_switches_serving_atomically_to_the_new_logic(config: Config, view: KappaView) -> None:
+    history = list(islice(EventGenerator(seed=41, faults=FAULTS).records(), 2000))
+    send(config, view.topic, history)
+    view.define(1)
+    reprocess(config, view.name, 1, print, topic=view.topic, grace_seconds=0)
+    assert live_version(config, view.name) == 1
+    wait_for_truth(config, view, 1, history)
+
+    api = AirflowApi(Airflow(config))
+    api.prepare_dag(DAG_ID)
+    stream = Stream(config, view.topic, EventGenerator(seed=42, faults=FAULTS).records(), rate=100)
+    stream.start()
+    answered: list[int] = []
+    try:
+        time.sleep(10)
+        view.define(2)  # the user changes the logic and bumps the version
+        run_id = api.trigger(DAG_ID, {"view": view.name, "version": 2, "topic": view.topic, "grace_seconds": 15})
+
+        def check() -> None:  # every answer comes from one version and never exceeds its truth
+            version, rows = serving(config, view)
+            wrong = above(rows, truth(history + list(stream.sent), version))
+            assert not wrong, f"v{version}: {wrong[:5]}"
+            answered.append(version)
+
+        assert api.wait(DAG_ID, run_id, timeout=400, while_waiting=check) == "success"
+        check()
+    finally:
+        stream.stopping.set()
+        stream.join()
+
+    assert answered == sorted(answered) and answered[0] == 1 and answered[-1] == 2, "serving went back to v1"
+    assert live_version(config, view.name) == 2
+    assert live_jobs(config, version_job(view.name, 1)) == [], "the old version's job still runs"
+    assert live_jobs(config, version_job(view.name, 2)), "the new version's job is not running"
+    assert table_versions(config, view.name) == [2], "the old version's table was not dropped"
+    wait_for_truth(config, view, 2, history + stream.sent)
+
+
+def test_bad_reprocess_requests_are_refused_before_anything_starts(config: Config, view: KappaView) -> None:
+    view.define(1)
+    with pytest.raises(ViewError, match="unknown view 'no_such_view'"):
+        check_request(config, "no_such_view", 1)
+    with pytest.raises(ViewError, match="must be lowercase letters"):
+        check_request(config, "events; drop table raw.events", 1)
+    with pytest.raises(ReprocessError, match="defines version 1, not 2"):
+        check_request(config, view.name, 2)
+    with pytest.raises(ReprocessError, match="is a lambda view"):
+        check_request(config, "events_per_type", 1)
+
+    # a version not greater than the live one: make a version live by hand (no job needed)
+    def make_live(number: int) -> None:
+        run_query(config, f"create table speed.{view.name}__v{number} (event_time_bucket "
+                          "timestamp(6) with time zone, event_type varchar, events bigint)")
+        run_query(config, f"create or replace view serving.{view.name} as select * from speed.{view.name}__v{number}")
+
+    make_live(1)
+    with pytest.raises(ReprocessError, match="not greater than the live version 1"):
+        check_request(config, view.name, 1)
+    make_live(2)
+    cli = subprocess.run([Path(sys.executable).with_name("lambdalake"), "kappa", "reprocess", view.name,
+                          "--version", "1"], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1 and "not greater than the live version 2" in cli.stderr, cli.stderr
+
+    api = AirflowApi(Airflow(config))
+    api.prepare_dag(DAG_ID)
+    with pytest.raises(httpx.HTTPStatusError) as refused:  # Airflow's form refuses a name with SQL in it
+        api.trigger(DAG_ID, {"view": "x'; drop table raw.events --", "version": 2})
+    assert refused.value.response.status_code == 400
+    run_id = api.trigger(DAG_ID, {"view": "no_such_view", "version": 2, "topic": view.topic})
+    assert api.wait(DAG_ID, run_id) == "failed"
+    states = {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in api.task_instances(DAG_ID, run_id)}
+    assert states["validate"] == ("failed", 1), states  # refused at once, not retried
+    assert states["start"][0] == "upstream_failed", states
+    assert live_jobs(config, version_job("no_such_view", 2)) == []
+    assert table_versions(config, view.name) == [1, 2]
