@@ -1,12 +1,14 @@
-"""Batch recompute time and serving latency, on the running platform (`lambdalake up` first).
+"""Batch recompute time against DuckDB, and serving latency, on the running platform.
 
-    .venv/bin/python bench/batch.py --events 1000000 --queries 30
+    .venv/bin/python -m bench.batch --events 10000000 --queries 30
 
 Writes N synthetic events (5% duplicates, Zipf pages) straight into a master dataset table of
 its own with pyiceberg, in 1M-row appends (Kafka and the ingest job are not what is measured
 here), then times one batch recompute of every lambda view through Trino, as
-`batch_recompute` runs it, and the latency of dashboard queries on the resulting serving views.
-Its tables are removed afterwards.
+`batch_recompute` runs it. In the same run, DuckDB (in this process, every core) computes the
+same aggregates, with the same first-arrival deduplication, over the same Parquet data files;
+its results must equal the batch tables. Last, the latency of dashboard queries on the
+resulting serving views. Its tables are removed afterwards.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
-from lambdalake.batch import Boundary, Layers, ensure_serving, lambda_views, recompute_view
+from lambdalake.batch import Boundary, Layers, ensure_serving, recompute_view
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, load_config
 from lambdalake.query import run_query
+from bench.report import save
 from lambdalake.tables import ensure_table
-from lambdalake.views import load_views
+from lambdalake.views import View, lambda_views
 
 EVENT_TYPES = np.array(["page_view", "search", "click", "add_to_cart", "purchase"])
 TYPE_SHARES = [0.55, 0.2, 0.14, 0.07, 0.04]
@@ -72,6 +76,46 @@ def fill(config: Config, table_name: str, events: int) -> int:
     return table.refresh().current_snapshot().snapshot_id
 
 
+def duckdb_sql(view: View, files: list[str], boundary: datetime) -> str:
+    """The view's batch aggregate as a DuckDB user would write it, over the Parquet files."""
+    dims = [f'"{d}"' for d in view.dimensions]
+    aggs = [f'count(*) as "{m.name}"' if m.agg == "count" else f'{m.agg}("{m.column}") as "{m.name}"'
+            for m in view.measures]
+    filters = [f"ingest_time < timestamptz '{boundary:%Y-%m-%d %H:%M:%S}+00'"]
+    filters += [f'"{column}" in ({", ".join(repr(v) for v in values)})' for column, values in view.where]
+    return "\n".join([
+        "with first_arrivals as (select * from read_parquet([" + ", ".join(repr(f) for f in files) + "])",
+        "    qualify row_number() over (partition by event_id order by ingest_time, kafka_partition, kafka_offset) = 1)",
+        f"select time_bucket(interval '{view.bucket_minutes} minutes', event_time) as event_time_bucket, "
+        + ", ".join([*dims, *aggs]),
+        "from first_arrivals where " + " and ".join(filters),
+        "group by all",
+    ])
+
+
+def rows_of(rows: list) -> list[tuple]:  # type: ignore[type-arg]
+    """Rows comparable across engines: timestamps in UTC, sorted."""
+    return sorted(tuple(v.astimezone(timezone.utc) if isinstance(v, datetime) else v for v in row) for row in rows)
+
+
+def duckdb_recompute(config: Config, layers: Layers, snapshot: int, boundary: datetime,
+                     batch_tables: dict[str, str]) -> dict[str, float]:
+    """Seconds DuckDB takes per view over the snapshot's data files; checks its rows equal Trino's."""
+    table = load_catalog(config).load_table(layers.events_table)
+    files = [task.file.file_path.removeprefix("file://") for task in table.scan(snapshot_id=snapshot).plan_files()]
+    connection = duckdb.connect()
+    connection.execute("set TimeZone = 'UTC'")
+    timings = {}
+    for view in lambda_views():
+        started = time.monotonic()
+        rows = connection.execute(duckdb_sql(view, files, boundary)).fetchall()
+        timings[view.name] = round(time.monotonic() - started, 2)
+        trino_rows = run_query(config, f"select * from {batch_tables[view.name]}")[1]
+        if rows_of(rows) != rows_of(trino_rows):
+            raise SystemExit(f"{view.name}: DuckDB and Trino disagree ({len(rows)} vs {len(trino_rows)} rows)")
+    return timings
+
+
 def main(events: int, queries: int) -> dict[str, object]:
     config = load_config()
     suffix = uuid.uuid4().hex[:8]
@@ -83,11 +127,12 @@ def main(events: int, queries: int) -> dict[str, object]:
         loaded = time.monotonic() - started
         ensure_serving(config, layers)
         boundary = Boundary(datetime.now(timezone.utc).replace(second=0, microsecond=0), snapshot)
-        timings = {}
+        timings, batch_tables = {}, {}
         for view in lambda_views():
             started = time.monotonic()
-            recompute_view(config, layers, view, boundary)
+            batch_tables[view.name] = recompute_view(config, layers, view, boundary)
             timings[view.name] = round(time.monotonic() - started, 2)
+        duckdb_timings = duckdb_recompute(config, layers, snapshot, boundary.moment, batch_tables)
         dashboards = {
             "top pages, last 3 hours": "select page, sum(page_views) from {page} where event_time_bucket > "
                                        "current_timestamp - interval '3' hour group by 1 order by 2 desc limit 10",
@@ -95,7 +140,7 @@ def main(events: int, queries: int) -> dict[str, object]:
             "events per type per minute": "select * from {types} order by event_time_bucket desc limit 50",
         }
         names = {"page": "page_views_per_page", "purchases": "purchases_per_product", "types": "events_per_type"}
-        tables = {key: layers.serving(next(v for v in load_views() if v.name == name)) for key, name in names.items()}
+        tables = {key: layers.serving(next(v for v in lambda_views() if v.name == name)) for key, name in names.items()}
         latency = {}
         for title, sql in dashboards.items():
             samples = []
@@ -106,17 +151,19 @@ def main(events: int, queries: int) -> dict[str, object]:
             latency[title] = {"p50_s": round(statistics.median(samples), 3),
                               "p95_s": round(statistics.quantiles(samples, n=20)[-1], 3)}
         return {
-            "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "events": events,
             "load_seconds_pyiceberg": round(loaded, 1),
             "recompute_seconds_by_view": timings,
             "recompute_seconds_all_views": round(sum(timings.values()), 2),
+            "duckdb_seconds_by_view": duckdb_timings,
+            "duckdb_seconds_all_views": round(sum(duckdb_timings.values()), 2),
+            "ratio_trino_to_duckdb": round(sum(timings.values()) / sum(duckdb_timings.values()), 2),
             "serving_query_latency": latency,
         }
     finally:
         catalog = load_catalog(config)
         _, rows = run_query(config, "show tables from batch")
-        for view in load_views():
+        for view in lambda_views():
             run_query(config, f"drop view if exists {layers.serving(view)}")
             for (name,) in rows:
                 if name.startswith(f"{view.name}{layers.suffix}__b"):
@@ -132,4 +179,9 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=30)
     args = parser.parse_args()
-    print(json.dumps(main(args.events, args.queries), indent=2))
+    result = main(args.events, args.queries)
+    print(json.dumps(result, indent=2, default=str))
+    save(f"batch-{args.events // 1_000_000}m", result,
+         f"batch recompute of every lambda view over {args.events:,} events: Trino "
+         f"{result['recompute_seconds_all_views']} s, DuckDB {result['duckdb_seconds_all_views']} s on the same "
+         f"Parquet files, ratio {result['ratio_trino_to_duckdb']} (target <= 2.0)")

@@ -1,15 +1,24 @@
-"""Throughput and freshness of the streaming jobs (ingest, speed) on the running platform.
+"""The streaming jobs on the running platform: throughput against a plain Kafka consumer, freshness,
+serving latency while streaming, and the files a checkpoint interval leaves behind.
 
-    .venv/bin/python bench/streaming.py --job ingest --events 100000 --freshness-samples 20
-    .venv/bin/python bench/streaming.py --job speed  --events 100000 --freshness-samples 20
+    .venv/bin/python -m bench.streaming --job speed --events 2000000 --parallelism 2
+    .venv/bin/python -m bench.streaming --job speed --events 200000 --checkpoint-interval "2 s" --name speed-cp2s
+    .venv/bin/python -m bench.streaming --job ingest --events 1000000
 
-Throughput: N valid events are produced to a fresh topic first; then the job starts and the
-clock runs until Trino sees all N (`raw.events` rows for ingest; the sum of
-`speed.events_per_type` for speed). Reported over the whole run (job start and first
-checkpoint included) and between the moments 10% and 100% were visible.
-Freshness: with the job running, one event a second, each on a page of its own; seconds from
-its produce call until Trino finds it (in raw.events, or in speed.page_views_per_page).
-Each run uses its own topic, tables and job, removed afterwards.
+1. Throughput: N valid events are produced to a fresh topic. One plain Kafka consumer
+   (confluent-kafka, one thread) reads them all, timed; then the job starts and the clock runs
+   until Trino sees all N (`raw.events` rows for ingest; the sum of `speed.events_per_type` for
+   speed). The sustained rate is taken between the moments 10% and 100% were visible (after
+   warm-up), and reported as a ratio to the plain consumer's rate, measured in the same run.
+2. Freshness: while `--rate` events/s stream in, one probe event a second, each on a page of its
+   own; seconds from its produce call until Trino finds it (in `serving.page_views_per_page` of
+   the bench's own tables, or in raw.events). p50 / p95 / max.
+3. Serving latency (speed): with the stream on, a dashboard query, the top 20 pages of the
+   last hour from `serving.page_views_per_page`, `--queries` times. p50 / p95.
+4. Files: data files per partition of the written tables at the end, and per hour of streaming.
+
+Each run uses its own topic, tables and job, removed afterwards. Writes bench/results/<name>.json,
+PNG plots of throughput over time and of the freshness distribution, and a line in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -17,30 +26,104 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from itertools import islice
 
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.report import RESULTS, save
 from lambdalake import ingest, speed
+from lambdalake.batch import Layers, ensure_serving
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, load_config
+from lambdalake.engines import fetch_json
+from lambdalake.engines.flink import Flink
 from lambdalake.generator import EventGenerator
-from lambdalake.jobs import cancel
+from lambdalake.jobs import cancel, live_jobs
+from lambdalake.maintenance import files_per_partition
 from lambdalake.producer import make_producer, produce
 from lambdalake.query import run_query
-from lambdalake.views import load_views
+from lambdalake.views import lambda_views
 
 
 def scalar(config: Config, sql: str) -> int:
     return run_query(config, sql)[1][0][0] or 0
 
 
-def main(job: str, events: int, samples: int, parallelism: int) -> dict[str, object]:
+def plain_consumer_rate(config: Config, topic: str, events: int) -> float:
+    """Events/s one confluent-kafka consumer reads the whole topic at, from the earliest offset."""
+    consumer = Consumer({"bootstrap.servers": f"{config.host}:{config.kafka.port}", "group.id": f"{topic}-plain",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    read, started = 0, None
+    while read < events:
+        messages = consumer.consume(10_000, timeout=1)
+        if messages and started is None:
+            started = time.monotonic()  # from the first message: group join is not reading
+        read += sum(1 for m in messages if m.error() is None)
+    seconds = time.monotonic() - started  # type: ignore[operator]
+    consumer.close()
+    return events / seconds
+
+
+def percentile(samples: list[float], q: int) -> float:
+    if len(samples) < 2:
+        return round(samples[0], 2)
+    return round(statistics.quantiles(samples, n=100, method="inclusive")[q - 1], 2)
+
+
+class Background(threading.Thread):
+    """Produces `rate` events/s to the topic until stopped: the steady stream freshness is measured in."""
+
+    def __init__(self, config: Config, topic: str, rate: int) -> None:
+        super().__init__(daemon=True)
+        self.config, self.topic, self.rate = config, topic, rate
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        producer, records = make_producer(self.config), EventGenerator(seed=3).records()
+        while not self.stopping.is_set() and self.rate:
+            for record in islice(records, max(1, self.rate // 10)):
+                producer.produce(self.topic, key=record.key, value=record.value)
+            producer.poll(0)
+            time.sleep(0.1)
+        producer.flush(30)
+
+
+def plots(name: str, timeline: list[tuple[float, int]], delays: list[float]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    rates = [(t1, (n1 - n0) / (t1 - t0)) for (t0, n0), (t1, n1) in zip(timeline, timeline[1:]) if t1 > t0]
+    axis.plot([t for t, _ in rates], [r for _, r in rates])
+    axis.set(xlabel="seconds since job submission", ylabel="events/s visible in Trino", title=f"{name}: throughput")
+    figure.tight_layout()
+    figure.savefig(RESULTS / f"{name}-throughput.png")
+    made.append(f"{name}-throughput.png")
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    axis.hist(delays, bins=20)
+    axis.set(xlabel="seconds from produce to visible through Trino", ylabel="probe events",
+             title=f"{name}: freshness")
+    figure.tight_layout()
+    figure.savefig(RESULTS / f"{name}-freshness.png")
+    made.append(f"{name}-freshness.png")
+    plt.close("all")
+    return made
+
+
+def main(job: str, events: int, samples: int, parallelism: int, rate: int, queries: int,
+         checkpoint_interval: str | None, name: str) -> dict[str, object]:
     config = load_config()
     suffix = uuid.uuid4().hex[:8]
     topic = f"bench-{suffix}"
+    serving_tables: list[str] = []
     if job == "ingest":
         target = ingest.IngestTarget(topic, topic, f"raw.bench_events_{suffix}", f"raw.bench_rejected_{suffix}",
                                      f"bench-ingest-{suffix}")
@@ -50,25 +133,41 @@ def main(job: str, events: int, samples: int, parallelism: int) -> dict[str, obj
         submit = lambda: ingest.start(config, target, parallelism=parallelism)  # noqa: E731
     else:
         target = speed.SpeedTarget(topic, topic, f"bench-speed-{suffix}", f"__b{suffix}")
-        tables = [target.table(view) for view in load_views()]
+        layers = Layers(topic=topic, suffix=target.table_suffix)
+        tables = [target.table(view) for view in lambda_views()]
+        serving_tables = [layers.serving(view) for view in lambda_views()]
         visible = f"select sum(events) from speed.events_per_type{target.table_suffix}"
-        found = f"select count(*) from speed.page_views_per_page{target.table_suffix} where page = '{{page}}'"
-        submit = lambda: speed.start(config, target, parallelism=parallelism)  # noqa: E731
+        page_views = f"serving.page_views_per_page{target.table_suffix}"
+        found = f"select count(*) from {page_views} where page = '{{page}}'"
+        submit = lambda: speed.start(config, target, parallelism=parallelism,  # noqa: E731
+                                     checkpoint_interval=checkpoint_interval)
     admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
                                   replication_factor=1)])[topic].result(30)
+    background = Background(config, topic, rate)
     try:
         sent = produce(config, EventGenerator(seed=1), topic, count=events)
+        print(f"produced {sent.sent:,} events at {sent.sent / sent.seconds:,.0f}/s", flush=True)
+        consumer_rate = plain_consumer_rate(config, topic, events)
+        print(f"one plain consumer read them at {consumer_rate:,.0f} events/s", flush=True)
+
         started = time.monotonic()
-        submit()
-        tenth_at, tenth_seen, seen = None, 0, 0
+        job_id = submit()
+        if job == "speed":
+            ensure_serving(config, layers)
+        timeline, tenth_at, tenth_seen, seen = [(0.0, 0)], None, 0, 0
         while seen < events:
             time.sleep(1)
             seen = scalar(config, visible)
+            timeline.append((round(time.monotonic() - started, 1), seen))
             if tenth_at is None and seen >= events / 10:
                 tenth_at, tenth_seen = time.monotonic(), seen
         done = time.monotonic()
+        sustained = (events - tenth_seen) / (done - tenth_at) if tenth_at and done > tenth_at else None
+        print(f"job saw all {events:,} after {done - started:.0f}s; sustained {sustained:,.0f} events/s", flush=True)
 
+        background.start()
+        streaming_since = time.monotonic()
         producer, delays = make_producer(config), []
         generated = EventGenerator(seed=2).records()
         for _ in range(samples):
@@ -78,27 +177,59 @@ def main(job: str, events: int, samples: int, parallelism: int) -> dict[str, obj
             producer.produce(topic, key=event["user_id"].encode(), value=json.dumps(event).encode())
             producer.flush(10)
             while not scalar(config, found.format(page=event["page"])):
-                time.sleep(0.2)
+                time.sleep(0.1)
             delays.append(time.monotonic() - sent_at)
             time.sleep(max(0.0, 1 - (time.monotonic() - sent_at)))
-        return {
+        print(f"freshness p50 {statistics.median(delays):.2f}s max {max(delays):.2f}s", flush=True)
+
+        latency: list[float] = []
+        if job == "speed":
+            dashboard = (f"select page, sum(page_views) as views from {page_views} "
+                         "where event_time_bucket >= current_timestamp - interval '1' hour "
+                         "group by page order by views desc limit 20")
+            for _ in range(queries):
+                query_started = time.monotonic()
+                run_query(config, dashboard)
+                latency.append(time.monotonic() - query_started)
+        streamed_hours = (time.monotonic() - started) / 3600
+        files = {table: files_per_partition(config, table) for table in tables}
+        checkpoints = fetch_json(f"{Flink(config).rest_url}/jobs/{job_id}/checkpoints/config")
+        result: dict[str, object] = {
             "job": job,
-            "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "events": sent.sent,
             "parallelism": parallelism,
-            "produce_events_per_s": round(sent.sent / sent.seconds),
-            "events_per_s_whole_run": round(events / (done - started)),
-            "events_per_s_10_to_100_percent": round((events - tenth_seen) / (done - tenth_at))
-            if tenth_at and done > tenth_at else None,
-            "freshness_s_p50": round(statistics.median(delays), 2),
-            "freshness_s_p95": round(statistics.quantiles(delays, n=20)[-1], 2) if len(delays) >= 2 else None,
-            "checkpoint_interval": config.flink.checkpoint_interval,
+            "kafka_partitions": config.kafka.events_partitions,
+            "checkpoint_interval_ms": checkpoints.get("interval"),
             "speed_window_seconds": config.speed.window_seconds,
+            "produce_events_per_s": round(sent.sent / sent.seconds),
+            "plain_consumer_events_per_s": round(consumer_rate),
+            "job_events_per_s_whole_run": round(events / (done - started)),
+            "job_events_per_s_sustained_10_to_100_percent": round(sustained) if sustained else None,
+            "ratio_job_to_plain_consumer": round(sustained / consumer_rate, 3) if sustained else None,
+            "freshness_background_rate_events_per_s": rate,
+            "freshness_samples": len(delays),
+            "freshness_s_p50": round(statistics.median(delays), 2),
+            "freshness_s_p95": percentile(delays, 95),
+            "freshness_s_max": round(max(delays), 2),
+            "serving_dashboard_query": "top 20 pages of the last hour" if latency else None,
+            "serving_latency_s_p50": round(statistics.median(latency), 3) if latency else None,
+            "serving_latency_s_p95": percentile(latency, 95) if latency else None,
+            "files_per_partition": files,
+            "streamed_minutes": round(streamed_hours * 60, 1),
+            "files_per_partition_per_hour": {t: round(max(f, default=0) / streamed_hours) for t, f in files.items()},
+            "throughput_timeline": timeline,
         }
+        result["plots"] = plots(name, timeline, delays)
+        return result
     finally:
+        background.stopping.set()
         cancel(config, target.job_name)
+        while live_jobs(config, target.job_name):
+            time.sleep(1)
         admin.delete_topics([topic])[topic].result(30)
         catalog = load_catalog(config)
+        for view_name in serving_tables:
+            run_query(config, f"drop view if exists {view_name}")
         for table in tables:
             if catalog.table_exists(table):
                 catalog.purge_table(table)
@@ -107,8 +238,25 @@ def main(job: str, events: int, samples: int, parallelism: int) -> dict[str, obj
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", choices=("ingest", "speed"), required=True)
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--freshness-samples", type=int, default=20)
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--freshness-samples", type=int, default=60)
+    parser.add_argument("--rate", type=int, default=500, help="background events/s while freshness is measured")
+    parser.add_argument("--queries", type=int, default=50, help="dashboard queries (speed only)")
     parser.add_argument("--parallelism", type=int, default=1)
+    parser.add_argument("--checkpoint-interval", help="the job's, e.g. '2 s' (speed only); default: the cluster's")
+    parser.add_argument("--name", help="result name; default: <job>-p<parallelism>")
     args = parser.parse_args()
-    print(json.dumps(main(args.job, args.events, args.freshness_samples, args.parallelism), indent=2))
+    name = args.name or f"{args.job}-p{args.parallelism}"
+    result = main(args.job, args.events, args.freshness_samples, args.parallelism, args.rate, args.queries,
+                  args.checkpoint_interval, name)
+    print(json.dumps({k: v for k, v in result.items() if k != "throughput_timeline"}, indent=2))
+    summary = (f"{args.job} job, p{args.parallelism}, {result['events']:,} events: sustained "
+               f"{result['job_events_per_s_sustained_10_to_100_percent']:,} events/s = "
+               f"{result['ratio_job_to_plain_consumer']} x one plain Kafka consumer "
+               f"({result['plain_consumer_events_per_s']:,}/s); freshness p50/p95/max "
+               f"{result['freshness_s_p50']}/{result['freshness_s_p95']}/{result['freshness_s_max']} s at "
+               f"{args.rate} events/s, checkpoint every {result['checkpoint_interval_ms']} ms")
+    if result["serving_latency_s_p50"] is not None:
+        summary += (f"; dashboard query p50/p95 {result['serving_latency_s_p50']}/"
+                    f"{result['serving_latency_s_p95']} s")
+    save(name, result, summary)
