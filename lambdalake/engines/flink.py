@@ -90,6 +90,11 @@ class Flink(Engine):
             "rest.port": flink.rest_port,
             "parallelism.default": 1,
             "execution.checkpointing.interval": flink.checkpoint_interval,
+            # the speed job remembers every event_id for [speed] dedup_ttl: millions of keys, which
+            # on the heap backend filled the TaskManager's heap (back-to-back full GCs at ~600K keys
+            # in bench/streaming.py). RocksDB keeps them in managed memory and on disk.
+            "state.backend.type": "rocksdb",
+            "execution.checkpointing.incremental": True,
             "execution.checkpointing.dir": f"file://{self.state_dir / 'checkpoints'}",
             "execution.checkpointing.savepoint-dir": f"file://{self.savepoints_dir}",
             # keep the last checkpoint when a job is cancelled: it can be restarted from it
