@@ -17,13 +17,12 @@ Safe to retry at any step. The params select views or another set of tables (use
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
-import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
 from lambdalake.config import load_config
+from lambdalake.dag_defaults import dag_defaults
 from lambdalake.views import lambda_views
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
@@ -32,12 +31,9 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 @dag(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
+    **dag_defaults(),
     schedule=load_config().batch.schedule,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
     tags=["lambdalake", "batch"],
-    default_args={"owner": "lambdalake", "retries": 2, "retry_delay": timedelta(seconds=20)},
     params={
         "views": Param([], type="array", items={"type": "string", "pattern": r"^[a-z][a-z0-9_]*$"},
                        title="Views", description="Only these views; empty means every lambda view."),

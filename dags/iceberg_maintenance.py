@@ -16,21 +16,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
 from lambdalake.config import load_config
+from lambdalake.dag_defaults import dag_defaults
 
 
 @dag(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
+    **dag_defaults(retry_delay_seconds=30),
     schedule=load_config().maintenance.schedule,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
     tags=["lambdalake", "maintenance"],
-    default_args={"owner": "lambdalake", "retries": 2, "retry_delay": pendulum.duration(seconds=30)},
     params={
         "tables": Param([], type="array", title="Tables",
                         items={"type": "string", "pattern": r"^(raw|speed)\.[a-z][a-z0-9_]*$"},

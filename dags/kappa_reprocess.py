@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pendulum
 from airflow.sdk import Param, PokeReturnValue, dag, task
 
 from lambdalake.config import load_config
+from lambdalake.dag_defaults import dag_defaults
 
 CONFIG = load_config()
 
@@ -36,12 +36,9 @@ def _version(request: dict):  # type: ignore[no-untyped-def, type-arg]
 @dag(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
+    **dag_defaults(),
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
     tags=["lambdalake", "kappa"],
-    default_args={"owner": "lambdalake", "retries": 2, "retry_delay": pendulum.duration(seconds=20)},
     params={
         "view": Param("", type="string", pattern=r"^[a-z][a-z0-9_]{0,62}$", title="View",
                       description="A kappa view in views/ (lowercase letters, digits, underscores)."),

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pendulum
 from airflow.sdk import dag, task
+
+from lambdalake.dag_defaults import dag_defaults
 
 
 @dag(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
+    **dag_defaults(retries=1),
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
     tags=["lambdalake", "platform"],
-    default_args={"owner": "lambdalake", "retries": 1},
 )
 def platform_health() -> None:
     @task

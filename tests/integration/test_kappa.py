@@ -9,7 +9,6 @@ event ever produced. The truth is computed here in plain Python from the records
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -29,13 +28,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake.config import Config
 from lambdalake.engines.airflow import Airflow, AirflowApi
-from lambdalake.generator import ACCEPTED_KINDS, EventGenerator, Faults, Record
+from lambdalake.generator import EventGenerator, Faults, Record
 from lambdalake.jobs import cancel, live_jobs
 from lambdalake.kappa import ReprocessError, check_request, live_version, reprocess, table_versions, version_job
 from lambdalake.query import run_query
 from lambdalake.views import VIEWS_DIR, ViewError
 from tests.integration.test_batch import Stream
-from tests.integration.test_speed import floor, send
+from tests.integration.test_speed import first_good_events, floor, send
 
 FAULTS = Faults(late_fraction=0.15, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
 DAG_ID = "kappa_reprocess"
@@ -80,17 +79,6 @@ def view(config: Config) -> Iterator[KappaView]:
         for number in table_versions(config, view.name):
             run_query(config, f"drop table if exists speed.{view.name}__v{number}")
         admin.delete_topics([view.topic])[view.topic].result(30)
-
-
-def first_good_events(records: list[Record]) -> list[dict]:  # type: ignore[type-arg]
-    seen, events = set(), []
-    for record in records:
-        if record.kind in ACCEPTED_KINDS:
-            event = json.loads(record.value)
-            if event["event_id"] not in seen:
-                seen.add(event["event_id"])
-                events.append(event)
-    return events
 
 
 def truth(records: list[Record], version: int) -> dict[tuple, tuple]:  # type: ignore[type-arg]

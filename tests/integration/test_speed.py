@@ -62,8 +62,8 @@ def floor(moment: str, minutes: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % (minutes * 60), tz=timezone.utc)
 
 
-def truth(records: list[Record]) -> dict[str, dict[tuple, tuple]]:
-    """Each view's totals by (event-time bucket, dimension), from the first copy of each good event."""
+def first_good_events(records: list[Record]) -> list[dict]:  # type: ignore[type-arg]
+    """The first copy of each good event, in the order sent."""
     seen, events = set(), []
     for record in records:
         if record.kind in ACCEPTED_KINDS:
@@ -71,6 +71,12 @@ def truth(records: list[Record]) -> dict[str, dict[tuple, tuple]]:
             if event["event_id"] not in seen:
                 seen.add(event["event_id"])
                 events.append(event)
+    return events
+
+
+def truth(records: list[Record]) -> dict[str, dict[tuple, tuple]]:
+    """Each view's totals by (event-time bucket, dimension), from the first copy of each good event."""
+    events = first_good_events(records)
     per_type = Counter((floor(e["event_time"], 1), e["event_type"]) for e in events)
     page_views = Counter((floor(e["event_time"], 1), e["page"]) for e in events if e["event_type"] == "page_view")
     purchases: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0), None])

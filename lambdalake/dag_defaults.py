@@ -1,0 +1,17 @@
+"""What every lambdalake DAG shares (dags/ stays declarative): owner, retries, start, one run at a time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+
+def dag_defaults(retries: int = 2, retry_delay_seconds: int = 20) -> dict[str, Any]:
+    """Keyword arguments for `@dag`: not backfilled, one run at a time, tasks owned by lambdalake."""
+    return {
+        "start_date": datetime(2026, 1, 1, tzinfo=timezone.utc),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": {"owner": "lambdalake", "retries": retries,
+                         "retry_delay": timedelta(seconds=retry_delay_seconds)},
+    }
