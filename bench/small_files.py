@@ -7,7 +7,8 @@ Runs the ingest and speed jobs on a topic of their own while `--rate` events/s s
 `--minutes`, counts data files per partition (Trino's `$partitions`), runs the maintenance the
 DAG runs (`lambdalake.maintenance.maintain`: compaction, snapshot expiry, orphan removal) on
 those tables while the stream goes on, and counts again. Tables are partitioned by day, so
-"per hour-partition" is the day partition's count scaled by the hours streamed.
+"per hour-partition" is the day partition's count scaled by the hours streamed. The dashboard
+query of bench.streaming (top 20 pages of the last hour, on serving) is timed before and after.
 Its topic, tables and jobs are removed afterwards.
 """
 
@@ -15,19 +16,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 import uuid
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import save
-from bench.streaming import Background
+from bench.streaming import Background, percentile
 from lambdalake import ingest, speed
+from lambdalake.batch import Layers, ensure_serving
 from lambdalake.catalog import load_catalog
-from lambdalake.config import load_config
+from lambdalake.config import Config, load_config
 from lambdalake.jobs import cancel, live_jobs
 from lambdalake.maintenance import files_per_partition, maintain
+from lambdalake.query import run_query
 from lambdalake.views import lambda_views
+
+
+def dashboard_latency(config: Config, serving_table: str, queries: int = 20) -> dict[str, float]:
+    sql = (f"select page, sum(page_views) as views from {serving_table} where event_time_bucket >= "
+           "current_timestamp - interval '1' hour group by page order by views desc limit 20")
+    samples = []
+    for _ in range(queries):
+        started = time.monotonic()
+        run_query(config, sql)
+        samples.append(time.monotonic() - started)
+    return {"p50_s": round(statistics.median(samples), 3), "p95_s": percentile(samples, 95)}
 
 
 def main(minutes: float, rate: int) -> dict[str, object]:
@@ -43,9 +58,12 @@ def main(minutes: float, rate: int) -> dict[str, object]:
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
                                   replication_factor=1)])[topic].result(30)
     background = Background(config, topic, rate)
+    layers = Layers(topic=topic, suffix=speed_target.table_suffix)
+    serving_table = f"serving.page_views_per_page{speed_target.table_suffix}"
     try:
         ingest.start(config, ingest_target)
         speed.start(config, speed_target)
+        ensure_serving(config, layers)
         background.start()
         started = time.monotonic()
         while (elapsed := time.monotonic() - started) < minutes * 60:
@@ -53,11 +71,13 @@ def main(minutes: float, rate: int) -> dict[str, object]:
             time.sleep(min(60, minutes * 60 - elapsed))
         hours = (time.monotonic() - started) / 3600
         before = {table: files_per_partition(config, table) for table in tables}
+        latency_before = dashboard_latency(config, serving_table)
         maintenance_started = time.monotonic()
         for table in tables:
             maintain(config, table)
         maintenance_seconds = time.monotonic() - maintenance_started
         after = {table: files_per_partition(config, table) for table in tables}
+        latency_after = dashboard_latency(config, serving_table)
         return {
             "minutes_streamed": round(hours * 60, 1),
             "rate_events_per_s": rate,
@@ -67,6 +87,8 @@ def main(minutes: float, rate: int) -> dict[str, object]:
             "largest_partition_files_per_hour_before": round(max(max(f, default=0) for f in before.values()) / hours),
             "largest_partition_files_after": max(max(f, default=0) for f in after.values()),
             "maintenance_seconds": round(maintenance_seconds, 1),
+            "dashboard_latency_before": latency_before,
+            "dashboard_latency_after": latency_after,
         }
     finally:
         background.stopping.set()
@@ -75,6 +97,8 @@ def main(minutes: float, rate: int) -> dict[str, object]:
             while live_jobs(config, job):
                 time.sleep(1)
         admin.delete_topics([topic])[topic].result(30)
+        for view in lambda_views():
+            run_query(config, f"drop view if exists {layers.serving(view)}")
         catalog = load_catalog(config)
         for table in tables:
             if catalog.table_exists(table):
@@ -91,4 +115,6 @@ if __name__ == "__main__":
     save("small-files", result,
          f"after {result['minutes_streamed']} min at {args.rate} events/s: up to "
          f"{result['largest_partition_files_per_hour_before']} files per partition per hour before maintenance, "
-         f"{result['largest_partition_files_after']} per partition after (target <= 2 per hour-partition)")
+         f"{result['largest_partition_files_after']} per partition after (target <= 2 per hour-partition); "
+         f"dashboard query p50 {result['dashboard_latency_before']['p50_s']} s before, "
+         f"{result['dashboard_latency_after']['p50_s']} s after")
