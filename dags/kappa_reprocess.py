@@ -1,16 +1,22 @@
 """
 ### Kappa reprocess
 
-Replays the Kafka log into a new version of a **kappa** view, then switches `serving.<view>` to it.
+Replays the Kafka log into a new version of a view, then switches `serving.<view>` to it.
 Before triggering: change `views/<view>.yaml` and raise its `version`; give that view and version.
 
-1. **validate** — the view exists and is kappa, the version is the one its definition states, and
-   it is greater than the live one. A refused request starts nothing.
+A **kappa** view is then served from the new version alone. A **lambda** view too, until the next
+`batch_recompute`, which recomputes the new logic below its boundary and merges the new speed
+table above it; its old speed part (a branch of the shared speed job) is retired by restarting
+that job without it.
+
+1. **validate** — the view exists, the version is the one its definition states, and it is
+   greater than the live one. A refused request starts nothing.
 2. **start** — creates `speed.<view>__v<N>` and submits its Flink job from the earliest offset.
 3. **caught_up** — waits until the job's consumer lag is under the threshold (the lag is in the log).
 4. **switch** — `CREATE OR REPLACE VIEW serving.<view>` over the new table, in one statement.
-5. **retire** — cancels the older versions' jobs and marks their tables retired.
-6. **drop_retired** — drops those tables once the grace period is over.
+5. **retire** — cancels the older versions' jobs (restarts the shared speed job without a lambda
+   view's base) and marks their tables retired.
+6. **drop_retired** — drops those tables, and their batch tables, once the grace period is over.
 
 Safe to retry at any step: until **switch**, serving reads the old version's complete table.
 """
@@ -41,7 +47,7 @@ def _version(request: dict):  # type: ignore[no-untyped-def, type-arg]
     tags=["lambdalake", "kappa"],
     params={
         "view": Param("", type="string", pattern=r"^[a-z][a-z0-9_]{0,62}$", title="View",
-                      description="A kappa view in views/ (lowercase letters, digits, underscores)."),
+                      description="A view in views/ (lowercase letters, digits, underscores)."),
         "version": Param(2, type="integer", minimum=1, title="New version",
                          description="The version its definition now states; greater than the live one."),
         "topic": Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",

@@ -1,17 +1,21 @@
-"""The speed job: every lambda view's real-time part, from the Kafka log into `speed.<view>` (Iceberg).
+"""A speed job: views' real-time parts, from the Kafka log into their speed tables (Iceberg).
 
 Records are validated exactly as the ingest job does (shared code), deduplicated by event_id
 (the first arrival wins; keyed state kept for --dedup-ttl), and aggregated per view every
 --window-seconds of processing time into rows keyed by (ingest bucket, event-time bucket,
-dimensions). Rows are only ever appended; the serving layer adds them up. The SQL of each view
-is derived from its definition in views/ by lambdalake.derive.
+dimensions). Rows are only ever appended; the serving layer adds them up. Each view's SQL is
+derived from its definition by lambdalake.derive; --views gives each table and the definition
+pinned in it, so a job always runs the logic its tables were started with.
 
-Submit with `lambdalake speed start` (or `flink run -py flink_jobs/speed.py [options]`).
+The same file runs the shared speed job (`lambdalake speed start`: every lambda view, named
+`lambdalake-speed`) and a reprocessed version of one view (`lambdalake kappa reprocess`:
+`lambdalake-kappa-<view>-v<N>`, from the earliest offset, its consumer group being new).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -19,12 +23,13 @@ from lambdalake.catalog import flink_catalog_ddl
 from lambdalake.config import load_config
 from lambdalake.derive import speed_insert_sql
 from lambdalake.streaming import register_checked_log, register_first_arrivals
-from lambdalake.views import lambda_views
+from lambdalake.views import parse_view
 
 
-def run(topic: str, group_id: str, job_name: str, table_suffix: str, window_seconds: int, dedup_ttl: str,
+def run(topic: str, group_id: str, job_name: str, views: str, window_seconds: int, dedup_ttl: str,
         checkpoint_interval: str | None) -> None:
     config = load_config()
+    targets = [(item["table"], parse_view(item["definition"], f"--views of {job_name}")) for item in json.loads(views)]
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     env.get_config().set("pipeline.name", job_name)
     if checkpoint_interval:  # rows become visible at checkpoints: this trades freshness for files
@@ -38,8 +43,7 @@ def run(topic: str, group_id: str, job_name: str, table_suffix: str, window_seco
     # the sinks: one speed table per view, in the shared catalog
     env.execute_sql(flink_catalog_ddl(config))
     statements = env.create_statement_set()
-    for view in lambda_views():
-        table = view.speed_table + table_suffix
+    for table, view in targets:
         statements.add_insert_sql(speed_insert_sql(view, config.iceberg.catalog_name, table, window_seconds))
 
     # submit: runs until stopped (`lambdalake speed stop` takes a savepoint first)
@@ -51,10 +55,10 @@ if __name__ == "__main__":
     parser.add_argument("--topic", required=True)
     parser.add_argument("--group-id", required=True)
     parser.add_argument("--job-name", required=True)
-    parser.add_argument("--table-suffix", default="", help="appended to each speed.<view> table name")
+    parser.add_argument("--views", required=True, help='JSON: [{"table": "speed.<view>", "definition": {...}}]')
     parser.add_argument("--window-seconds", type=int, required=True)
     parser.add_argument("--dedup-ttl", required=True, help="e.g. '1 h'")
     parser.add_argument("--checkpoint-interval", help="e.g. '2 s'; default: the cluster's")
     args = parser.parse_args()
-    run(args.topic, args.group_id, args.job_name, args.table_suffix, args.window_seconds, args.dedup_ttl,
+    run(args.topic, args.group_id, args.job_name, args.views, args.window_seconds, args.dedup_ttl,
         args.checkpoint_interval)

@@ -10,6 +10,10 @@ Each run writes a new table `batch.<view>__b<B>` (one Iceberg commit, by Trino's
 AS), then replaces `serving.<view>` with one CREATE OR REPLACE VIEW naming that table and B:
 readers see old batch + old B or new batch + new B, never a mix. A run killed anywhere leaves
 serving as it was; the next run redoes its work (every step is idempotent).
+
+A view is recomputed with the logic of the version serving answers from: its base (the
+definition pinned in `speed.<view>`), or a reprocessed version N (lambdalake.kappa), whose
+tables are `speed.<view>__v<N>` and `batch.<view>__v<N>__b<B>`.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from lambdalake.catalog import load_catalog
+from lambdalake.catalog import load_catalog, serving_lock
 from lambdalake.config import Config
 from lambdalake.derive import batch_select_sql, serving_view_sql, trino_timestamp
 from lambdalake.errors import EngineError
 from lambdalake.query import run_query
+from lambdalake.versions import base_table, live_version, pinned_view, version_table
 from lambdalake.views import INGEST_BUCKET_MINUTES, View, lambda_views
 
 BOUNDARY_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -43,8 +48,30 @@ class Layers:
     def serving(self, view: View) -> str:
         return f"serving.{view.name}{self.suffix}"
 
-    def batch(self, view: View, boundary: datetime) -> str:
-        return f"batch.{view.name}{self.suffix}__b{boundary:%Y%m%d%H%M}"
+
+
+@dataclass(frozen=True)
+class Served:
+    """What serving.<view> is made of now: the logic of the version it answers from, and its tables."""
+
+    view: View
+    #: the tables' common name: speed.<stem> and batch.<stem>__b<B>
+    stem: str
+
+    @property
+    def speed_table(self) -> str:
+        return f"speed.{self.stem}"
+
+    def batch_table(self, boundary: datetime) -> str:
+        return f"batch.{self.stem}__b{boundary:%Y%m%d%H%M}"
+
+
+def served(config: Config, layers: Layers, view: View) -> Served:
+    """The version of the view serving answers from: a reprocessed one, else the base (tests' suffixed
+    tables are always the base). Its definition is the one pinned in its speed table."""
+    number = None if layers.suffix else live_version(config, view.name)
+    table = base_table(view.name, layers.suffix) if number is None else version_table(view.name, number)
+    return Served(pinned_view(config, table) or view, table.split(".", 1)[1])
 
 
 @dataclass(frozen=True)
@@ -123,34 +150,46 @@ def choose_boundary(config: Config, layers: Layers) -> Boundary | None:
     return None if moment is None else Boundary(moment, events.snapshot_id)
 
 
-def _batch_tables(config: Config, layers: Layers, view: View) -> list[str]:
-    prefix = f"{view.name}{layers.suffix}__b"
+def batch_tables(config: Config, stem: str) -> list[str]:
+    """batch.<stem>__b<B> for every B, oldest first."""
+    prefix = f"{stem}__b"
     _, rows = run_query(config, "show tables from batch")
     return sorted(f"batch.{name}" for (name,) in rows if name.startswith(prefix) and name[len(prefix):].isdigit())
 
 
+def _boundary_of(table: str) -> datetime:
+    return datetime.strptime(table.rsplit("__b", 1)[1], "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
+
+
 def current_boundary(config: Config, layers: Layers, view: View) -> datetime | None:
-    """The boundary serving uses now: that of the newest batch table (None before any run)."""
-    tables = _batch_tables(config, layers, view)
-    if not tables:
-        return None
-    return datetime.strptime(tables[-1].rsplit("__b", 1)[1], "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
+    """The boundary serving uses now: that of the served version's newest batch table (None before any run)."""
+    tables = batch_tables(config, served(config, layers, view).stem)
+    return _boundary_of(tables[-1]) if tables else None
 
 
-def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundary) -> str:
-    """Write the view's batch table below B, then point serving at it. Idempotent; returns the table."""
+def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundary) -> str | None:
+    """Write the view's batch table below B, then point serving at it. Idempotent; returns the table.
+
+    Returns None when a reprocessing switched serving to another version meanwhile: that version
+    is recomputed by the next run.
+    """
     catalog = config.iceberg.catalog_name
-    previous = current_boundary(config, layers, view)
-    if previous is not None and previous > boundary.moment:
-        return layers.batch(view, previous)  # never move B backwards
-    table = layers.batch(view, boundary.moment)
-    select = batch_select_sql(view, catalog, layers.events_table, boundary.events_snapshot, boundary.literal)
+    target = served(config, layers, view)
+    tables = batch_tables(config, target.stem)
+    if tables and _boundary_of(tables[-1]) > boundary.moment:
+        return tables[-1]  # never move B backwards
+    table = target.batch_table(boundary.moment)
+    select = batch_select_sql(target.view, catalog, layers.events_table, boundary.events_snapshot, boundary.literal)
     namespace, name = table.split(".")
     run_query(config, f'create or replace table "{catalog}"."{namespace}"."{name}" as\n{select}')
-    run_query(config, serving_view_sql(view, catalog, layers.serving(view), layers.speed(view), table,
-                                       boundary.literal))
+    with serving_lock(config, layers.serving(view)):
+        if served(config, layers, view) != target:
+            run_query(config, f"drop table if exists {table}")
+            return None
+        run_query(config, serving_view_sql(target.view, catalog, layers.serving(view), target.speed_table, table,
+                                           boundary.literal))
     # keep the previous table a run longer: a query that started before the swap may still read it
-    for old in _batch_tables(config, layers, view)[:-2]:
+    for old in batch_tables(config, target.stem)[:-2]:
         run_query(config, f"drop table if exists {old}")
     return table
 
@@ -162,30 +201,32 @@ def expire_speed_rows(config: Config, layers: Layers, view: View) -> datetime | 
     longer for queries that began before the last swap, so only rows below that previous B go.
     Flink only appends newer ingest buckets meanwhile, so the delete never touches its rows.
     """
-    tables = _batch_tables(config, layers, view)
+    target = served(config, layers, view)
+    tables = batch_tables(config, target.stem)
     if len(tables) < 2:
         return None
-    limit = datetime.strptime(tables[-2].rsplit("__b", 1)[1], "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
-    namespace, name = layers.speed(view).split(".")
+    limit = _boundary_of(tables[-2])
+    namespace, name = target.speed_table.split(".")
     run_query(config, f'delete from "{namespace}"."{name}" '
                       f"where ingest_bucket < {trino_timestamp(limit.strftime(BOUNDARY_FORMAT))}")
     return limit
 
 
-def ensure_serving(config: Config, layers: Layers) -> None:
-    """Create serving.<view> as the speed layer alone for every lambda view that has none yet."""
-    from lambdalake.speed import ensure_speed_tables
+def ensure_serving(config: Config, layers: Layers, views: list[str] | None = None) -> None:
+    """Create serving.<view> as the speed layer alone for every lambda view (or those named) that has none yet."""
+    from lambdalake.speed import create_base_table
 
-    ensure_speed_tables(config, layers.suffix)
     _, rows = run_query(config, "show tables from serving")
     existing = {name for (name,) in rows}
     for view in lambda_views():
-        if f"{view.name}{layers.suffix}" not in existing:
-            run_query(config, serving_view_sql(view, config.iceberg.catalog_name, layers.serving(view),
-                                               layers.speed(view), None, None))
+        if (views and view.name not in views) or f"{view.name}{layers.suffix}" in existing:
+            continue
+        table = create_base_table(config, view, layers.suffix)
+        run_query(config, serving_view_sql(served(config, layers, view).view, config.iceberg.catalog_name,
+                                           layers.serving(view), table, None, None))
 
 
-def run_once(config: Config, layers: Layers, views: list[str] | None = None) -> dict[str, str]:
+def run_once(config: Config, layers: Layers, views: list[str] | None = None) -> dict[str, str | None]:
     """One whole batch run, as the DAG does it: boundary, then each view. Returns view -> table."""
     boundary = choose_boundary(config, layers)
     if boundary is None:
@@ -220,7 +261,8 @@ def expire_by_name(config: Config, params: dict[str, object], view_name: str) ->
     return None if limit is None else limit.isoformat()
 
 
-def recompute_by_name(config: Config, params: dict[str, object], view_name: str, chosen: dict[str, object]) -> str:
+def recompute_by_name(config: Config, params: dict[str, object], view_name: str,
+                      chosen: dict[str, object]) -> str | None:
     view = _lambda_view(view_name)
     boundary = Boundary(datetime.fromisoformat(str(chosen["moment"])), int(chosen["snapshot"]))  # type: ignore[arg-type]
     return recompute_view(config, layers_from(config, params), view, boundary)

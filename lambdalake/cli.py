@@ -172,6 +172,9 @@ def _job_commands(kind: str, help_text: str) -> typer.Typer:
             from lambdalake.speed import SpeedTarget, start as submit_speed
 
             job_id = submit_speed(config, SpeedTarget.default(config), parallelism=parallelism, savepoint=savepoint)
+            if job_id is None:
+                say("no lambda view is left for the speed job: each runs in a reprocessed version's job")
+                return
         say(f"{kind} job {job_id} running; Flink UI: http://{config.host}:{config.flink.rest_port}/#/job/running")
 
     @commands.command("stop")
@@ -229,14 +232,15 @@ def batch_run(
         say(f"serving.{name} <- {table} + speed rows from its boundary on")
 
 
-kappa = typer.Typer(help="Kappa views: replay the log into a new version, switch serving, retire the old one.",
+kappa = typer.Typer(help="Reprocess a view (kappa or lambda): replay the log into a new version, switch serving, "
+                         "retire the old one.",
                     no_args_is_help=True)
 app.add_typer(kappa, name="kappa")
 
 
 @kappa.command("reprocess")
 def kappa_reprocess(
-    view: Annotated[str, typer.Argument(help="A kappa view in views/.")],
+    view: Annotated[str, typer.Argument(help="A view in views/ (kappa or lambda).")],
     version: Annotated[int, typer.Option(help="The version views/<view>.yaml now states.")],
     lag_threshold: Annotated[int | None, typer.Option(help="Caught up at this lag (records); "
                                                            "default: the config's kappa.lag_threshold.")] = None,
@@ -254,20 +258,21 @@ def kappa_reprocess(
 
 @kappa.command("versions")
 def kappa_versions(
-    view: Annotated[list[str] | None, typer.Argument(help="Views to list; default: every kappa view.")] = None,
+    view: Annotated[list[str] | None, typer.Argument(help="Views to list; default: every view.")] = None,
 ) -> None:
-    """List each kappa view's versions: which one serving reads, its job, its consumer lag."""
+    """List each view's versions: its table, which one serving reads, its job, its consumer lag."""
     from lambdalake.kappa import describe
     from lambdalake.views import load_views
 
-    names = view or [v.name for v in load_views() if v.mode == "kappa"]
+    names = view or [v.name for v in load_views()]
     statuses = describe(_config(), names)
     if not statuses:
-        say("no kappa view has a version yet; start one with `lambdalake kappa reprocess VIEW --version N`")
+        say("no view has a version yet: start the speed job, or `lambdalake kappa reprocess VIEW --version N`")
     for s in statuses:
         lag = "-" if s.lag is None else f"{s.lag} records"
         retired = f", retired {s.retired_at}" if s.retired_at else ""
-        say(f"{s.view} v{s.version}: {'LIVE' if s.live else 'not live'}, job {s.job}, lag {lag}{retired}")
+        say(f"{s.view} v{s.version} ({s.table}): {'LIVE' if s.live else 'not live'}, job {s.job} {s.job_state}, "
+            f"lag {lag}{retired}")
 
 
 @app.command()

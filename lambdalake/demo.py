@@ -106,7 +106,7 @@ def run_demo(config: Config, say: Callable[[str], None]) -> None:
 
 
 def batch_demo(config: Config, say: Callable[[str], None], timeout: float = 300) -> None:
-    from lambdalake.batch import Layers, current_boundary, ensure_serving
+    from lambdalake.batch import Layers, current_boundary, ensure_serving, served
     from lambdalake.engines.airflow import Airflow, AirflowApi
     from lambdalake.views import load_views
 
@@ -120,10 +120,11 @@ def batch_demo(config: Config, say: Callable[[str], None], timeout: float = 300)
         raise EngineError(f"batch_recompute run {run_id} failed; see its logs in the Airflow UI")
     view = next(v for v in load_views() if v.name == "events_per_type")
     boundary = current_boundary(config, layers, view)
+    parts = served(config, layers, view)
     say(f"serving.events_per_type = batch below B={boundary:%Y-%m-%d %H:%M} UTC + speed from B on:")
     _, rows = run_query(config, f"""
-        with batch as (select event_type, sum(events) as n from {layers.batch(view, boundary)} group by 1),
-        speed as (select event_type, sum(events) as n from {layers.speed(view)}
+        with batch as (select event_type, sum(events) as n from {parts.batch_table(boundary)} group by 1),
+        speed as (select event_type, sum(events) as n from {parts.speed_table}
                   where ingest_bucket >= timestamp '{boundary:%Y-%m-%d %H:%M:%S} UTC' group by 1),
         serving as (select event_type, sum(events) as n from {layers.serving(view)} group by 1)
         select s.event_type, coalesce(b.n, 0), coalesce(p.n, 0), s.n

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -30,17 +31,28 @@ def live_jobs(config: Config, job_name: str) -> list[str]:
 
 
 def submit(config: Config, job: Path, args: list[str], job_name: str, *, parallelism: int,
-           savepoint: str | None = None) -> str:
-    """Submit the job (detached) unless one named job_name is live; return its job id."""
+           savepoint: str | None = None, allow_non_restored_state: bool = False) -> str:
+    """Submit the job (detached) unless one named job_name is live; return its job id.
+
+    allow_non_restored_state: start from a savepoint even if some of its state maps to no operator.
+    """
     running = live_jobs(config, job_name)
     if running:
         return running[0]
     proc = Flink(config).run_python_job(job, *args, "--job-name", job_name, detached=True,
-                                        parallelism=parallelism, savepoint=savepoint)
+                                        parallelism=parallelism, savepoint=savepoint,
+                                        allow_non_restored_state=allow_non_restored_state)
     match = re.search(r"JobID ([0-9a-f]{32})", proc.stdout)
     if not match:
         raise EngineError(f"flink run printed no job id:\n{proc.stdout[-2000:]}")
     return match.group(1)
+
+
+def started_at(config: Config, job_name: str) -> datetime | None:
+    """When the live job named job_name started (UTC); None when none is live."""
+    overview = httpx.get(f"{Flink(config).rest_url}/jobs/overview", timeout=10).json()
+    starts = [job["start-time"] for job in overview["jobs"] if job["name"] == job_name and job["state"] in LIVE_STATES]
+    return datetime.fromtimestamp(max(starts) / 1000, timezone.utc) if starts else None
 
 
 def stop(config: Config, job_name: str, timeout: float = 180) -> str:

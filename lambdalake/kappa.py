@@ -1,7 +1,7 @@
-"""Kappa reprocessing: replay the log into a new versioned table, then switch serving to it.
+"""Reprocessing: replay the log into a new version of a view, then switch serving to it.
 
-A kappa view is served from its stream job alone, and that job has a version: the `version` of
-its definition in views/<view>.yaml. Reprocessing version N (DESIGN.md section 6):
+A view's stream logic has a version: the `version` of its definition in views/<view>.yaml.
+Reprocessing version N (DESIGN.md section 6):
 
 1. **start** — create `speed.<view>__v<N>` (the version's definition is kept in the table's
    properties, so its logic stays pinned after the YAML moves on) and submit the Flink job
@@ -14,13 +14,18 @@ its definition in views/<view>.yaml. Reprocessing version N (DESIGN.md section 6
 4. **retire** — cancel the other versions' jobs and mark their tables retired; drop each after a
    grace period (queries that began before the switch may still read it).
 
-Every step is idempotent, and before step 3 serving still names the old, complete table.
+A **kappa** view is served from its live version alone. A **lambda** view is too, right after the
+switch (the replayed table covers the whole log); from the next `batch_recompute` on, its batch
+layer recomputes the live version's logic into `batch.<view>__v<N>__b<B>` and serving merges it
+with `speed.<view>__v<N>` from B. Retiring a lambda view's base (`speed.<view>`, a branch of the
+shared speed job) restarts the shared job without it (lambdalake.speed.restart).
+
+Every step is idempotent, and before step 3 serving still names the old, complete tables.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,16 +33,19 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lambdalake import jobs
-from lambdalake.config import PROJECT_ROOT, Config
+from lambdalake.catalog import serving_lock
+from lambdalake.config import Config
 from lambdalake.derive import serving_view_sql, speed_fields, speed_partition_by
 from lambdalake.errors import EngineError
 from lambdalake.query import run_query
+from lambdalake.speed import SPEED_JOB, SPEED_JOB_PROPERTY, SpeedTarget, job_args, restart
 from lambdalake.tables import build_schema, create_if_missing
+from lambdalake.versions import (DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table, live_version, pinned_definition,
+                                 pinned_view,
+                                 table_versions, version_job, version_table)
 from lambdalake.views import View, ViewError, find_view, parse_view
 
-KAPPA_JOB = PROJECT_ROOT / "flink_jobs" / "kappa.py"
-DEFINITION_PROPERTY = "lambdalake.view-definition"
-RETIRED_PROPERTY = "lambdalake.retired-at"
+__all__ = ["live_version", "table_versions", "version_job", "version_table"]
 
 
 class ReprocessError(ViewError):
@@ -70,49 +78,27 @@ class Version:
         return f"{self.job_name}-{self.topic}"
 
 
-def version_table(view_name: str, number: int) -> str:
-    return f"speed.{view_name}__v{number}"
-
-
-def version_job(view_name: str, number: int) -> str:
-    return f"lambdalake-kappa-{view_name}-v{number}"
-
-
-def table_versions(config: Config, view_name: str) -> list[int]:
-    """The versions of the view that have a table, oldest first."""
-    _, rows = run_query(config, "show tables from speed")
-    pattern = re.compile(rf"{re.escape(view_name)}__v(\d+)")
-    return sorted(int(m[1]) for (name,) in rows if (m := pattern.fullmatch(name)))
-
-
-def live_version(config: Config, view_name: str) -> int | None:
-    """The version serving.<view> reads now (from the view's own SQL), None when it has none."""
-    _, rows = run_query(config, "select view_definition from information_schema.views "
-                                f"where table_schema = 'serving' and table_name = '{view_name}'")
-    if not rows:
-        return None
-    # the table as serving_view_sql quotes it, or as a hand-written view may name it
-    match = re.search(rf'"?speed"?\."?{re.escape(view_name)}__v(\d+)\b', rows[0][0], re.IGNORECASE)
-    return int(match[1]) if match else None
+def serving_version(config: Config, view: View) -> int | None:
+    """The version serving.<view> answers from: a reprocessed one, else a lambda view's base."""
+    live = live_version(config, view.name)
+    if live is None and view.mode == "lambda" and (base := pinned_view(config, base_table(view.name))) is not None:
+        return base.version
+    return live
 
 
 def check_request(config: Config, view_name: str, number: object, topic: str | None = None) -> Version:
     """The version to reprocess, or ReprocessError saying why not. Starts nothing.
 
-    The view must exist and be `kappa`; `number` must be the version its definition states now
-    (the logic that will run) and greater than the live version.
+    The view must exist; `number` must be the version its definition states now (the logic that
+    will run) and greater than the version serving answers from.
     """
     view, definition = find_view(view_name)
     if isinstance(number, bool) or not isinstance(number, int) or number < 1:
         raise ReprocessError(f"version {number!r} must be a positive integer")
-    if view.mode != "kappa":
-        raise ReprocessError(f"{view.name} is a {view.mode} view: the speed job and batch_recompute keep it; "
-                             "only kappa views are reprocessed (set `mode: kappa` to serve it from its stream "
-                             "job alone)")
     if number != view.version:
         raise ReprocessError(f"views/{view.name}.yaml defines version {view.version}, not {number}: change "
                              "the definition and set its version to the one you reprocess")
-    live = live_version(config, view.name)
+    live = serving_version(config, view)
     if live is not None and number <= live:
         raise ReprocessError(f"version {number} of {view.name} is not greater than the live version {live}")
     return Version(view, definition, jobs.check_name(topic or config.kafka.events_topic, "topic"))
@@ -120,12 +106,9 @@ def check_request(config: Config, view_name: str, number: object, topic: str | N
 
 def pinned_version(config: Config, view_name: str, number: int, topic: str) -> Version:
     """Version `number` of the view: its definition from its table once started, else from views/."""
-    from lambdalake.catalog import load_catalog
-
-    catalog = load_catalog(config)
     table = version_table(view_name, number)
-    if catalog.table_exists(table):
-        definition = json.loads(catalog.load_table(table).properties[DEFINITION_PROPERTY])
+    definition = pinned_definition(config, table)
+    if definition is not None:
         return Version(parse_view(definition, table), definition, topic)
     view, definition = find_view(view_name)
     if view.version != number:
@@ -140,7 +123,7 @@ def _pinned_definition(config: Config, version: Version) -> dict[str, Any]:
     schema, spec = build_schema(speed_fields(version.view), speed_partition_by())
     text = json.dumps(version.definition, sort_keys=True)
     create_if_missing(config, version.table, schema, spec,
-                      f"Version {version.number} of kappa view {version.view.name}, replayed from the log.",
+                      f"Version {version.number} of view {version.view.name}, replayed from the log.",
                       {DEFINITION_PROPERTY: text})
     stored = load_catalog(config).load_table(version.table).properties.get(DEFINITION_PROPERTY)
     if stored != text:
@@ -152,10 +135,8 @@ def _pinned_definition(config: Config, version: Version) -> dict[str, Any]:
 def start(config: Config, version: Version) -> str:
     """Create the version's table and submit its job unless it is live; return the Flink job id."""
     definition = _pinned_definition(config, version)
-    args = ["--topic", version.topic, "--group-id", version.group_id, "--table", version.table,
-            "--view-definition", json.dumps(definition), "--window-seconds", str(config.speed.window_seconds),
-            "--dedup-ttl", config.speed.dedup_ttl]
-    return jobs.submit(config, KAPPA_JOB, args, version.job_name, parallelism=config.kappa.parallelism)
+    args = job_args(version.topic, version.group_id, [{"table": version.table, "definition": definition}], config)
+    return jobs.submit(config, SPEED_JOB, args, version.job_name, parallelism=config.kappa.parallelism)
 
 
 def consumer_lag(config: Config, topic: str, group_id: str) -> int:
@@ -200,52 +181,86 @@ def wait_caught_up(config: Config, version: Version, threshold: int, timeout: fl
 
 
 def switch(config: Config, version: Version) -> None:
-    """Point serving.<view> at the version's table, in one statement.
+    """Point serving.<view> at the version's table alone, in one statement.
 
     Called once the job has caught up: its committed offsets are then near the end of the log,
     but the rows of the last records it read are appended at the end of their processing-time
-    window and committed at the next checkpoint, so wait that long first.
+    window and committed at the next checkpoint, so wait that long first. The serving lock keeps
+    a batch run from swapping the old version back in meanwhile.
     """
     time.sleep(config.speed.window_seconds + config.flink.checkpoint_seconds)
-    run_query(config, serving_view_sql(version.view, config.iceberg.catalog_name, f"serving.{version.view.name}",
-                                       version.table, None, None))
+    serving = f"serving.{version.view.name}"
+    with serving_lock(config, serving):
+        run_query(config, serving_view_sql(version.view, config.iceberg.catalog_name, serving, version.table,
+                                           None, None))
+
+
+def _retired_at(config: Config, table_name: str) -> datetime:
+    """Mark the table retired, once; return when it was."""
+    from lambdalake.catalog import load_catalog
+
+    table = load_catalog(config).load_table(table_name)
+    if RETIRED_PROPERTY not in table.properties:
+        with table.transaction() as transaction:
+            transaction.set_properties({RETIRED_PROPERTY: datetime.now(timezone.utc).isoformat()})
+        table = load_catalog(config).load_table(table_name)
+    return datetime.fromisoformat(table.properties[RETIRED_PROPERTY])
 
 
 def retire_others(config: Config, view_name: str, keep: int) -> list[str]:
-    """Cancel every other version's job; mark their tables retired (once). Return those tables."""
+    """Stop every other version's stream job; mark their tables retired (once). Return those tables.
+
+    A lambda view's base is a branch of the shared speed job: that job is restarted without it
+    (unless it has been started since the base was retired).
+    """
     from lambdalake.catalog import load_catalog
 
-    catalog = load_catalog(config)
+    if live_version(config, view_name) != keep:
+        raise EngineError(f"serving.{view_name} does not read version {keep}: nothing is retired before the switch")
     retired = []
     for number in table_versions(config, view_name):
-        if number == keep:
-            continue
-        jobs.cancel(config, version_job(view_name, number))
-        table = catalog.load_table(version_table(view_name, number))
-        if RETIRED_PROPERTY not in table.properties:
-            with table.transaction() as transaction:
-                transaction.set_properties({RETIRED_PROPERTY: datetime.now(timezone.utc).isoformat()})
-        retired.append(version_table(view_name, number))
+        if number != keep:
+            jobs.cancel(config, version_job(view_name, number))
+            _retired_at(config, version_table(view_name, number))
+            retired.append(version_table(view_name, number))
+    base = base_table(view_name)
+    catalog = load_catalog(config)
+    if catalog.table_exists(base):
+        retired_at = _retired_at(config, base)
+        shared = catalog.load_table(base).properties.get(SPEED_JOB_PROPERTY)
+        if shared is not None:
+            target = SpeedTarget.from_json(shared)
+            started = jobs.started_at(config, target.job_name)
+            if started is not None and started < retired_at:
+                restart(config, target)
+        retired.append(base)
     return retired
 
 
 def drop_retired(config: Config, view_name: str, grace_seconds: int) -> list[str]:
-    """Drop the view's retired tables whose grace period is over; return those still waiting."""
+    """Drop the view's retired speed tables (and their batch tables) once their grace period is over.
+
+    Returns the tables still in their grace period.
+    """
+    from lambdalake.batch import batch_tables
     from lambdalake.catalog import load_catalog
 
     catalog = load_catalog(config)
     live = live_version(config, view_name)
+    candidates = [version_table(view_name, n) for n in table_versions(config, view_name) if n != live]
+    if live is not None and catalog.table_exists(base_table(view_name)):
+        candidates.append(base_table(view_name))
     waiting = []
-    for number in table_versions(config, view_name):
-        table = version_table(view_name, number)
+    for table in candidates:
         retired_at = catalog.load_table(table).properties.get(RETIRED_PROPERTY)
-        if number == live or retired_at is None:
+        if retired_at is None:
             continue
         age = (datetime.now(timezone.utc) - datetime.fromisoformat(retired_at)).total_seconds()
-        if age >= grace_seconds:
-            run_query(config, f"drop table if exists {table}")
-        else:
+        if age < grace_seconds:
             waiting.append(table)
+            continue
+        for dropped in [*batch_tables(config, table.split(".", 1)[1]), table]:
+            run_query(config, f"drop table if exists {dropped}")
     return waiting
 
 
@@ -278,26 +293,39 @@ def reprocess(config: Config, view_name: str, number: int, say: Callable[[str], 
 class VersionStatus:
     view: str
     version: int
+    table: str
     live: bool
     job: str
+    job_state: str
     retired_at: str | None
     lag: int | None
 
 
 def describe(config: Config, view_names: list[str]) -> list[VersionStatus]:
-    """Every version with a table, for each named view: live or not, its job's state, its lag."""
+    """Every version with a table, for each named view (a lambda view's base first): whether
+    serving reads it, its job and that job's state, when it was retired, its consumer lag."""
     from lambdalake.catalog import load_catalog
 
     catalog = load_catalog(config)
     statuses = []
     for name in view_names:
         live = live_version(config, name)
+        found = []
+        if catalog.table_exists(base_table(name)):
+            properties = catalog.load_table(base_table(name)).properties
+            if SPEED_JOB_PROPERTY in properties and DEFINITION_PROPERTY in properties:
+                target = SpeedTarget.from_json(properties[SPEED_JOB_PROPERTY])
+                number = json.loads(properties[DEFINITION_PROPERTY])["version"]
+                found.append((number, base_table(name), target.job_name, target.topic, target.group_id,
+                              live is None, properties))
         for number in table_versions(config, name):
-            table = catalog.load_table(version_table(name, number))
-            definition = parse_view(json.loads(table.properties[DEFINITION_PROPERTY]), version_table(name, number))
-            running = bool(jobs.live_jobs(config, version_job(name, number)))
-            version = Version(definition, {}, config.kafka.events_topic)
-            lag = consumer_lag(config, version.topic, version.group_id) if running else None
-            statuses.append(VersionStatus(name, number, number == live, "running" if running else "not running",
-                                          table.properties.get(RETIRED_PROPERTY), lag))
+            properties = catalog.load_table(version_table(name, number)).properties
+            job = version_job(name, number)
+            found.append((number, version_table(name, number), job, config.kafka.events_topic,
+                          f"{job}-{config.kafka.events_topic}", number == live, properties))
+        for number, table, job, topic, group_id, is_live, properties in found:
+            retired = properties.get(RETIRED_PROPERTY)
+            running = bool(jobs.live_jobs(config, job)) and retired is None
+            statuses.append(VersionStatus(name, number, table, is_live, job, "running" if running else "not running",
+                                          retired, consumer_lag(config, topic, group_id) if running else None))
     return statuses

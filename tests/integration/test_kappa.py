@@ -1,10 +1,14 @@
-"""Kappa reprocessing on the real engines: a view's logic changes, the log is replayed, serving switches.
+"""Reprocessing on the real engines: a view's logic changes, the log is replayed, serving switches.
 
 A kappa view of the test's own (a file in views/, removed afterwards) is deployed at version 1.
 While events stream, its logic changes (a filter and a new measure) and `kappa_reprocess` runs
 through Airflow's REST API. Every serving answer must come from exactly one version and not
 exceed that version's truth; after the switch serving equals the new logic's truth over every
 event ever produced. The truth is computed here in plain Python from the records sent.
+
+A lambda view goes through the same, with its batch layer and a second view sharing its speed
+job: after the switch the old speed branch is gone from that job, and the next batch run
+recomputes the new logic exactly.
 """
 
 from __future__ import annotations
@@ -26,12 +30,19 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from lambdalake.batch import Layers, batch_tables, ensure_serving, run_once
+from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
 from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.generator import EventGenerator, Faults, Record
+from lambdalake.ingest import IngestTarget
+from lambdalake.ingest import start as start_ingest
+from lambdalake.jobs import started_at
 from lambdalake.jobs import cancel, live_jobs
 from lambdalake.kappa import ReprocessError, check_request, live_version, reprocess, table_versions, version_job
 from lambdalake.query import run_query
+from lambdalake.speed import SpeedTarget
+from lambdalake.speed import start as start_speed
 from lambdalake.views import VIEWS_DIR, ViewError
 from tests.integration.test_batch import Stream
 from tests.integration.test_speed import first_good_events, floor, send
@@ -46,6 +57,7 @@ V2_COLUMNS = ["event_time_bucket", "event_type", "events", "revenue"]
 class KappaView:
     name: str
     topic: str
+    mode: str = "kappa"
 
     @property
     def path(self) -> Path:
@@ -54,7 +66,7 @@ class KappaView:
     def define(self, version: int) -> None:
         """Write the view's definition: v1 counts every event type, v2 only page views and
         purchases, with their revenue."""
-        definition: dict[str, object] = {"name": self.name, "version": version, "mode": "kappa",
+        definition: dict[str, object] = {"name": self.name, "version": version, "mode": self.mode,
                                          "source": "raw.events", "bucket": "1 minute", "dimensions": ["event_type"],
                                          "measures": [{"name": "events", "agg": "count"}]}
         if version >= 2:
@@ -194,3 +206,112 @@ def test_bad_reprocess_requests_are_refused_before_anything_starts(config: Confi
     assert states["start"][0] == "upstream_failed", states
     assert live_jobs(config, version_job("no_such_view", 2)) == []
     assert table_versions(config, view.name) == [1, 2]
+
+
+@dataclass(frozen=True)
+class LambdaDeployment:
+    changed: KappaView
+    other: KappaView
+    layers: Layers
+    ingest: IngestTarget
+    speed: SpeedTarget
+
+
+@pytest.fixture
+def deployment(config: Config) -> Iterator[LambdaDeployment]:
+    """Two lambda views of the test's own, on their own topic, master dataset and shared speed job."""
+    suffix = uuid.uuid4().hex[:8]
+    topic = f"test-lambda-{suffix}"
+    changed, other = KappaView(f"test_lambda_{suffix}", topic, "lambda"), KappaView(f"test_other_{suffix}", topic, "lambda")
+    layers = Layers(topic, events_table=f"raw.test_lambda_events_{suffix}",
+                    rejected_table=f"raw.test_lambda_rejected_{suffix}")
+    ingest = IngestTarget(topic, f"{topic}-ingest", layers.events_table, layers.rejected_table, f"{topic}-ingest")
+    speed = SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", "", (changed.name, other.name))
+    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
+    api = AirflowApi(Airflow(config))
+    api.prepare_dag("batch_recompute")  # paused: a scheduled run would recompute these views from raw.events
+    api.client.patch("/dags/batch_recompute", json={"is_paused": True}).raise_for_status()
+    try:
+        yield LambdaDeployment(changed, other, layers, ingest, speed)
+    finally:
+        for view in (changed, other):
+            view.path.unlink(missing_ok=True)
+        for job in (ingest.job_name, speed.job_name, version_job(changed.name, 2)):
+            cancel(config, job)
+        catalog = load_catalog(config)
+        for view in (changed, other):
+            run_query(config, f"drop view if exists serving.{view.name}")
+            for stem in (view.name, f"{view.name}__v2"):
+                for table in [*batch_tables(config, stem), f"speed.{stem}"]:
+                    if catalog.table_exists(table):
+                        catalog.purge_table(table)
+        for table in (layers.events_table, layers.rejected_table):
+            if catalog.table_exists(table):
+                catalog.purge_table(table)
+        admin.delete_topics([topic])[topic].result(30)
+
+
+def test_a_lambda_view_is_reprocessed_and_its_batch_layer_follows(config: Config,
+                                                                  deployment: LambdaDeployment) -> None:
+    changed, other, layers = deployment.changed, deployment.other, deployment.layers
+    changed.define(1)
+    other.define(1)
+    history = list(islice(EventGenerator(seed=43, faults=FAULTS).records(), 2000))
+    send(config, layers.topic, history)
+    start_ingest(config, deployment.ingest)
+    start_speed(config, deployment.speed)
+    ensure_serving(config, layers, [changed.name, other.name])
+    wait_for_truth(config, changed, 1, history)
+    tables = run_once(config, layers, [changed.name, other.name])
+    assert tables[changed.name] and tables[changed.name].startswith(f"batch.{changed.name}__b"), tables
+    wait_for_truth(config, changed, 1, history)
+    wait_for_truth(config, other, 1, history)
+
+    api = AirflowApi(Airflow(config))
+    api.prepare_dag(DAG_ID)
+    stream = Stream(config, layers.topic, EventGenerator(seed=44, faults=FAULTS).records(), rate=100)
+    stream.start()
+    answered: list[int] = []
+    other_above: list[str] = []
+    try:
+        time.sleep(10)
+        changed.define(2)
+        run_id = api.trigger(DAG_ID, {"view": changed.name, "version": 2, "topic": layers.topic, "grace_seconds": 15})
+
+        def check() -> None:
+            sent = history + list(stream.sent)
+            version, rows = serving(config, changed)
+            wrong = above(rows, truth(sent, version))
+            assert not wrong, f"v{version}: {wrong[:5]}"
+            answered.append(version)
+            other_above.extend(above(serving(config, other)[1], truth(sent, 1)))
+
+        assert api.wait(DAG_ID, run_id, timeout=400, while_waiting=check) == "success"
+        check()
+        restarted = started_at(config, deployment.speed.job_name)
+        time.sleep(20)
+    finally:
+        stream.stopping.set()
+        stream.join()
+    sent = history + stream.sent
+    print(f"answers of the other view above its truth while the shared job restarted: {len(other_above)}"
+          f" {other_above[:5]}")
+
+    assert answered == sorted(answered) and answered[0] == 1 and answered[-1] == 2, "serving went back to v1"
+    assert live_version(config, changed.name) == 2
+    assert restarted is not None, "the shared speed job is not running for the other view"
+    catalog = load_catalog(config)
+    assert not catalog.table_exists(f"speed.{changed.name}"), "the old speed table was not dropped"
+    assert batch_tables(config, changed.name) == [], "the old batch tables were not dropped"
+    assert live_jobs(config, version_job(changed.name, 2)), "the new version's job is not running"
+    wait_for_truth(config, changed, 2, sent)
+    assert live_jobs(config, deployment.speed.job_name), "the shared speed job failed after the old table went"
+
+    # the next batch run recomputes the new logic; once its boundary passes every record sent,
+    # both views are exact from the batch layer alone
+    time.sleep(61 - time.time() % 60 + 5)
+    tables = run_once(config, layers, [changed.name, other.name])
+    assert tables[changed.name] and tables[changed.name].startswith(f"batch.{changed.name}__v2__b"), tables
+    wait_for_truth(config, changed, 2, sent)
+    wait_for_truth(config, other, 1, sent)

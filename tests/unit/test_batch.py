@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdalake.batch import Layers, complete_until, floor_to_bucket, layers_from
+from lambdalake.batch import Layers, Served, complete_until, floor_to_bucket, layers_from
 from lambdalake.config import Config
 from lambdalake.derive import batch_select_sql, serving_view_sql
 from lambdalake.errors import ConfigError
@@ -78,7 +78,8 @@ def test_serving_without_a_batch_run_is_the_speed_layer_alone() -> None:
 def test_layer_names_and_params_are_validated() -> None:
     view = load_views()[0]
     layers = Layers(topic="events", suffix="__t1")
-    assert layers.batch(view, at(30)) == f"batch.{view.name}__t1__b202611261430"
+    assert layers.speed(view) == f"speed.{view.name}__t1"
+    assert Served(view, f"{view.name}__v2").batch_table(at(30)) == f"batch.{view.name}__v2__b202611261430"
     assert layers.serving(view) == f"serving.{view.name}__t1"
     with pytest.raises(ConfigError):
         layers_from(Config(), {"events_table": "raw.events; drop"})

@@ -1,4 +1,4 @@
-"""Kappa requests refused before any engine is asked, and the names a version gets."""
+"""Reprocessing requests refused before any engine is asked, and the names a version gets."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 from lambdalake.config import Config, FlinkConfig
 from lambdalake.errors import ConfigError
 from lambdalake.kappa import ReprocessError, check_request, version_job, version_table
+from lambdalake.speed import SpeedTarget
 from lambdalake.views import ViewError
 
 
@@ -21,9 +22,14 @@ def test_names_that_could_reach_sql_are_refused(name: str) -> None:
         check_request(Config(), name, 2)
 
 
-def test_lambda_views_are_not_reprocessed_here() -> None:
-    with pytest.raises(ReprocessError, match="events_per_type is a lambda view"):
+def test_the_version_must_be_the_one_the_definition_states() -> None:
+    with pytest.raises(ReprocessError, match="events_per_type.yaml defines version 1, not 2"):
         check_request(Config(), "events_per_type", 2)
+
+
+def test_a_shared_speed_job_target_survives_its_table_property() -> None:
+    target = SpeedTarget("events", "group", "job", "__t1", ("a", "b"))
+    assert SpeedTarget.from_json(target.to_json()) == target
 
 
 @pytest.mark.parametrize("version", [0, -1, True, "2", 1.5])
