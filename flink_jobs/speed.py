@@ -27,7 +27,7 @@ from lambdalake.views import parse_view
 
 
 def run(topic: str, group_id: str, job_name: str, views: str, window_seconds: int, dedup_ttl: str,
-        checkpoint_interval: str | None) -> None:
+        checkpoint_interval: str | None, replay_from_ms: int | None, emit_from_ms: int) -> None:
     config = load_config()
     targets = [(item["table"], parse_view(item["definition"], f"--views of {job_name}")) for item in json.loads(views)]
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
@@ -36,15 +36,20 @@ def run(topic: str, group_id: str, job_name: str, views: str, window_seconds: in
         env.get_config().set("execution.checkpointing.interval", checkpoint_interval)
 
     # the source: the Kafka log, validated as the ingest job does
-    register_checked_log(env, config, topic, group_id)
+    register_checked_log(env, config, topic, group_id, replay_from_ms)
     # accepted events, each event_id once: the first to arrive
     register_first_arrivals(env, dedup_ttl)
+    # a restart re-reads the log from before --emit-from-ms to rebuild which event_ids were seen;
+    # only events from then on are new to the speed tables
+    env.execute_sql(f"CREATE TEMPORARY VIEW new_arrivals AS SELECT * FROM first_arrivals "
+                    f"WHERE ingest_ms >= {int(emit_from_ms)}")
 
     # the sinks: one speed table per view, in the shared catalog
     env.execute_sql(flink_catalog_ddl(config))
     statements = env.create_statement_set()
     for table, view in targets:
-        statements.add_insert_sql(speed_insert_sql(view, config.iceberg.catalog_name, table, window_seconds))
+        statements.add_insert_sql(speed_insert_sql(view, config.iceberg.catalog_name, table, window_seconds,
+                                                       source="new_arrivals"))
 
     # submit: runs until stopped (`lambdalake speed stop` takes a savepoint first)
     statements.execute()
@@ -59,6 +64,8 @@ if __name__ == "__main__":
     parser.add_argument("--window-seconds", type=int, required=True)
     parser.add_argument("--dedup-ttl", required=True, help="e.g. '1 h'")
     parser.add_argument("--checkpoint-interval", help="e.g. '2 s'; default: the cluster's")
+    parser.add_argument("--replay-from-ms", type=int, help="without state: start at this Kafka timestamp")
+    parser.add_argument("--emit-from-ms", type=int, default=0, help="count only events ingested from then on")
     args = parser.parse_args()
     run(args.topic, args.group_id, args.job_name, args.views, args.window_seconds, args.dedup_ttl,
-        args.checkpoint_interval)
+        args.checkpoint_interval, args.replay_from_ms, args.emit_from_ms)

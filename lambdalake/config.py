@@ -72,13 +72,8 @@ class FlinkConfig:
 
     @property
     def checkpoint_seconds(self) -> float:
-        """checkpoint_interval in seconds (Flink's duration syntax: '5 s', '500 ms', '1 min')."""
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds?|min|mins|minutes?)?\s*",
-                             self.checkpoint_interval)
-        if not match:
-            raise ConfigError(f"flink.checkpoint_interval = {self.checkpoint_interval!r} is not a duration")
-        unit = match[2] or "ms"  # Flink reads a bare number as milliseconds
-        return float(match[1]) * (0.001 if unit == "ms" else 60 if unit.startswith("min") else 1)
+        """checkpoint_interval in seconds."""
+        return duration_seconds(self.checkpoint_interval, "flink.checkpoint_interval")
 
 
 @dataclass(frozen=True)
@@ -87,6 +82,17 @@ class IngestConfig:
     group_id: str = "lambdalake-ingest"
     job_name: str = "lambdalake-ingest"
     parallelism: int = 1
+
+
+def duration_seconds(text: str, key: str) -> float:
+    """A Flink duration ('5 s', '500 ms', '1 min', '1 h') in seconds; ConfigError naming key if it is none."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds?|min|mins|minutes?|h|hours?|d|days?)?\s*",
+                         text)
+    if not match:
+        raise ConfigError(f"{key} = {text!r} is not a duration")
+    unit = match[2] or "ms"  # Flink reads a bare number as milliseconds
+    scale = {"m": 0.001, "s": 1, "i": 60, "h": 3600, "d": 86400}["i" if unit.startswith("min") else unit[0]]
+    return float(match[1]) * scale
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,10 @@ class SpeedConfig:
     window_seconds: int = 5
     #: how long an event_id is remembered for deduplication (Flink duration, e.g. "1 h")
     dedup_ttl: str = "1 h"
+
+    @property
+    def dedup_ttl_seconds(self) -> float:
+        return duration_seconds(self.dedup_ttl, "speed.dedup_ttl")
 
 
 @dataclass(frozen=True)

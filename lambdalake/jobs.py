@@ -31,17 +31,13 @@ def live_jobs(config: Config, job_name: str) -> list[str]:
 
 
 def submit(config: Config, job: Path, args: list[str], job_name: str, *, parallelism: int,
-           savepoint: str | None = None, allow_non_restored_state: bool = False) -> str:
-    """Submit the job (detached) unless one named job_name is live; return its job id.
-
-    allow_non_restored_state: start from a savepoint even if some of its state maps to no operator.
-    """
+           savepoint: str | None = None) -> str:
+    """Submit the job (detached) unless one named job_name is live; return its job id."""
     running = live_jobs(config, job_name)
     if running:
         return running[0]
     proc = Flink(config).run_python_job(job, *args, "--job-name", job_name, detached=True,
-                                        parallelism=parallelism, savepoint=savepoint,
-                                        allow_non_restored_state=allow_non_restored_state)
+                                        parallelism=parallelism, savepoint=savepoint)
     match = re.search(r"JobID ([0-9a-f]{32})", proc.stdout)
     if not match:
         raise EngineError(f"flink run printed no job id:\n{proc.stdout[-2000:]}")

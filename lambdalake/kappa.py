@@ -38,12 +38,15 @@ from lambdalake.config import Config
 from lambdalake.derive import serving_view_sql, speed_fields, speed_partition_by
 from lambdalake.errors import EngineError
 from lambdalake.query import run_query
-from lambdalake.speed import SPEED_JOB, SPEED_JOB_PROPERTY, SpeedTarget, job_args, restart
+from lambdalake.speed import SPEED_JOB, SPEED_JOB_PROPERTY, SpeedTarget, job_args, restart, resume
 from lambdalake.tables import build_schema, create_if_missing
 from lambdalake.versions import (DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table, live_version, pinned_definition,
                                  pinned_view,
                                  table_versions, version_job, version_table)
 from lambdalake.views import View, ViewError, find_view, parse_view
+
+#: on a retired base table: the cutoff of the shared job's restart without it, to resume from
+RESTART_CUTOFF_PROPERTY = "lambdalake.restart-cutoff"
 
 __all__ = ["live_version", "table_versions", "version_job", "version_table"]
 
@@ -195,23 +198,29 @@ def switch(config: Config, version: Version) -> None:
                                            None, None))
 
 
+def _set_property(config: Config, table_name: str, key: str, value: str) -> None:
+    from lambdalake.catalog import load_catalog
+
+    with load_catalog(config).load_table(table_name).transaction() as transaction:
+        transaction.set_properties({key: value})
+
+
 def _retired_at(config: Config, table_name: str) -> datetime:
     """Mark the table retired, once; return when it was."""
     from lambdalake.catalog import load_catalog
 
-    table = load_catalog(config).load_table(table_name)
-    if RETIRED_PROPERTY not in table.properties:
-        with table.transaction() as transaction:
-            transaction.set_properties({RETIRED_PROPERTY: datetime.now(timezone.utc).isoformat()})
-        table = load_catalog(config).load_table(table_name)
-    return datetime.fromisoformat(table.properties[RETIRED_PROPERTY])
+    retired_at = load_catalog(config).load_table(table_name).properties.get(RETIRED_PROPERTY)
+    if retired_at is None:
+        retired_at = datetime.now(timezone.utc).isoformat()
+        _set_property(config, table_name, RETIRED_PROPERTY, retired_at)
+    return datetime.fromisoformat(retired_at)
 
 
 def retire_others(config: Config, view_name: str, keep: int) -> list[str]:
     """Stop every other version's stream job; mark their tables retired (once). Return those tables.
 
     A lambda view's base is a branch of the shared speed job: that job is restarted without it
-    (unless it has been started since the base was retired).
+    (unless it has been started since the base was retired), or resumed if a restart was cut short.
     """
     from lambdalake.catalog import load_catalog
 
@@ -227,12 +236,15 @@ def retire_others(config: Config, view_name: str, keep: int) -> list[str]:
     catalog = load_catalog(config)
     if catalog.table_exists(base):
         retired_at = _retired_at(config, base)
-        shared = catalog.load_table(base).properties.get(SPEED_JOB_PROPERTY)
-        if shared is not None:
-            target = SpeedTarget.from_json(shared)
+        properties = catalog.load_table(base).properties
+        if SPEED_JOB_PROPERTY in properties:
+            target = SpeedTarget.from_json(properties[SPEED_JOB_PROPERTY])
             started = jobs.started_at(config, target.job_name)
             if started is not None and started < retired_at:
-                restart(config, target)
+                restart(config, target, lambda cutoff: _set_property(config, base, RESTART_CUTOFF_PROPERTY,
+                                                                     cutoff.isoformat()))
+            elif started is None and RESTART_CUTOFF_PROPERTY in properties:
+                resume(config, target, datetime.fromisoformat(properties[RESTART_CUTOFF_PROPERTY]))
         retired.append(base)
     return retired
 

@@ -3,20 +3,24 @@
 `start` creates each view's speed table (its schema derived from the view definition, the
 definition pinned in its properties) before submitting; `lambdalake.jobs.stop` stops it with a
 savepoint to resume from. A view that has been reprocessed (lambdalake.kappa) runs in a job of
-its own instead: `restart` resubmits the shared job without it.
+its own instead: `restart` resubmits the shared job without it, exactly.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from lambdalake import jobs
 from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.derive import speed_fields, speed_partition_by
-from lambdalake.errors import ConfigError
+from lambdalake.errors import ConfigError, EngineError
+from lambdalake.query import run_query
 from lambdalake.tables import build_schema, create_if_missing
 from lambdalake.versions import DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table, live_version
 from lambdalake.views import View, lambda_views
@@ -112,11 +116,12 @@ def job_args(topic: str, group_id: str, views: list[dict[str, Any]], config: Con
 
 
 def start(config: Config, target: SpeedTarget, *, parallelism: int | None = None, savepoint: str | None = None,
-          checkpoint_interval: str | None = None, allow_non_restored_state: bool = False) -> str | None:
+          checkpoint_interval: str | None = None, emit_from: datetime | None = None) -> str | None:
     """Create the speed tables if needed and submit the job unless it is live; return its job id.
 
     None when no view is left for it to run. checkpoint_interval (a Flink duration) overrides
-    the cluster's for this job (benchmarks).
+    the cluster's for this job (benchmarks). emit_from: start without state, re-reading the log
+    from `[speed] dedup_ttl` before it, and count only records that reached Kafka from then on.
     """
     views = ensure_speed_tables(config, target)
     if not views:
@@ -124,17 +129,74 @@ def start(config: Config, target: SpeedTarget, *, parallelism: int | None = None
     args = job_args(target.topic, target.group_id, views, config)
     if checkpoint_interval:
         args += ["--checkpoint-interval", checkpoint_interval]
+    if emit_from is not None:
+        replay_from = max(emit_from.timestamp() - config.speed.dedup_ttl_seconds, 0)
+        args += ["--replay-from-ms", str(int(replay_from * 1000)), "--emit-from-ms", str(int(emit_from.timestamp() * 1000))]
     return jobs.submit(config, SPEED_JOB, args, target.job_name, parallelism=parallelism or config.speed.parallelism,
-                       savepoint=savepoint, allow_non_restored_state=allow_non_restored_state)
+                       savepoint=savepoint)
 
 
-def restart(config: Config, target: SpeedTarget) -> str | None:
-    """Stop the job with a savepoint and resubmit it for the views it runs now; return the new job id.
+def first_unread(config: Config, topic: str, group_id: str) -> list[datetime]:
+    """Per partition, when the first record the group has not committed reached Kafka (none when
+    it has committed them all). The broker stamps records (LogAppendTime), so later ones are later."""
+    from confluent_kafka import Consumer, TopicPartition
 
-    Flink maps savepoint state to operators by their place in the job graph, so with one view
-    fewer only the Kafka positions are restored: the other views lose their windows in progress
-    and their deduplication state (the next batch run, once its boundary passes the restart,
-    makes them exact again).
+    consumer = Consumer({"bootstrap.servers": f"{config.host}:{config.kafka.port}", "group.id": group_id,
+                         "enable.auto.commit": False, "log_level": 0})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        if topic not in metadata.topics or metadata.topics[topic].error is not None:
+            raise EngineError(f"Kafka topic {topic!r} not found")
+        times = []
+        for committed in consumer.committed([TopicPartition(topic, p) for p in metadata.topics[topic].partitions],
+                                            timeout=10):
+            low, high = consumer.get_watermark_offsets(committed, timeout=10)
+            offset = committed.offset if committed.offset >= 0 else low
+            if offset >= high:
+                continue
+            consumer.assign([TopicPartition(topic, committed.partition, offset)])
+            message = consumer.poll(10)
+            if message is None or message.error() is not None:
+                raise EngineError(f"could not read {topic}[{committed.partition}] at offset {offset}")
+            times.append(datetime.fromtimestamp(message.timestamp()[1] / 1000, timezone.utc))
+        return times
+    finally:
+        consumer.close()
+
+
+def restart(config: Config, target: SpeedTarget, on_cutoff: Callable[[datetime], None] = lambda _: None) -> str | None:
+    """Resubmit the job for the views it runs now (one was retired), counting no event twice or never.
+
+    Flink maps savepoint state to operators by their place in the job graph, so a job with one
+    view fewer cannot take over the old job's windows and deduplication state. Instead:
+    1. read the offsets the job committed at its last checkpoint: it had read every record before
+       them by then, and one window later it has aggregated them all;
+    2. cutoff C = the minute in which the first record not read at those offsets reached Kafka
+       (given to on_cutoff, so that an interrupted restart can be resumed);
+    3. stop the job with a savepoint, which commits its last rows: every record stamped before C
+       is in the speed tables;
+    4. `resume` from C.
     """
-    savepoint = jobs.stop(config, target.job_name)
-    return start(config, target, savepoint=savepoint, allow_non_restored_state=True)
+    from lambdalake.batch import floor_to_bucket
+
+    read_at = datetime.now(timezone.utc)  # a record not yet appended by now is stamped later
+    cutoff = floor_to_bucket(min([*first_unread(config, target.topic, target.group_id), read_at]))
+    on_cutoff(cutoff)
+    time.sleep(config.speed.window_seconds + 1)
+    jobs.stop(config, target.job_name)
+    return resume(config, target, cutoff)
+
+
+def resume(config: Config, target: SpeedTarget, cutoff: datetime) -> str | None:
+    """Start the stopped job anew from cutoff: delete its views' rows from then on, then submit it
+    without state, re-reading the log from `[speed] dedup_ttl` before cutoff (so it knows which
+    event_ids were seen) and counting the records stamped from cutoff on. Safe to repeat.
+
+    Until the job catches up, those views' speed rows from cutoff on are missing: serving is
+    below the truth for a moment, never above it.
+    """
+    for view in ensure_speed_tables(config, target):
+        namespace, name = view["table"].split(".")
+        run_query(config, f'delete from "{namespace}"."{name}" '
+                          f"where ingest_bucket >= timestamp '{cutoff:%Y-%m-%d %H:%M:%S} UTC'")
+    return start(config, target, emit_from=cutoff)

@@ -50,10 +50,17 @@ def quoted(table: str) -> str:
     return ".".join(f"`{part}`" for part in table.split("."))
 
 
-def register_checked_log(env: TableEnvironment, config: Config, topic: str, group_id: str) -> None:
+def register_checked_log(env: TableEnvironment, config: Config, topic: str, group_id: str,
+                         start_at_ms: int | None = None) -> None:
     """Register `events_log` (the Kafka topic: raw bytes, partition, offset, timestamp, proc_time)
-    and `checked` (each record validated: its fields, or its reason)."""
+    and `checked` (each record validated: its fields, or its reason).
+
+    Without state to restore, the job starts at the group's committed offsets (the earliest for a
+    new group), or at the first record stamped at or after start_at_ms when given.
+    """
     env.create_temporary_function("check_event", check_event)
+    startup = ("'scan.startup.mode' = 'group-offsets'" if start_at_ms is None else
+               f"'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{int(start_at_ms)}'")
     env.execute_sql(f"""
         CREATE TEMPORARY TABLE events_log (
             payload BYTES,
@@ -67,7 +74,7 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
             'properties.bootstrap.servers' = '{config.host}:{config.kafka.port}',
             'properties.group.id' = '{group_id}',
             'properties.isolation.level' = 'read_committed',
-            'scan.startup.mode' = 'group-offsets',
+            {startup},
             'properties.auto.offset.reset' = 'earliest',
             'format' = 'raw'
         )""")

@@ -114,8 +114,7 @@ class Flink(Engine):
         return None if overview.get("taskmanagers", 0) >= 1 else "no TaskManager registered"
 
     def run_python_job(self, job: Path, *args: str, detached: bool = False, parallelism: int | None = None,
-                       savepoint: str | None = None, allow_non_restored_state: bool = False,
-                       timeout: float = 600) -> subprocess.CompletedProcess[str]:
+                       savepoint: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """`flink run -py JOB ARGS` against the session cluster; raises EngineError on failure."""
         cmd = [str(self.flink_bin() / "flink"), "run", "-m", f"{self.config.host}:{self.config.flink.rest_port}"]
         if detached:
@@ -124,8 +123,6 @@ class Flink(Engine):
             cmd += ["-p", str(parallelism)]
         if savepoint is not None:
             cmd += ["-s", savepoint]
-        if allow_non_restored_state:
-            cmd.append("--allowNonRestoredState")
         cmd += ["-py", str(job), *args]
         return run(cmd, f"flink run -py {job.name}", env={**os.environ, **self.environment()}, timeout=timeout)
 
