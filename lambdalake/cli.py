@@ -202,7 +202,22 @@ def _job_commands(kind: str, help_text: str) -> typer.Typer:
 
 app.add_typer(_job_commands("ingest", "The ingest job: Kafka `events` -> raw.events (+ raw.events_rejected)."),
               name="ingest")
-app.add_typer(_job_commands("speed", "The speed job: every view's real-time part -> speed.<view>."), name="speed")
+speed_commands = _job_commands("speed", "The speed job: every lambda view's real-time part -> speed.<view>.")
+app.add_typer(speed_commands, name="speed")
+
+
+@speed_commands.command("restart")
+def speed_restart() -> None:
+    """Restart the running speed job for the lambda views in views/ now, losing and doubling nothing.
+
+    For a view added to views/ (it counts from the restart on until the next batch run) or one
+    removed. It re-reads the log from `[speed] dedup_ttl` before the restart; see the README.
+    """
+    from lambdalake.speed import SpeedTarget, restart
+
+    config = _config()
+    job_id = restart(config, SpeedTarget.default(config))
+    say("speed job stopped: no lambda view is left for it" if job_id is None else f"speed job {job_id} running")
 
 
 @app.command("serving-refresh")
