@@ -62,7 +62,11 @@ class KafkaConfig:
 class FlinkConfig:
     rest_port: int = 8081
     jobmanager_memory: str = "1024m"
-    taskmanager_memory: str = "3072m"
+    taskmanager_memory: str = "4096m"
+    #: class metadata: each PyFlink job loads Beam's and gRPC's classes anew, in a class loader of its
+    #: own; at Flink's default 256m a TaskManager died of "OutOfMemoryError: Metaspace" after a CI
+    #: session's worth of jobs
+    taskmanager_metaspace: str = "768m"
     #: direct memory for jobs: PyFlink's Python workers exchange data through it, and a TaskManager
     #: that has run several Python jobs fails with "OutOfMemoryError: Direct buffer memory" at 0
     task_off_heap: str = "512m"

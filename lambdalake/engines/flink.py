@@ -85,6 +85,7 @@ class Flink(Engine):
             "taskmanager.numberOfTaskSlots": flink.task_slots,
             "taskmanager.memory.process.size": flink.taskmanager_memory,
             "taskmanager.memory.task.off-heap.size": flink.task_off_heap,
+            "taskmanager.memory.jvm-metaspace.size": flink.taskmanager_metaspace,
             "rest.address": host,
             "rest.bind-address": host,
             "rest.port": flink.rest_port,
