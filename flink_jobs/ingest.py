@@ -1,6 +1,6 @@
 """The ingest job: Kafka topic `events` -> Iceberg `raw.events` (accepted) + `raw.events_rejected`.
 
-Every record is validated by `lambdalake.events.validate`, the one definition of a valid
+Every record but the platform's heartbeats (lambdalake.heartbeat) is validated by `lambdalake.events.validate`, the one definition of a valid
 event. Accepted events are stamped with their ingest time (the Kafka record timestamp) and
 source position (partition, offset); rejected records keep their payload, size and reason.
 A bad record is a row in `raw.events_rejected`, never an exception: the job does not stop.
@@ -22,7 +22,8 @@ from lambdalake.config import load_config
 from lambdalake.streaming import quoted, register_checked_log
 
 
-def run(topic: str, group_id: str, events_table: str, rejected_table: str, job_name: str) -> None:
+def run(topic: str, group_id: str, events_table: str, rejected_table: str, heartbeats_table: str,
+        job_name: str) -> None:
     config = load_config()
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     env.get_config().set("pipeline.name", job_name)
@@ -45,6 +46,11 @@ def run(topic: str, group_id: str, events_table: str, rejected_table: str, job_n
         INSERT INTO `{catalog}`.{quoted(rejected_table)}
         SELECT reason_code, reason, payload_text, payload_bytes, ingest_time, kafka_partition, kafka_offset
         FROM checked WHERE reason_code IS NOT NULL""")
+    # heartbeats are no events: only their positions are kept, so the batch layer knows how far
+    # a partition whose tail is heartbeats is complete
+    statements.add_insert_sql(f"""
+        INSERT INTO `{catalog}`.{quoted(heartbeats_table)}
+        SELECT ingest_time, kafka_partition, kafka_offset FROM heartbeats""")
 
     # submit: runs until stopped (`lambdalake ingest stop` takes a savepoint first)
     statements.execute()
@@ -56,6 +62,7 @@ if __name__ == "__main__":
     parser.add_argument("--group-id", required=True)
     parser.add_argument("--events-table", required=True, help="namespace.table, e.g. raw.events")
     parser.add_argument("--rejected-table", required=True, help="namespace.table, e.g. raw.events_rejected")
+    parser.add_argument("--heartbeats-table", required=True, help="namespace.table, e.g. raw.events_heartbeats")
     parser.add_argument("--job-name", required=True)
     args = parser.parse_args()
-    run(args.topic, args.group_id, args.events_table, args.rejected_table, args.job_name)
+    run(args.topic, args.group_id, args.events_table, args.rejected_table, args.heartbeats_table, args.job_name)

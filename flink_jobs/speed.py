@@ -1,9 +1,9 @@
 """A speed job: views' real-time parts, from the Kafka log into their speed tables (Iceberg).
 
-Records are validated exactly as the ingest job does (shared code), deduplicated by event_id
-(the first arrival wins; keyed state kept for --dedup-ttl), and aggregated per view every
---window-seconds of processing time into rows keyed by (ingest bucket, event-time bucket,
-dimensions). Rows are only ever appended; the serving layer adds them up. Each view's SQL is
+Records are validated exactly as the ingest job does (shared code), judged by the platform's one
+dedup rule (a copy counts unless an earlier copy reached Kafka at most --dedup-horizon-seconds
+before it; lambdalake.streaming), and aggregated per view every --window-seconds of ingest time
+into rows keyed by (ingest bucket, event-time bucket, dimensions). Rows are only ever appended; the serving layer adds them up. Each view's SQL is
 derived from its definition by lambdalake.derive; --views gives each table and the definition
 pinned in it, so a job always runs the logic its tables were started with.
 
@@ -22,11 +22,11 @@ from pyflink.table import EnvironmentSettings, TableEnvironment
 from lambdalake.catalog import flink_catalog_ddl
 from lambdalake.config import load_config
 from lambdalake.derive import speed_insert_sql
-from lambdalake.streaming import register_checked_log, register_first_arrivals
+from lambdalake.streaming import register_checked_log, register_counted_copies
 from lambdalake.views import parse_view
 
 
-def run(topic: str, group_id: str, job_name: str, views: str, window_seconds: int, dedup_ttl: str,
+def run(topic: str, group_id: str, job_name: str, views: str, window_seconds: int, horizon_seconds: int,
         checkpoint_interval: str | None, replay_from_ms: int | None, emit_from_ms: int) -> None:
     config = load_config()
     targets = [(item["table"], parse_view(item["definition"], f"--views of {job_name}")) for item in json.loads(views)]
@@ -37,11 +37,11 @@ def run(topic: str, group_id: str, job_name: str, views: str, window_seconds: in
 
     # the source: the Kafka log, validated as the ingest job does
     register_checked_log(env, config, topic, group_id, replay_from_ms)
-    # accepted events, each event_id once: the first to arrive
-    register_first_arrivals(env, dedup_ttl)
-    # a restart re-reads the log from before --emit-from-ms to rebuild which event_ids were seen;
-    # only events from then on are new to the speed tables
-    env.execute_sql(f"CREATE TEMPORARY VIEW new_arrivals AS SELECT * FROM first_arrivals "
+    # the copies that count: none earlier within the horizon, in ingest-time order
+    register_counted_copies(env, horizon_seconds)
+    # a restart re-reads the log from a horizon before --emit-from-ms, to judge the copies after it;
+    # only those are new to the speed tables
+    env.execute_sql(f"CREATE TEMPORARY VIEW new_copies AS SELECT * FROM counted_copies "
                     f"WHERE ingest_ms >= {int(emit_from_ms)}")
 
     # the sinks: one speed table per view, in the shared catalog
@@ -49,7 +49,7 @@ def run(topic: str, group_id: str, job_name: str, views: str, window_seconds: in
     statements = env.create_statement_set()
     for table, view in targets:
         statements.add_insert_sql(speed_insert_sql(view, config.iceberg.catalog_name, table, window_seconds,
-                                                       source="new_arrivals"))
+                                                       source="new_copies"))
 
     # submit: runs until stopped (`lambdalake speed stop` takes a savepoint first)
     statements.execute()
@@ -62,10 +62,10 @@ if __name__ == "__main__":
     parser.add_argument("--job-name", required=True)
     parser.add_argument("--views", required=True, help='JSON: [{"table": "speed.<view>", "definition": {...}}]')
     parser.add_argument("--window-seconds", type=int, required=True)
-    parser.add_argument("--dedup-ttl", required=True, help="e.g. '1 h'")
+    parser.add_argument("--dedup-horizon-seconds", type=int, required=True)
     parser.add_argument("--checkpoint-interval", help="e.g. '2 s'; default: the cluster's")
     parser.add_argument("--replay-from-ms", type=int, help="without state: start at this Kafka timestamp")
     parser.add_argument("--emit-from-ms", type=int, default=0, help="count only events ingested from then on")
     args = parser.parse_args()
-    run(args.topic, args.group_id, args.job_name, args.views, args.window_seconds, args.dedup_ttl,
+    run(args.topic, args.group_id, args.job_name, args.views, args.window_seconds, args.dedup_horizon_seconds,
         args.checkpoint_interval, args.replay_from_ms, args.emit_from_ms)

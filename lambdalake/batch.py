@@ -2,8 +2,9 @@
 
 B is a whole ingest minute below which the master dataset is provably complete: per Kafka
 partition, ingest times only grow (the broker stamps them), and the ingest job commits a
-prefix of each partition. So a partition whose newest ingested record has ingest time M holds
-every record before M; one whose every offset is ingested holds every record up to now.
+prefix of each partition (events, rejected records and the heartbeats' positions). So a
+partition whose newest ingested record has ingest time M holds every record before M; one
+whose every offset is ingested holds every record up to now.
 B = the minute floor of the smallest of those, over all partitions.
 
 Each run writes a new table `batch.<view>__b<B>` (one Iceberg commit, by Trino's CREATE TABLE
@@ -26,6 +27,7 @@ from lambdalake.config import Config
 from lambdalake.derive import batch_select_sql, serving_view_sql, trino_timestamp
 from lambdalake.errors import EngineError
 from lambdalake.query import run_query
+from lambdalake.tables import heartbeats_table
 from lambdalake.versions import base_table, live_version, pinned_view, version_table
 from lambdalake.views import INGEST_BUCKET_MINUTES, View, lambda_views
 
@@ -41,6 +43,15 @@ class Layers:
     rejected_table: str = "raw.events_rejected"
     #: appended to speed, batch and serving table names (tests use their own)
     suffix: str = ""
+    #: the dedup horizon in seconds; None means `[dedup] horizon` (it must be the speed job's)
+    horizon_seconds: int | None = None
+
+    @property
+    def heartbeats_table(self) -> str:
+        return heartbeats_table(self.events_table)
+
+    def horizon(self, config: Config) -> int:
+        return config.dedup.horizon_seconds if self.horizon_seconds is None else self.horizon_seconds
 
     def speed(self, view: View) -> str:
         return f"speed.{view.name}{self.suffix}"
@@ -134,15 +145,19 @@ def choose_boundary(config: Config, layers: Layers) -> Boundary | None:
     catalog = load_catalog(config)
     if not (catalog.table_exists(layers.events_table) and catalog.table_exists(layers.rejected_table)):
         return None  # the ingest job has not run yet: there is no master dataset to recompute from
+    # the positions-only tables first: the events snapshot, read last, then holds every event of
+    # the checkpoints they hold (each checkpoint commits the three tables within milliseconds)
+    parts = []
+    for other in (layers.rejected_table, layers.heartbeats_table):
+        snapshot = catalog.load_table(other).current_snapshot() if catalog.table_exists(other) else None
+        if snapshot is not None:
+            parts.append(f"select kafka_partition, kafka_offset, ingest_time from {other} "
+                         f"for version as of {snapshot.snapshot_id}")
     events = catalog.load_table(layers.events_table).current_snapshot()
-    rejected = catalog.load_table(layers.rejected_table).current_snapshot()
     if events is None:
         return None
-    parts = [f"select kafka_partition, kafka_offset, ingest_time from {layers.events_table} "
-             f"for version as of {events.snapshot_id}"]
-    if rejected is not None:
-        parts.append(f"select kafka_partition, kafka_offset, ingest_time from {layers.rejected_table} "
-                     f"for version as of {rejected.snapshot_id}")
+    parts.append(f"select kafka_partition, kafka_offset, ingest_time from {layers.events_table} "
+                 f"for version as of {events.snapshot_id}")
     _, rows = run_query(config, "select kafka_partition, max(kafka_offset), max(ingest_time) from ("
                                 + " union all ".join(parts) + ") group by 1")
     ingested = {partition: (offset, newest) for partition, offset, newest in rows}
@@ -179,7 +194,8 @@ def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundar
     if tables and _boundary_of(tables[-1]) > boundary.moment:
         return tables[-1]  # never move B backwards
     table = target.batch_table(boundary.moment)
-    select = batch_select_sql(target.view, catalog, layers.events_table, boundary.events_snapshot, boundary.literal)
+    select = batch_select_sql(target.view, catalog, layers.events_table, boundary.events_snapshot, boundary.literal,
+                              layers.horizon(config))
     namespace, name = table.split(".")
     run_query(config, f'create or replace table "{catalog}"."{namespace}"."{name}" as\n{select}')
     with serving_lock(config, layers.serving(view)):

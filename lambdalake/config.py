@@ -56,6 +56,12 @@ class KafkaConfig:
     heap: str = "1g"
     events_topic: str = "events"
     events_partitions: int = 4
+    #: how often the jobs look for partitions added to their topic (Flink duration); the
+    #: connector's default, 5 min, would leave an added partition unread, and B stuck, that long
+    partition_discovery: str = "2 s"
+    #: a heartbeat goes to each partition of a watched topic that received nothing for this long
+    #: (seconds), so that the speed layer's watermark, and so its rows, keep moving when idle
+    heartbeat_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -104,14 +110,23 @@ class SpeedConfig:
     group_id: str = "lambdalake-speed"
     job_name: str = "lambdalake-speed"
     parallelism: int = 1
-    #: rows are appended every this many seconds of processing time
+    #: rows are appended every this many seconds of ingest time
     window_seconds: int = 5
-    #: how long an event_id is remembered for deduplication (Flink duration, e.g. "1 h")
-    dedup_ttl: str = "1 h"
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    #: the one dedup rule of both layers: a copy of an event counts if and only if no earlier copy
+    #: (by ingest time, then partition and offset) reached Kafka at most this long before it
+    #: (a Flink duration, e.g. "1 h"); copies further apart are distinct events
+    horizon: str = "1 h"
 
     @property
-    def dedup_ttl_seconds(self) -> float:
-        return duration_seconds(self.dedup_ttl, "speed.dedup_ttl")
+    def horizon_seconds(self) -> int:
+        seconds = duration_seconds(self.horizon, "dedup.horizon")
+        if seconds < 1 or seconds != int(seconds):
+            raise ConfigError(f"dedup.horizon = {self.horizon!r} must be a whole number of seconds, at least 1")
+        return int(seconds)
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,7 @@ class Config:
     trino: TrinoConfig = field(default_factory=TrinoConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     kappa: KappaConfig = field(default_factory=KappaConfig)
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
@@ -226,6 +242,10 @@ def _coerce(raw: Any, kind: Any, where: str) -> Any:
             if isinstance(raw, bool):
                 raise ValueError
             return int(raw)
+        if kind is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
         if kind is str:
             return str(raw)
         if kind is Path:

@@ -1,7 +1,7 @@
 """Everything made from a view definition, in one place: its tables and the SQL of each layer.
 
-The speed layer's Flink SQL is made here (the batch recompute and the Trino serving view will
-be too), so no view is ever written twice. Names reaching SQL come from validated definitions
+The speed layer's Flink SQL, the batch recompute and the Trino serving view are all made here,
+so no view is ever written twice, and both layers apply one dedup rule. Names reaching SQL come from validated definitions
 (lambdalake.views) and are quoted; filter values are escaped literals.
 """
 
@@ -56,13 +56,14 @@ def _bucket(ms_column: str, minutes: int) -> str:
     return f"TO_TIMESTAMP_LTZ({ms_column} - MOD({ms_column}, {width}), 3)"
 
 
-def speed_insert_sql(view: View, catalog: str, table: str, window_seconds: int, source: str = "first_arrivals") -> str:
-    """Flink SQL appending the view's partial aggregates to `table` every window_seconds.
+def speed_insert_sql(view: View, catalog: str, table: str, window_seconds: int, source: str = "counted_copies") -> str:
+    """Flink SQL appending the view's partial aggregates to `table` every window_seconds of ingest time.
 
-    `source` is a view of accepted events, deduplicated by event_id, with the columns of
-    raw.events plus event_time_ms, ingest_ms and a processing-time attribute proc_time.
-    Processing-time windows fire whatever the traffic; each row is keyed by its ingest and
-    event-time buckets, so rows from successive windows simply add up in the serving layer.
+    `source` is a view of the copies that count (lambdalake.streaming.register_counted_copies), with
+    the columns of raw.events plus event_time_ms, ingest_ms and the event-time attribute
+    ingest_time. A window closes when the watermark (the slowest partition's ingest time) passes
+    its end; each row is keyed by its ingest and event-time buckets, so rows from successive
+    windows simply add up in the serving layer.
     """
     namespace, name = table.split(".")
     ingest_bucket = _bucket("ingest_ms", INGEST_BUCKET_MINUTES)
@@ -78,7 +79,7 @@ def speed_insert_sql(view: View, catalog: str, table: str, window_seconds: int, 
         f"INSERT INTO {_ident(catalog)}.{_ident(namespace)}.{_ident(name)}",
         "SELECT",
         ",\n".join(f"    {s}" for s in select),
-        f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(proc_time), INTERVAL '{int(window_seconds)}' SECOND))",
+        f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(ingest_time), INTERVAL '{int(window_seconds)}' SECOND))",
     ]
     if where:
         lines.append("WHERE " + "\n  AND ".join(where))
@@ -113,35 +114,41 @@ def _qualified(catalog: str, table: str) -> str:
     return f"{_trino_ident(catalog)}.{_trino_ident(namespace)}.{_trino_ident(name)}"
 
 
-def batch_select_sql(view: View, catalog: str, source_table: str, source_snapshot: int, boundary: str) -> str:
-    """Trino SQL: the view over every event that first arrived before `boundary`, from one snapshot.
+def batch_select_sql(view: View, catalog: str, source_table: str, source_snapshot: int, boundary: str,
+                     horizon_seconds: int) -> str:
+    """Trino SQL: the view over every copy that counts and reached Kafka before `boundary`, from one snapshot.
 
-    Deduplication follows the speed layer's rule: an event_id counts once, at its first
-    arrival (ingest time, then partition and offset), so batch and speed agree exactly.
+    The platform's one dedup rule, as the speed layer applies it (lambdalake.streaming): a copy
+    counts if and only if no earlier copy of its event_id, in (ingest_time, kafka_partition,
+    kafka_offset) order, was ingested at most horizon_seconds before it. The copy just before
+    it is the latest earlier one, so comparing with that copy alone decides. Every earlier copy
+    of a copy before B is before B too, so the boundary filter comes first.
     """
     bucket = _trino_bucket("event_time", view.bucket_minutes)
     dims = [_trino_ident(d) for d in view.dimensions]
     aggs = [f"count(*) as {_trino_ident(m.name)}" if m.agg == "count"
             else f"{m.agg}({_trino_ident(m.column)}) as {_trino_ident(m.name)}"  # type: ignore[arg-type]
             for m in view.measures]
-    filters = [f"ingest_time < {trino_timestamp(boundary)}"]
-    filters += [f"{_trino_ident(c)} in ({', '.join(_literal(v) for v in values)})" for c, values in view.where]
+    filters = [f"{_trino_ident(c)} in ({', '.join(_literal(v) for v in values)})" for c, values in view.where]
     return "\n".join([
         "with events as (",
         f"    select * from {_qualified(catalog, source_table)} for version as of {int(source_snapshot)}",
+        f"    where ingest_time < {trino_timestamp(boundary)}",
         "),",
-        "arrivals as (",
-        "    select *, row_number() over (partition by event_id order by ingest_time, kafka_partition, kafka_offset)"
-        " as arrival",
+        "copies as (",
+        "    select *, lag(ingest_time) over (partition by event_id order by ingest_time, kafka_partition, kafka_offset)"
+        " as previous_copy_time",
         "    from events",
         "),",
-        "first_arrivals as (",
-        "    select * from arrivals where arrival = 1",
+        "counted_copies as (",
+        "    select * from copies",
+        f"    where previous_copy_time is null or previous_copy_time < ingest_time - interval '{int(horizon_seconds)}'"
+        " second",
         ")",
         "select",
         ",\n".join(f"    {c}" for c in [f"{bucket} as event_time_bucket", *dims, *aggs]),
-        "from first_arrivals",
-        "where " + "\n  and ".join(filters),
+        "from counted_copies",
+        *(["where " + "\n  and ".join(filters)] if filters else []),
         "group by " + ", ".join(["1", *dims]),
     ])
 

@@ -1,6 +1,6 @@
 """The ingest job (flink_jobs/ingest.py): Kafka `events` -> `raw.events` + `raw.events_rejected`.
 
-`start` creates the two raw tables (declared in iceberg/tables.yaml) before submitting, since
+`start` creates the raw tables (and `raw.events_heartbeats`, the heartbeats' positions) (declared in iceberg/tables.yaml) before submitting, since
 Flink only writes them; `lambdalake.jobs.stop` stops it with a savepoint to resume from.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from lambdalake import jobs
 from lambdalake.config import PROJECT_ROOT, Config
-from lambdalake.tables import checked_table_name, ensure_table
+from lambdalake.tables import checked_table_name, ensure_table, heartbeats_table
 
 INGEST_JOB = PROJECT_ROOT / "flink_jobs" / "ingest.py"
 
@@ -37,13 +37,21 @@ class IngestTarget:
         checked_table_name(self.events_table)
         checked_table_name(self.rejected_table)
 
+    @property
+    def heartbeats_table(self) -> str:
+        return heartbeats_table(self.events_table)
+
 
 def start(config: Config, target: IngestTarget, *, parallelism: int | None = None,
           savepoint: str | None = None) -> str:
     """Create the raw tables if needed and submit the job unless it is live; return its job id."""
+    from lambdalake.heartbeat import watch
+
     ensure_table(config, "raw.events", target.events_table)
     ensure_table(config, "raw.events_rejected", target.rejected_table)
+    ensure_table(config, "raw.events_heartbeats", target.heartbeats_table)
+    watch(config, target.topic)
     args = ["--topic", target.topic, "--group-id", target.group_id, "--events-table", target.events_table,
-            "--rejected-table", target.rejected_table]
+            "--rejected-table", target.rejected_table, "--heartbeats-table", target.heartbeats_table]
     return jobs.submit(config, INGEST_JOB, args, target.job_name,
                        parallelism=parallelism or config.ingest.parallelism, savepoint=savepoint)

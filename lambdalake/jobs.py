@@ -51,15 +51,19 @@ def started_at(config: Config, job_name: str) -> datetime | None:
     return datetime.fromtimestamp(max(starts) / 1000, timezone.utc) if starts else None
 
 
-def stop(config: Config, job_name: str, timeout: float = 180) -> str:
-    """Stop the live job named job_name with a savepoint; return the savepoint's path."""
+def stop(config: Config, job_name: str, timeout: float = 180, *, drain: bool = False) -> str:
+    """Stop the live job named job_name with a savepoint; return the savepoint's path.
+
+    drain: first advance the watermark to the end of time, so that every window fires and every
+    buffered row is emitted; the savepoint is then only good for a job that starts without it.
+    """
     flink = Flink(config)
     jobs = live_jobs(config, job_name)
     if not jobs:
         raise EngineError(f"no live Flink job named {job_name!r}")
     job_id = jobs[0]
     trigger = httpx.post(f"{flink.rest_url}/jobs/{job_id}/stop", timeout=30,
-                         json={"targetDirectory": f"file://{flink.savepoints_dir}", "drain": False})
+                         json={"targetDirectory": f"file://{flink.savepoints_dir}", "drain": drain})
     trigger.raise_for_status()
     trigger_id = trigger.json()["request-id"]
     deadline = time.monotonic() + timeout

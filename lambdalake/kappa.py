@@ -137,7 +137,10 @@ def _pinned_definition(config: Config, version: Version) -> dict[str, Any]:
 
 def start(config: Config, version: Version) -> str:
     """Create the version's table and submit its job unless it is live; return the Flink job id."""
+    from lambdalake.heartbeat import watch
+
     definition = _pinned_definition(config, version)
+    watch(config, version.topic)
     args = job_args(version.topic, version.group_id, [{"table": version.table, "definition": definition}], config)
     return jobs.submit(config, SPEED_JOB, args, version.job_name, parallelism=config.kappa.parallelism)
 
@@ -187,11 +190,12 @@ def switch(config: Config, version: Version) -> None:
     """Point serving.<view> at the version's table alone, in one statement.
 
     Called once the job has caught up: its committed offsets are then near the end of the log,
-    but the rows of the last records it read are appended at the end of their processing-time
-    window and committed at the next checkpoint, so wait that long first. The serving lock keeps
+    but the rows of the last records it read are appended once the watermark (moved on by the
+    heartbeats) closes their ingest-time window, and committed at the next checkpoint, so wait
+    that long first. The serving lock keeps
     a batch run from swapping the old version back in meanwhile.
     """
-    time.sleep(config.speed.window_seconds + config.flink.checkpoint_seconds)
+    time.sleep(config.speed.window_seconds + config.kafka.heartbeat_seconds + config.flink.checkpoint_seconds)
     serving = f"serving.{version.view.name}"
     with serving_lock(config, serving):
         run_query(config, serving_view_sql(version.view, config.iceberg.catalog_name, serving, version.table,

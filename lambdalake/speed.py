@@ -41,6 +41,9 @@ class SpeedTarget:
     table_suffix: str = ""
     #: only these lambda views; empty means every one
     views: tuple[str, ...] = ()
+    #: the dedup horizon in seconds; None means `[dedup] horizon` (tests use a short one, with a
+    #: batch layer of the same horizon)
+    horizon_seconds: int | None = None
 
     @classmethod
     def default(cls, config: Config) -> SpeedTarget:
@@ -109,10 +112,12 @@ def view_definition(name: str) -> dict[str, Any]:
     return find_view(name)[1]
 
 
-def job_args(topic: str, group_id: str, views: list[dict[str, Any]], config: Config) -> list[str]:
+def job_args(topic: str, group_id: str, views: list[dict[str, Any]], config: Config,
+             horizon_seconds: int | None = None) -> list[str]:
     """The arguments of flink_jobs/speed.py: what it reads, and each view's table and definition."""
+    horizon = config.dedup.horizon_seconds if horizon_seconds is None else horizon_seconds
     return ["--topic", topic, "--group-id", group_id, "--views", json.dumps(views),
-            "--window-seconds", str(config.speed.window_seconds), "--dedup-ttl", config.speed.dedup_ttl]
+            "--window-seconds", str(config.speed.window_seconds), "--dedup-horizon-seconds", str(horizon)]
 
 
 def start(config: Config, target: SpeedTarget, *, parallelism: int | None = None, savepoint: str | None = None,
@@ -121,16 +126,20 @@ def start(config: Config, target: SpeedTarget, *, parallelism: int | None = None
 
     None when no view is left for it to run. checkpoint_interval (a Flink duration) overrides
     the cluster's for this job (benchmarks). emit_from: start without state, re-reading the log
-    from `[speed] dedup_ttl` before it, and count only records that reached Kafka from then on.
+    from one dedup horizon before it, and count only records that reached Kafka from then on.
     """
+    from lambdalake.heartbeat import watch
+
     views = ensure_speed_tables(config, target)
     if not views:
         return None
-    args = job_args(target.topic, target.group_id, views, config)
+    watch(config, target.topic)
+    args = job_args(target.topic, target.group_id, views, config, target.horizon_seconds)
     if checkpoint_interval:
         args += ["--checkpoint-interval", checkpoint_interval]
     if emit_from is not None:
-        replay_from = max(emit_from.timestamp() - config.speed.dedup_ttl_seconds, 0)
+        horizon = config.dedup.horizon_seconds if target.horizon_seconds is None else target.horizon_seconds
+        replay_from = max(emit_from.timestamp() - horizon, 0)
         args += ["--replay-from-ms", str(int(replay_from * 1000)), "--emit-from-ms", str(int(emit_from.timestamp() * 1000))]
     return jobs.submit(config, SPEED_JOB, args, target.job_name, parallelism=parallelism or config.speed.parallelism,
                        savepoint=savepoint)
@@ -170,27 +179,27 @@ def restart(config: Config, target: SpeedTarget, on_cutoff: Callable[[datetime],
     Flink maps savepoint state to operators by their place in the job graph, so a job with one
     view fewer cannot take over the old job's windows and deduplication state. Instead:
     1. read the offsets the job committed at its last checkpoint: it had read every record before
-       them by then, and one window later it has aggregated them all;
+       them by then;
     2. cutoff C = the minute in which the first record not read at those offsets reached Kafka
        (given to on_cutoff, so that an interrupted restart can be resumed);
-    3. stop the job with a savepoint, which commits its last rows: every record stamped before C
-       is in the speed tables;
-    4. `resume` from C.
+    3. stop the job with a savepoint, draining it: every row it holds is judged and aggregated and
+       the savepoint commits them, so every record stamped before C is in the speed tables (each
+       of its earlier copies was stamped before C too, so was read, and was judged exactly);
+    4. `resume` from C, which deletes the rows from C on, judged on a partial log.
     """
     from lambdalake.batch import floor_to_bucket
 
     read_at = datetime.now(timezone.utc)  # a record not yet appended by now is stamped later
     cutoff = floor_to_bucket(min([*first_unread(config, target.topic, target.group_id), read_at]))
     on_cutoff(cutoff)
-    time.sleep(config.speed.window_seconds + 1)
-    jobs.stop(config, target.job_name)
+    jobs.stop(config, target.job_name, drain=True)
     return resume(config, target, cutoff)
 
 
 def resume(config: Config, target: SpeedTarget, cutoff: datetime) -> str | None:
     """Start the stopped job anew from cutoff: delete its views' rows from then on, then submit it
-    without state, re-reading the log from `[speed] dedup_ttl` before cutoff (so it knows which
-    event_ids were seen) and counting the records stamped from cutoff on. Safe to repeat.
+    without state, re-reading the log from one dedup horizon before cutoff (so it can judge every
+    copy after it) and counting the records stamped from cutoff on. Safe to repeat.
 
     Until the job catches up, those views' speed rows from cutoff on are missing: serving is
     below the truth for a moment, never above it.

@@ -12,6 +12,7 @@ from pyflink.table.udf import udtf
 
 from lambdalake.config import Config
 from lambdalake.events import Accepted, kept_payload, validate
+from lambdalake.heartbeat import HEARTBEAT_HEADER
 
 CHECKED_COLUMNS = [
     ("reason_code", DataTypes.STRING()),
@@ -52,8 +53,14 @@ def quoted(table: str) -> str:
 
 def register_checked_log(env: TableEnvironment, config: Config, topic: str, group_id: str,
                          start_at_ms: int | None = None) -> None:
-    """Register `events_log` (the Kafka topic: raw bytes, partition, offset, timestamp, proc_time)
-    and `checked` (each record validated: its fields, or its reason).
+    """Register `events_log` (the Kafka topic: raw bytes, partition, offset, timestamp, proc_time),
+    `checked` (each record validated: its fields, or its reason) and `heartbeats` (the platform's
+    heartbeat records, which are neither).
+
+    `ingest_time` (the broker's LogAppendTime) is the log's event-time attribute, with a watermark
+    per partition: the broker stamps each partition's records in order, so a partition never goes
+    back in time, and heartbeats move an idle partition's watermark on. New partitions are found
+    every `[kafka] partition_discovery` and read from their start.
 
     Without state to restore, the job starts at the group's committed offsets (the earliest for a
     new group), or at the first record stamped at or after start_at_ms when given.
@@ -64,10 +71,12 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
     env.execute_sql(f"""
         CREATE TEMPORARY TABLE events_log (
             payload BYTES,
+            headers MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,
             kafka_partition INT METADATA FROM 'partition' VIRTUAL,
             kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
             ingest_time TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-            proc_time AS PROCTIME()
+            proc_time AS PROCTIME(),
+            WATERMARK FOR ingest_time AS ingest_time
         ) WITH (
             'connector' = 'kafka',
             'topic' = '{topic}',
@@ -76,26 +85,62 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
             'properties.isolation.level' = 'read_committed',
             {startup},
             'properties.auto.offset.reset' = 'earliest',
+            'scan.topic-partition-discovery.interval' = '{config.kafka.partition_discovery}',
             'format' = 'raw'
         )""")
-    env.execute_sql("""
+    env.execute_sql(f"""
+        CREATE TEMPORARY VIEW heartbeats AS
+        SELECT kafka_partition, kafka_offset, ingest_time FROM events_log
+        WHERE headers['{HEARTBEAT_HEADER}'] IS NOT NULL""")
+    env.execute_sql(f"""
         CREATE TEMPORARY VIEW checked AS
         SELECT c.*, l.ingest_time, l.kafka_partition, l.kafka_offset, l.proc_time
-        FROM events_log AS l, LATERAL TABLE(check_event(l.payload, l.ingest_time)) AS c(
+        FROM (SELECT * FROM events_log WHERE headers['{HEARTBEAT_HEADER}'] IS NULL) AS l,
+             LATERAL TABLE(check_event(l.payload, l.ingest_time)) AS c(
             reason_code, reason, payload_text, payload_bytes, event_id, user_id, session_id,
             event_type, page, product_id, amount, event_time_ms, properties, ingest_ms)""")
 
 
-def register_first_arrivals(env: TableEnvironment, dedup_ttl: str) -> None:
-    """Register `first_arrivals`: accepted events from `checked`, each event_id once (the first to
-    arrive), remembered for dedup_ttl (a Flink duration such as '1 h')."""
-    # how long an event_id is remembered: a duplicate arriving later than this counts again
-    env.get_config().set("table.exec.state.ttl", dedup_ttl)
-    env.execute_sql("""
-        CREATE TEMPORARY VIEW first_arrivals AS
-        SELECT event_id, user_id, session_id, event_type, page, product_id,
-               CAST(amount AS DECIMAL(12, 2)) AS amount, event_time_ms, ingest_ms, proc_time
-        FROM (
-            SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proc_time ASC) AS arrival
+def _day_to_second(seconds: int) -> str:
+    """A Flink interval literal (Flink refuses SECOND with more than two digits)."""
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(hours, 24)
+    return f"INTERVAL '{days} {hour:02d}:{minute:02d}:{second:02d}' DAY TO SECOND"
+
+
+def register_counted_copies(env: TableEnvironment, horizon_seconds: int) -> None:
+    """Register `counted_copies`: the accepted events that count, by the platform's one dedup rule.
+
+    A copy of an event counts if and only if no earlier copy with the same event_id, in
+    (ingest_time, kafka_partition, kafka_offset) order, was ingested at most horizon_seconds before
+    it (lambdalake.derive.batch_select_sql applies the same rule to the master dataset).
+
+    An event-time OVER window on ingest_time sees, for each copy, every copy of the horizon before
+    it, including those in other partitions, whatever order the job reads them in: it buffers each
+    row until the watermark (the slowest partition) has passed it. Rows leave in ingest-time order,
+    append-only, with ingest_time still the event-time attribute.
+    """
+    env.execute_sql(f"""
+        CREATE TEMPORARY VIEW counted_copies AS
+        WITH accepted AS (
+            SELECT event_id, user_id, session_id, event_type, page, product_id,
+                   CAST(amount AS DECIMAL(12, 2)) AS amount, event_time_ms, ingest_ms, ingest_time,
+                   -- a copy's place in the log, after its ingest time: partition, then offset
+                   CAST(kafka_partition AS BIGINT) * 1099511627776 + kafka_offset AS log_position
             FROM checked WHERE reason_code IS NULL
-        ) WHERE arrival = 1""")
+        ),
+        judged AS (
+            SELECT *,
+                   MIN(ingest_ms) OVER recent_copies AS first_recent_ms,
+                   MIN(log_position) OVER recent_copies AS first_recent_position
+            FROM accepted
+            WINDOW recent_copies AS (
+                PARTITION BY event_id ORDER BY ingest_time
+                RANGE BETWEEN {_day_to_second(horizon_seconds)} PRECEDING AND CURRENT ROW)
+        )
+        SELECT event_id, user_id, session_id, event_type, page, product_id, amount, event_time_ms, ingest_ms,
+               ingest_time
+        FROM judged
+        -- no copy earlier in the horizon: none before this instant, and none at it earlier in the log
+        WHERE first_recent_ms = ingest_ms AND first_recent_position = log_position""")

@@ -32,6 +32,11 @@ def checked_table_name(name: str) -> str:
     return name
 
 
+def heartbeats_table(events_table: str) -> str:
+    """Where the ingest job that writes events_table files the heartbeats' positions."""
+    return f"{checked_table_name(events_table)}_heartbeats"
+
+
 @cache
 def declarations(path: Path = TABLES_FILE) -> dict[str, dict[str, Any]]:
     return yaml.safe_load(path.read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import sys
 import uuid
 from pathlib import Path
 
@@ -32,7 +33,7 @@ Configuration:
 
 class Kafka(Engine):
     name = "kafka"
-    program_names = ("kafka",)
+    program_names = ("kafka", "kafka-heartbeat")
 
     @property
     def properties_file(self) -> Path:
@@ -54,7 +55,10 @@ class Kafka(Engine):
 
     def programs(self) -> list[Program]:
         command = self._java("kafka.Kafka", str(self.properties_file), heap=self.config.kafka.heap)
-        return [Program(name="kafka", command=command, stop_wait_seconds=60)]
+        # the heartbeat (lambdalake.heartbeat) keeps the speed layer's watermarks moving on idle partitions
+        heartbeat = [sys.executable, "-m", "lambdalake.heartbeat"]
+        return [Program(name="kafka", command=command, stop_wait_seconds=60),
+                Program(name="kafka-heartbeat", command=heartbeat, stop_wait_seconds=5)]
 
     def endpoint(self) -> str:
         return self.bootstrap_servers

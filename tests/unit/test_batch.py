@@ -55,18 +55,19 @@ def test_floor_to_bucket() -> None:
 
 @pytest.mark.parametrize("view", load_views(), ids=lambda v: v.name)
 def test_batch_and_serving_sql_match_golden(view: View) -> None:
-    batch = batch_select_sql(view, "lake", "raw.events", 42, "2026-11-26 14:30:00")
+    batch = batch_select_sql(view, "lake", "raw.events", 42, "2026-11-26 14:30:00", 3600)
     assert batch + "\n" == (GOLDEN / f"batch_{view.name}.sql").read_text()
     serving = serving_view_sql(view, "lake", f"serving.{view.name}", view.speed_table,
                                f"batch.{view.name}__b202611261430", "2026-11-26 14:30:00")
     assert serving + "\n" == (GOLDEN / f"serving_{view.name}.sql").read_text()
 
 
-def test_duplicates_across_the_boundary_count_once_at_their_first_arrival() -> None:
-    batch = batch_select_sql(load_views()[0], "lake", "raw.events", 1, "2026-11-26 14:30:00")
-    # dedup happens over all events, before the boundary filter: a copy after B is not counted
-    assert batch.index("row_number() over (partition by event_id order by ingest_time") < batch.index(
-        "where ingest_time < timestamp '2026-11-26 14:30:00 UTC'")
+def test_a_copy_is_judged_against_the_copy_just_before_it_in_log_order_within_the_horizon() -> None:
+    batch = batch_select_sql(load_views()[0], "lake", "raw.events", 1, "2026-11-26 14:30:00", 90)
+    assert "lag(ingest_time) over (partition by event_id order by ingest_time, kafka_partition, kafka_offset)" in batch
+    assert "previous_copy_time < ingest_time - interval '90' second" in batch
+    # every earlier copy of a copy before B is before B: the boundary filter may come first
+    assert batch.index("where ingest_time < timestamp '2026-11-26 14:30:00 UTC'") < batch.index("lag(")
 
 
 def test_serving_without_a_batch_run_is_the_speed_layer_alone() -> None:

@@ -1,17 +1,18 @@
 with events as (
     select * from "lake"."raw"."events" for version as of 42
+    where ingest_time < timestamp '2026-11-26 14:30:00 UTC'
 ),
-arrivals as (
-    select *, row_number() over (partition by event_id order by ingest_time, kafka_partition, kafka_offset) as arrival
+copies as (
+    select *, lag(ingest_time) over (partition by event_id order by ingest_time, kafka_partition, kafka_offset) as previous_copy_time
     from events
 ),
-first_arrivals as (
-    select * from arrivals where arrival = 1
+counted_copies as (
+    select * from copies
+    where previous_copy_time is null or previous_copy_time < ingest_time - interval '3600' second
 )
 select
     cast(from_unixtime(floor(to_unixtime(event_time) / 60) * 60, 'UTC') as timestamp(6) with time zone) as event_time_bucket,
     "event_type",
     count(*) as "events"
-from first_arrivals
-where ingest_time < timestamp '2026-11-26 14:30:00 UTC'
+from counted_copies
 group by 1, "event_type"

@@ -1,12 +1,14 @@
 with events as (
     select * from "lake"."raw"."events" for version as of 42
+    where ingest_time < timestamp '2026-11-26 14:30:00 UTC'
 ),
-arrivals as (
-    select *, row_number() over (partition by event_id order by ingest_time, kafka_partition, kafka_offset) as arrival
+copies as (
+    select *, lag(ingest_time) over (partition by event_id order by ingest_time, kafka_partition, kafka_offset) as previous_copy_time
     from events
 ),
-first_arrivals as (
-    select * from arrivals where arrival = 1
+counted_copies as (
+    select * from copies
+    where previous_copy_time is null or previous_copy_time < ingest_time - interval '3600' second
 )
 select
     cast(from_unixtime(floor(to_unixtime(event_time) / 3600) * 3600, 'UTC') as timestamp(6) with time zone) as event_time_bucket,
@@ -14,7 +16,6 @@ select
     count(*) as "purchases",
     sum("amount") as "revenue",
     max("amount") as "largest_purchase"
-from first_arrivals
-where ingest_time < timestamp '2026-11-26 14:30:00 UTC'
-  and "event_type" in ('purchase')
+from counted_copies
+where "event_type" in ('purchase')
 group by 1, "product_id"

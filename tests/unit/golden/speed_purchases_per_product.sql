@@ -6,6 +6,6 @@ SELECT
     COUNT(*) AS `purchases`,
     SUM(`amount`) AS `revenue`,
     MAX(`amount`) AS `largest_purchase`
-FROM TABLE(TUMBLE(TABLE first_arrivals, DESCRIPTOR(proc_time), INTERVAL '5' SECOND))
+FROM TABLE(TUMBLE(TABLE counted_copies, DESCRIPTOR(ingest_time), INTERVAL '5' SECOND))
 WHERE `event_type` IN ('purchase')
 GROUP BY window_start, window_end, TO_TIMESTAMP_LTZ(ingest_ms - MOD(ingest_ms, 60000), 3), TO_TIMESTAMP_LTZ(event_time_ms - MOD(event_time_ms, 3600000), 3), `product_id`
