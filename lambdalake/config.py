@@ -58,10 +58,16 @@ class KafkaConfig:
     events_partitions: int = 4
     #: how often the jobs look for partitions added to their topic (Flink duration); the
     #: connector's default, 5 min, would leave an added partition unread, and B stuck, that long
-    partition_discovery: str = "2 s"
+    partition_discovery: str = "1 s"
     #: a heartbeat goes to each partition of a watched topic that received nothing for this long
     #: (seconds), so that the speed layer's watermark, and so its rows, keep moving when idle
     heartbeat_seconds: float = 1.0
+
+    @property
+    def watermark_delay_seconds(self) -> float:
+        """How far the jobs' watermarks trail the newest ingest time: two discovery intervals, so that
+        the first records of a partition added meanwhile are read before the watermark passes them."""
+        return 2 * duration_seconds(self.partition_discovery, "kafka.partition_discovery")
 
 
 @dataclass(frozen=True)

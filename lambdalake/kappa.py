@@ -195,7 +195,8 @@ def switch(config: Config, version: Version) -> None:
     that long first. The serving lock keeps
     a batch run from swapping the old version back in meanwhile.
     """
-    time.sleep(config.speed.window_seconds + config.kafka.heartbeat_seconds + config.flink.checkpoint_seconds)
+    time.sleep(config.speed.window_seconds + config.kafka.heartbeat_seconds + config.kafka.watermark_delay_seconds
+               + config.flink.checkpoint_seconds)
     serving = f"serving.{version.view.name}"
     with serving_lock(config, serving):
         run_query(config, serving_view_sql(version.view, config.iceberg.catalog_name, serving, version.table,

@@ -60,7 +60,8 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
     `ingest_time` (the broker's LogAppendTime) is the log's event-time attribute, with a watermark
     per partition: the broker stamps each partition's records in order, so a partition never goes
     back in time, and heartbeats move an idle partition's watermark on. New partitions are found
-    every `[kafka] partition_discovery` and read from their start.
+    every `[kafka] partition_discovery` and read from their start; the watermark trails by two
+    discovery intervals, so a new partition's first records are read before it passes them.
 
     Without state to restore, the job starts at the group's committed offsets (the earliest for a
     new group), or at the first record stamped at or after start_at_ms when given.
@@ -76,7 +77,7 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
             kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
             ingest_time TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
             proc_time AS PROCTIME(),
-            WATERMARK FOR ingest_time AS ingest_time
+            WATERMARK FOR ingest_time AS ingest_time - INTERVAL '{config.kafka.watermark_delay_seconds:.3f}' SECOND
         ) WITH (
             'connector' = 'kafka',
             'topic' = '{topic}',

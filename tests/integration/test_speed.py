@@ -76,7 +76,11 @@ def first_good_events(records: list[Record]) -> list[dict]:  # type: ignore[type
 
 def truth(records: list[Record]) -> dict[str, dict[tuple, tuple]]:
     """Each view's totals by (event-time bucket, dimension), from the first copy of each good event."""
-    events = first_good_events(records)
+    return aggregate(first_good_events(records))
+
+
+def aggregate(events: list[dict]) -> dict[str, dict[tuple, tuple]]:  # type: ignore[type-arg]
+    """Each view's totals by (event-time bucket, dimension) over these events, each counted once."""
     per_type = Counter((floor(e["event_time"], 1), e["event_type"]) for e in events)
     page_views = Counter((floor(e["event_time"], 1), e["page"]) for e in events if e["event_type"] == "page_view")
     purchases: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0), None])

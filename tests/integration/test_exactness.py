@@ -1,0 +1,281 @@
+"""Exact whatever partition a copy lands in: both layers count the same copy of each event.
+
+What real producers do, on one topic and one set of jobs: copies of an event sent with a null key
+or re-keyed (so in other partitions, some with other fields), copies on both sides of an
+ingest-minute boundary while the speed job reads a backlog (after a stop with a savepoint, and
+after a TaskManager loss) with a batch run in between, a topic whose partition count grows, and
+copies further apart than the dedup horizon.
+
+The truth is computed here, in plain Python, from what Kafka acknowledged: each copy with the
+partition, offset and timestamp the broker gave it, judged by the rule the README states (a copy
+counts unless an earlier copy, by timestamp then partition and offset, was stamped at most the
+horizon before it). A thread compares every serving bucket with the truth of what was sent so
+far, about once a second, around every batch swap: never above it; and once the speed layer has
+caught up, equal to it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from itertools import islice
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+from lambdalake import jobs
+from lambdalake.batch import Layers, choose_boundary, ensure_serving, run_once
+from lambdalake.catalog import load_catalog
+from lambdalake.config import Config
+from lambdalake.generator import EventGenerator
+from lambdalake.ingest import IngestTarget
+from lambdalake.ingest import start as start_ingest
+from lambdalake.producer import make_producer
+from lambdalake.query import run_query
+from lambdalake.speed import SpeedTarget
+from lambdalake.speed import start as start_speed
+from lambdalake.views import lambda_views
+from tests.integration.test_batch import never_above, serving_totals
+from tests.integration.test_speed import aggregate, kill_taskmanager
+
+#: short, so that a test can send copies further apart than it
+HORIZON_SECONDS = 40
+
+
+@dataclass(frozen=True)
+class Landed:
+    """One good copy as Kafka acknowledged it."""
+
+    event: dict  # type: ignore[type-arg]
+    timestamp_ms: int
+    partition: int
+    offset: int
+
+
+class Log:
+    """Sends events to the topic and keeps every acknowledged copy with its stamp and position."""
+
+    def __init__(self, config: Config, topic: str) -> None:
+        self.config, self.topic = config, topic
+        self.landed: list[Landed] = []
+        self.lock = threading.Lock()
+
+    def send(self, events: list[dict], *, key: str = "user", partition: int | None = None) -> None:  # type: ignore[type-arg]
+        """key: "user" (the usual user_id), "none" (a null key) or "random" (a re-keyed retry)."""
+        producer = make_producer(self.config)  # a new producer sees partitions added meanwhile
+        landed: list[Landed] = []
+
+        def delivered(error, message) -> None:  # type: ignore[no-untyped-def]
+            assert error is None, error
+            landed.append(Landed(json.loads(message.value()), message.timestamp()[1], message.partition(),
+                                 message.offset()))
+
+        for event in events:
+            record_key = {"user": str(event["user_id"]).encode(), "none": None, "random": uuid.uuid4().bytes}[key]
+            extra = {} if partition is None else {"partition": partition}
+            producer.produce(self.topic, key=record_key, value=json.dumps(event).encode(), on_delivery=delivered,
+                             **extra)
+            producer.poll(0)
+        assert producer.flush(60) == 0
+        assert len(landed) == len(events)
+        with self.lock:
+            self.landed.extend(landed)
+
+    def truth(self) -> dict[str, dict[tuple, tuple]]:
+        """Each view's totals over the copies that count, by the README's rule."""
+        with self.lock:
+            copies = sorted(self.landed, key=lambda c: (c.timestamp_ms, c.partition, c.offset))
+        last_seen: dict[str, int] = {}
+        counted = []
+        for copy in copies:
+            previous = last_seen.get(copy.event["event_id"])
+            if previous is None or copy.timestamp_ms - previous > HORIZON_SECONDS * 1000:
+                counted.append(copy.event)
+            last_seen[copy.event["event_id"]] = copy.timestamp_ms
+        return aggregate(counted)
+
+
+class Watch(threading.Thread):
+    """Compares serving with the truth of what was sent so far, about once a second, until stopped."""
+
+    def __init__(self, config: Config, layers: Layers, log: Log) -> None:
+        super().__init__(daemon=True)
+        self.config, self.layers, self.log = config, layers, log
+        self.checks = 0
+        self.wrong: list[str] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            serving = serving_totals(self.config, self.layers)
+            # the truth is read after serving: it holds every record serving can hold
+            self.wrong += never_above(serving, self.log.truth())
+            self.checks += 1
+            time.sleep(1)
+
+
+@dataclass
+class Platform:
+    config: Config
+    layers: Layers
+    speed: SpeedTarget
+    log: Log
+    watch: Watch
+
+
+@pytest.fixture(scope="module")
+def platform(config: Config) -> Iterator[Platform]:
+    suffix = uuid.uuid4().hex[:8]
+    topic = f"test-exact-{suffix}"
+    layers = Layers(topic=topic, events_table=f"raw.test_exact_events_{suffix}",
+                    rejected_table=f"raw.test_exact_rejected_{suffix}", suffix=f"__t{suffix}",
+                    horizon_seconds=HORIZON_SECONDS)
+    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+    ingest = IngestTarget(topic, f"{topic}-ingest", layers.events_table, layers.rejected_table, f"{topic}-ingest")
+    speed = SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", layers.suffix, horizon_seconds=HORIZON_SECONDS)
+    start_ingest(config, ingest)
+    start_speed(config, speed, parallelism=2)
+    ensure_serving(config, layers)
+    log = Log(config, topic)
+    watch = Watch(config, layers, log)
+    watch.start()
+    yield Platform(config, layers, speed, log, watch)
+    watch.stopping.set()
+    watch.join()
+    for job in (ingest.job_name, speed.job_name):
+        jobs.cancel(config, job)
+    admin.delete_topics([topic])[topic].result(30)
+    catalog = load_catalog(config)
+    _, rows = run_query(config, "show tables from batch")
+    for view in lambda_views():
+        run_query(config, f"drop view if exists {layers.serving(view)}")
+        batch_tables = [f"batch.{name}" for (name,) in rows if name.startswith(f"{view.name}{layers.suffix}__b")]
+        for table in [layers.speed(view), *batch_tables]:
+            if catalog.table_exists(table):
+                catalog.purge_table(table)
+    for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):
+        if catalog.table_exists(table):
+            catalog.purge_table(table)
+
+
+def events(seed: int, count: int) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(record.value) for record in islice(EventGenerator(seed=seed).records(), count)]
+
+
+def shifted(moment: str, minutes: int) -> str:
+    return (datetime.fromisoformat(moment) + timedelta(minutes=minutes)).isoformat()
+
+
+def assert_exact(platform: Platform, timeout: float = 150) -> None:
+    """Serving reaches the truth, and was never above it at any check so far."""
+    deadline = time.monotonic() + timeout
+    while (serving := serving_totals(platform.config, platform.layers)) != (expected := platform.log.truth()):
+        if time.monotonic() > deadline:
+            for name in expected:
+                missing = {k: (serving[name].get(k), v) for k, v in expected[name].items() if serving[name].get(k) != v}
+                print(name, "serving vs truth:", list(missing.items())[:5])
+            pytest.fail(f"serving never equalled the truth within {timeout:.0f}s")
+        time.sleep(2)
+    assert not platform.watch.wrong, platform.watch.wrong[:5]
+
+
+def sleep_until_second(second: int) -> datetime:
+    """Sleep until the wall clock is at `second` past the minute; return that minute's start."""
+    now = datetime.now(timezone.utc)
+    target = now.replace(second=second, microsecond=0)
+    if target <= now:
+        target += timedelta(minutes=1)
+    time.sleep((target - now).total_seconds())
+    return target.replace(second=0)
+
+
+def batch_run_at(platform: Platform, boundary: datetime) -> None:
+    """One batch run whose B is `boundary`, once the master dataset is complete up to it."""
+    deadline = time.monotonic() + 60
+    while (chosen := choose_boundary(platform.config, platform.layers)) is None or chosen.moment < boundary:
+        assert time.monotonic() < deadline, f"the master dataset never became complete up to {boundary}"
+        time.sleep(2)
+    assert chosen.moment == boundary, f"B {chosen.moment} is past {boundary}: the test was too slow"
+    checks = platform.watch.checks
+    run_once(platform.config, platform.layers)
+    assert platform.watch.checks > checks, "no check ran during the batch run"
+
+
+def test_copies_in_other_partitions_count_once_wherever_they_land(platform: Platform) -> None:
+    originals = events(seed=71, count=600)
+    platform.log.send(originals)
+    # a null key: the client picks any partition
+    platform.log.send(originals[:200], key="none")
+    # a retry re-keyed by another producer, with other fields: the first copy's fields still win
+    retried = [{**e, "page": "/retried", "event_time": shifted(e["event_time"], minutes=-7)} for e in originals[200:400]]
+    platform.log.send(retried, key="random")
+    platform.log.send(originals[400:500], partition=1)
+    platform.log.send(originals[400:500], partition=0)
+    assert {c.partition for c in platform.log.landed} == {0, 1}
+    assert_exact(platform)
+
+
+@pytest.mark.parametrize("fault", ["stopped with a savepoint", "TaskManager killed"])
+def test_copies_straddling_b_while_the_speed_job_reads_a_backlog(platform: Platform, fault: str) -> None:
+    config, log = platform.config, platform.log
+    if fault == "stopped with a savepoint":
+        savepoint = jobs.stop(config, platform.speed.job_name)
+    # a backlog in partition 0, so that after the fault the job reads partition 1's copies first
+    log.send(events(seed=72 if fault.startswith("stopped") else 73, count=8000), partition=0)
+    minute = sleep_until_second(52)
+    originals = events(seed=74 if fault.startswith("stopped") else 75, count=500)
+    log.send(originals, partition=0)
+    boundary = sleep_until_second(1)
+    assert boundary == minute + timedelta(minutes=1), "the first copies took more than 9 s to send"
+    log.send(originals, key="random", partition=1)
+    if fault == "TaskManager killed":
+        kill_taskmanager(config)
+    batch_run_at(platform, boundary)  # first copies below B, second copies at or after it
+    if fault == "stopped with a savepoint":
+        start_speed(config, platform.speed, parallelism=2, savepoint=savepoint)
+    assert_exact(platform, timeout=240)
+
+
+def test_a_partition_added_mid_stream_is_read_by_both_layers(platform: Platform) -> None:
+    config, log = platform.config, platform.log
+    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin.create_partitions([NewPartitions(log.topic, 3)])[log.topic].result(30)
+    originals = events(seed=76, count=400)
+    # half the events first in the new partition, half first in an old one
+    log.send(originals[:200], partition=2)
+    log.send(originals, partition=0)
+    log.send(originals[200:], partition=2)
+    assert_exact(platform, timeout=120)
+    # the ingest job found it too: B passes the new partition's records
+    newest = max(c.timestamp_ms for c in log.landed) / 1000
+    deadline = time.monotonic() + 90
+    while (chosen := choose_boundary(config, platform.layers)) is None or chosen.moment.timestamp() <= newest:
+        assert time.monotonic() < deadline, "B never passed the new partition's records"
+        time.sleep(3)
+    run_once(config, platform.layers)
+    assert_exact(platform)
+
+
+def test_copies_further_apart_than_the_horizon_are_distinct_events(platform: Platform) -> None:
+    log = platform.log
+    # sent by the first test, more than the horizon ago: each of these copies counts again
+    long_ago = [c.event for c in log.landed[:150]]
+    assert time.time() - max(c.timestamp_ms for c in log.landed[:150]) / 1000 > HORIZON_SECONDS
+    log.send(long_ago, key="none")
+    # and a copy within the horizon of one that was itself within the horizon: none counts
+    fresh = events(seed=77, count=150)
+    log.send(fresh, partition=0)
+    time.sleep(HORIZON_SECONDS * 0.6)
+    log.send(fresh, partition=1)
+    time.sleep(HORIZON_SECONDS * 0.6)
+    log.send(fresh, key="random")
+    assert_exact(platform)
+    run_once(platform.config, platform.layers)
+    assert_exact(platform)
+    assert platform.watch.checks > 30
