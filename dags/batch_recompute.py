@@ -7,8 +7,8 @@ Recomputes every **lambda** view from the whole master dataset (`raw.events`) an
 1. **boundary** — chooses B, the newest whole ingest minute below which `raw.events` is provably
    complete, and the Iceberg snapshot every view of this run reads.
 2. **recompute** (one task per view) — writes `batch.<view>__b<B>` with Trino (each event_id
-   once, at its first arrival), then replaces `serving.<view>` in one statement: batch below B,
-   speed at or after B. Readers never see a new batch with an old boundary.
+   once by the dedup rule the speed layer applies too), then replaces `serving.<view>` in one
+   statement: batch below B, speed at or after B. Readers never see a new batch with an old boundary.
 3. **expire_speed** (one task per view) — deletes the speed rows below the previous run's B:
    no serving query reads them any more.
 

@@ -211,7 +211,7 @@ def speed_restart() -> None:
     """Restart the running speed job for the lambda views in views/ now, losing and doubling nothing.
 
     For a view added to views/ (it counts from the restart on until the next batch run) or one
-    removed. It re-reads the log from `[speed] dedup_ttl` before the restart; see the README.
+    removed. It re-reads the log from one `[dedup] horizon` before the restart; see the README.
     """
     from lambdalake.speed import SpeedTarget, restart
 
