@@ -58,17 +58,24 @@ def down() -> None:
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
-    """Show each engine, its health and its endpoint; exit 0 only when all are healthy."""
+    """Show each engine, its health and its endpoint, then each job the platform expects to run;
+    exit 0 only when all are healthy and every job runs."""
+    from lambdalake.platform import job_status
     from lambdalake.platform import status as engine_status
 
-    report = engine_status(_config())
+    config = _config()
+    report = engine_status(config)
+    expected_jobs = job_status(config, report)
     if as_json:
-        say(json.dumps([vars(s) for s in report], indent=2))
+        say(json.dumps([{"kind": "engine", **vars(s)} for s in report]
+                       + [{"kind": "job", **vars(j)} for j in expected_jobs], indent=2))
     else:
         width = max(len(s.name) for s in report)
         for s in report:
             say(f"{s.name:<{width}}  {'healthy' if s.healthy else 'DOWN':<7}  {s.endpoint:<34}  {s.detail}")
-    if not all(s.healthy for s in report):
+        for j in expected_jobs:
+            say(f"job {j.name}  {'running' if j.healthy else j.state}  {j.detail}")
+    if not all(s.healthy for s in report) or not all(j.healthy for j in expected_jobs):
         raise typer.Exit(1)
 
 

@@ -116,8 +116,9 @@ class SpeedConfig:
     group_id: str = "lambdalake-speed"
     job_name: str = "lambdalake-speed"
     parallelism: int = 1
-    #: rows are appended every this many seconds of ingest time
-    window_seconds: int = 5
+    #: rows are appended every this many seconds of ingest time. The window only batches rows (the
+    #: checkpoint decides the files): a row waits for its window to close, then for the watermark
+    window_seconds: int = 1
 
 
 @dataclass(frozen=True)

@@ -11,47 +11,21 @@ timeout, and a stopped heartbeat only makes the speed layer late, never wrong.
 
 Jobs skip heartbeats: the ingest job files their positions in `<events table>_heartbeats`, so the
 batch layer knows a partition whose tail is only heartbeats is complete (lambdalake.batch).
-A topic is watched once a platform job reads it (`watch`); the list lives in the catalog's
-PostgreSQL. Runs under supervisord as the program `kafka-heartbeat` (`python -m lambdalake.heartbeat`).
+A topic is watched once a platform job reads it (lambdalake.state.watch). Runs under supervisord as the program `kafka-heartbeat` (`python -m lambdalake.heartbeat`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from lambdalake.config import Config, load_config
+from lambdalake.state import watched
 
 #: the Kafka header that marks a heartbeat record; consumers of the events topic skip such records
 HEARTBEAT_HEADER = "lambdalake-heartbeat"
-WATCHED_TABLE = "lambdalake_watched_topics"
 
 log = logging.getLogger("lambdalake.heartbeat")
-
-
-def _connect(config: Config):  # type: ignore[no-untyped-def]
-    from lambdalake.engines.postgres import Postgres
-
-    return Postgres(config).connect(config.postgres.catalog_database)
-
-
-def _ensure_table(connection: Any) -> None:
-    connection.execute(f"create table if not exists {WATCHED_TABLE} ("
-                       "topic text primary key, watched_since timestamptz not null default now())")
-
-
-def watch(config: Config, topic: str) -> None:
-    """Send heartbeats to topic from now on (a platform job reads it). Idempotent."""
-    with _connect(config) as connection:
-        _ensure_table(connection)
-        connection.execute(f"insert into {WATCHED_TABLE} (topic) values (%s) on conflict do nothing", (topic,))
-
-
-def watched(config: Config) -> list[str]:
-    with _connect(config) as connection:
-        _ensure_table(connection)
-        return [topic for (topic,) in connection.execute(f"select topic from {WATCHED_TABLE} order by topic")]
 
 
 class Heartbeat:

@@ -45,7 +45,7 @@ class IngestTarget:
 def start(config: Config, target: IngestTarget, *, parallelism: int | None = None,
           savepoint: str | None = None) -> str:
     """Create the raw tables if needed and submit the job unless it is live; return its job id."""
-    from lambdalake.heartbeat import watch
+    from lambdalake.state import watch
 
     ensure_table(config, "raw.events", target.events_table)
     ensure_table(config, "raw.events_rejected", target.rejected_table)

@@ -1,8 +1,14 @@
-"""Long-running PyFlink jobs on the session cluster: submit once by name, find, stop with a savepoint."""
+"""Long-running PyFlink jobs on the session cluster: submit once by name, find, stop with a savepoint.
+
+Every job submitted here is recorded in the state store as expected to run (lambdalake.state), so
+that lambdalake.keeper brings it back after a JobManager loss, `down`/`up` or a host restart; a
+job stopped or cancelled here is no longer expected.
+"""
 
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +38,20 @@ def live_jobs(config: Config, job_name: str) -> list[str]:
 
 def submit(config: Config, job: Path, args: list[str], job_name: str, *, parallelism: int,
            savepoint: str | None = None) -> str:
-    """Submit the job (detached) unless one named job_name is live; return its job id."""
+    """Submit the job (detached) unless one named job_name is live; return its job id.
+
+    The job is then expected to run: the keeper restores it whenever it is missing.
+    """
+    from lambdalake import state
+
+    job_id = submit_untracked(config, job, args, job_name, parallelism=parallelism, savepoint=savepoint)
+    state.expect(config, job_name, str(job), args, parallelism, job_id)
+    return job_id
+
+
+def submit_untracked(config: Config, job: Path, args: list[str], job_name: str, *, parallelism: int,
+                     savepoint: str | None = None) -> str:
+    """submit, without recording the job (the keeper records its restores itself)."""
     running = live_jobs(config, job_name)
     if running:
         return running[0]
@@ -42,6 +61,24 @@ def submit(config: Config, job: Path, args: list[str], job_name: str, *, paralle
     if not match:
         raise EngineError(f"flink run printed no job id:\n{proc.stdout[-2000:]}")
     return match.group(1)
+
+
+def _overview(config: Config) -> list[dict]:  # type: ignore[type-arg]
+    return httpx.get(f"{Flink(config).rest_url}/jobs/overview", timeout=10).json()["jobs"]
+
+
+def live_job_ids(config: Config) -> dict[str, str]:
+    """Every live job's id, by name."""
+    return {job["name"]: job["jid"] for job in _overview(config) if job["state"] in LIVE_STATES}
+
+
+def job_states(config: Config) -> dict[str, str]:
+    """Each job name's state on the cluster: a live job's, else its latest job's."""
+    states: dict[str, tuple[bool, int, str]] = {}
+    for job in _overview(config):
+        rank = (job["state"] in LIVE_STATES, job["start-time"], job["state"])
+        states[job["name"]] = max(states.get(job["name"], rank), rank)
+    return {name: rank[2] for name, rank in states.items()}
 
 
 def started_at(config: Config, job_name: str) -> datetime | None:
@@ -54,9 +91,19 @@ def started_at(config: Config, job_name: str) -> datetime | None:
 def stop(config: Config, job_name: str, timeout: float = 180, *, drain: bool = False) -> str:
     """Stop the live job named job_name with a savepoint; return the savepoint's path.
 
+    The job is no longer expected to run, until it is submitted again (from that savepoint).
     drain: first advance the watermark to the end of time, so that every window fires and every
     buffered row is emitted; the savepoint is then only good for a job that starts without it.
     """
+    from lambdalake import state
+
+    path = stop_with_savepoint(config, job_name, timeout, drain=drain)
+    state.suspended(config, job_name, path, expected=False)
+    return path
+
+
+def stop_with_savepoint(config: Config, job_name: str, timeout: float = 180, *, drain: bool = False) -> str:
+    """Stop the live job named job_name with a savepoint; return the savepoint's path."""
     flink = Flink(config)
     jobs = live_jobs(config, job_name)
     if not jobs:
@@ -80,6 +127,14 @@ def stop(config: Config, job_name: str, timeout: float = 180, *, drain: bool = F
 
 
 def cancel(config: Config, job_name: str) -> None:
-    """Cancel every live job named job_name, without a savepoint."""
+    """Cancel every live job named job_name, without a savepoint, for good: it is no longer expected
+    to run, and its retained checkpoints are deleted."""
+    from lambdalake import state
+
+    forgotten = state.forget(config, job_name)
     for job_id in live_jobs(config, job_name):
         httpx.patch(f"{Flink(config).rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10)
+    if forgotten is not None:
+        for job_id in (forgotten.job_id, forgotten.restored_from):
+            if job_id:
+                shutil.rmtree(Flink(config).checkpoints_dir / job_id, ignore_errors=True)

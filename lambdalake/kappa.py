@@ -137,7 +137,7 @@ def _pinned_definition(config: Config, version: Version) -> dict[str, Any]:
 
 def start(config: Config, version: Version) -> str:
     """Create the version's table and submit its job unless it is live; return the Flink job id."""
-    from lambdalake.heartbeat import watch
+    from lambdalake.state import watch
 
     definition = _pinned_definition(config, version)
     watch(config, version.topic)

@@ -65,6 +65,11 @@ def up(config: Config, progress: Progress) -> None:
         seconds = _wait_healthy(engine, supervisor, config.start_timeout, progress)
         engine.initialize()
         progress(f"{engine.name}: healthy in {seconds:.0f}s at {engine.endpoint()}")
+    # the jobs that ran before `down` (or a crash): the keeper program restores them too, but `up`
+    # returns only once they are back
+    from lambdalake.keeper import reconcile
+
+    reconcile(config, progress)
 
 
 def status(config: Config) -> list[EngineStatus]:
@@ -80,10 +85,37 @@ def status(config: Config) -> list[EngineStatus]:
     return report
 
 
+def _suspend_jobs(config: Config, supervisor: Supervisor, progress: Progress) -> None:
+    """Stop the platform's jobs with savepoints, for `up` to restore them from (the keeper first, so
+    that it does not bring them back meanwhile). Without a healthy Flink or PostgreSQL, the jobs
+    come back from their latest retained checkpoints instead."""
+    from lambdalake.engines.flink import Flink
+    from lambdalake.engines.postgres import Postgres
+    from lambdalake.keeper import suspend_all
+
+    supervisor.stop("flink-keeper")
+    if Flink(config).health() is not None or Postgres(config).health() is not None:
+        progress("flink or postgres is not healthy: jobs will resume from their latest checkpoints")
+        return
+    try:
+        suspend_all(config, progress)
+    except EngineError as exc:
+        progress(f"a job could not be stopped with a savepoint ({exc}); it resumes from its latest checkpoint")
+
+
+def job_status(config: Config, engines: list[EngineStatus]):  # type: ignore[no-untyped-def]
+    """The jobs the platform expects to run (lambdalake.keeper.JobStatus), once Flink and PostgreSQL answer."""
+    from lambdalake.keeper import job_statuses
+
+    healthy = {s.name for s in engines if s.healthy}
+    return job_statuses(config) if {"postgres", "flink"} <= healthy else []
+
+
 def down(config: Config, progress: Progress) -> list[str]:
     """Stop every engine and supervisord; end anything left behind. Returns what had to be swept."""
     supervisor = Supervisor(config)
     if supervisor.is_running():
+        _suspend_jobs(config, supervisor, progress)
         progress("stopping every engine")
         supervisor.shutdown()
     swept = supervisor.sweep()

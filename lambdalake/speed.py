@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -128,7 +127,7 @@ def start(config: Config, target: SpeedTarget, *, parallelism: int | None = None
     the cluster's for this job (benchmarks). emit_from: start without state, re-reading the log
     from one dedup horizon before it, and count only records that reached Kafka from then on.
     """
-    from lambdalake.heartbeat import watch
+    from lambdalake.state import watch
 
     views = ensure_speed_tables(config, target)
     if not views:

@@ -128,6 +128,15 @@ class Supervisor:
         except xmlrpc.client.Fault as fault:
             raise EngineError(f"{program}: supervisord could not start it: {fault.faultString}") from fault
 
+    def stop(self, program: str) -> None:
+        """Stop one program (supervisord waits for it to end)."""
+        if self.state(program) not in ("RUNNING", "STARTING", "BACKOFF"):
+            return
+        try:
+            self.rpc().supervisor.stopProcess(program, True)
+        except xmlrpc.client.Fault as fault:
+            raise EngineError(f"{program}: supervisord could not stop it: {fault.faultString}") from fault
+
     def log_tail(self, program: str, lines: int = 30) -> str:
         path = self.log_file(program)
         if not path.exists():

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,15 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 class Flink(Engine):
     name = "flink"
-    program_names = ("flink-jobmanager", "flink-taskmanager")
+    program_names = ("flink-jobmanager", "flink-taskmanager", "flink-keeper")
 
     @property
     def conf_dir(self) -> Path:
         return self.state_dir / "conf"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.state_dir / "checkpoints"
 
     @property
     def savepoints_dir(self) -> Path:
@@ -62,6 +67,8 @@ class Flink(Engine):
         return [
             Program("flink-jobmanager", [str(bin_dir / "jobmanager.sh"), "start-foreground"], env),
             Program("flink-taskmanager", [str(bin_dir / "taskmanager.sh"), "start-foreground"], env),
+            # brings back every job the platform expects to run (lambdalake.keeper)
+            Program("flink-keeper", [sys.executable, "-m", "lambdalake.keeper"], stop_wait_seconds=5),
         ]
 
     def endpoint(self) -> str:
@@ -96,7 +103,7 @@ class Flink(Engine):
             # in bench/streaming.py). RocksDB keeps them in managed memory and on disk.
             "state.backend.type": "rocksdb",
             "execution.checkpointing.incremental": True,
-            "execution.checkpointing.dir": f"file://{self.state_dir / 'checkpoints'}",
+            "execution.checkpointing.dir": f"file://{self.checkpoints_dir}",
             "execution.checkpointing.savepoint-dir": f"file://{self.savepoints_dir}",
             # keep the last checkpoint when a job is cancelled: it can be restarted from it
             "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",

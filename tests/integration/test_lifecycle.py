@@ -30,7 +30,8 @@ def test_status_then_down_leaves_no_process_behind(config: Config) -> None:
     status = subprocess.run([LAMBDALAKE, "status", "--json"], capture_output=True, text=True)
     assert status.returncode == 0, status.stdout + status.stderr
     report = json.loads(status.stdout)
-    assert [r["name"] for r in report if r["healthy"]] == ["postgres", "kafka", "flink", "trino", "airflow"]
+    assert [r["name"] for r in report if r["kind"] == "engine" and r["healthy"]] == [
+        "postgres", "kafka", "flink", "trino", "airflow"]
 
     down = subprocess.run([LAMBDALAKE, "down"], capture_output=True, text=True, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr

@@ -60,3 +60,14 @@ def test_to_dict_is_plain_json_data(tmp_path: Path) -> None:
     assert data["paths"]["data_dir"] == str(tmp_path / ".lambdalake")
     assert data["kafka"]["port"] == Config().kafka.port
     assert data["iceberg"]["namespaces"] == ["raw", "speed", "batch", "serving", "meta"]
+
+
+def test_the_dedup_horizon_is_whole_seconds_and_the_watermark_trails_two_discoveries(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[dedup]\nhorizon = "90 min"\n[kafka]\npartition_discovery = "2 s"\n'),
+                         environ={})
+    assert config.dedup.horizon_seconds == 5400
+    assert config.kafka.watermark_delay_seconds == 4
+    with pytest.raises(ConfigError, match="dedup.horizon"):
+        _ = load_config(write(tmp_path, '[dedup]\nhorizon = "500 ms"\n'), environ={}).dedup.horizon_seconds
+    with pytest.raises(ConfigError, match="dedup.horizon"):
+        _ = load_config(write(tmp_path, '[dedup]\nhorizon = "soon"\n'), environ={}).dedup.horizon_seconds

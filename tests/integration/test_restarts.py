@@ -1,0 +1,230 @@
+"""The pipeline survives its own restarts, exactly: a job cancelled behind the platform's back, a
+JobManager killed, `down` then `up`, and a host restart (every process killed, then `up`).
+
+Events stream with late events, malformed records and copies in other partitions (a retry with a
+null key). After each recovery: the ingest accounting is exact (accepted + rejected = produced,
+each position once) and every serving view equals the truth computed here from what Kafka
+acknowledged (tests.integration.test_exactness.Log). `lambdalake status` names a missing job and
+exits non-zero while it is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from itertools import islice
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from lambdalake import jobs
+from lambdalake.batch import Layers, ensure_serving, run_once
+from lambdalake.catalog import load_catalog
+from lambdalake.config import Config
+from lambdalake.engines.flink import Flink
+from lambdalake.generator import EventGenerator, Faults, Record
+from lambdalake.ingest import IngestTarget
+from lambdalake.ingest import start as start_ingest
+from lambdalake.query import run_query
+from lambdalake.speed import SpeedTarget
+from lambdalake.speed import start as start_speed
+from lambdalake.supervisor import Supervisor
+from lambdalake.views import lambda_views
+from tests.integration.test_exactness import Log, Watch
+from tests.integration.test_batch import serving_totals
+
+LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
+FAULTS = Faults(late_fraction=0.1, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
+
+
+class Stream(threading.Thread):
+    """Sends generator records at about `rate` a second while not paused."""
+
+    def __init__(self, log: Log, rate: int = 80) -> None:
+        super().__init__(daemon=True)
+        self.log, self.rate = log, rate
+        self.records: Iterator[Record] = EventGenerator(seed=91, faults=FAULTS).records()
+        self.running = threading.Event()
+        self.idle = threading.Event()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            if not self.running.is_set():
+                self.idle.set()
+                time.sleep(0.2)
+                continue
+            self.idle.clear()
+            self.log.send_records(list(islice(self.records, self.rate // 4)))
+            time.sleep(0.25)
+
+    def pause(self) -> None:
+        self.running.clear()
+        self.idle.wait(60)
+
+    def resume(self) -> None:
+        self.idle.clear()
+        self.running.set()
+
+
+@dataclass
+class Pipeline:
+    config: Config
+    ingest: IngestTarget
+    speed: SpeedTarget
+    layers: Layers
+    log: Log
+    stream: Stream
+    watch: Watch
+
+
+@pytest.fixture(scope="module")
+def pipeline(config: Config) -> Iterator[Pipeline]:
+    suffix = uuid.uuid4().hex[:8]
+    topic = f"test-restart-{suffix}"
+    layers = Layers(topic=topic, events_table=f"raw.test_restart_events_{suffix}",
+                    rejected_table=f"raw.test_restart_rejected_{suffix}", suffix=f"__t{suffix}")
+    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
+    ingest = IngestTarget(topic, f"{topic}-ingest", layers.events_table, layers.rejected_table, f"{topic}-ingest")
+    speed = SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", layers.suffix)
+    start_ingest(config, ingest)
+    start_speed(config, speed)
+    ensure_serving(config, layers)
+    log = Log(config, topic, config.dedup.horizon_seconds)
+    stream, watch = Stream(log), Watch(config, layers, log)
+    stream.start()
+    stream.resume()
+    watch.start()
+    yield Pipeline(config, ingest, speed, layers, log, stream, watch)
+    stream.stopping.set()
+    watch.stopping.set()
+    for job in (ingest.job_name, speed.job_name):
+        jobs.cancel(config, job)
+    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin.delete_topics([topic])[topic].result(30)
+    catalog = load_catalog(config)
+    _, rows = run_query(config, "show tables from batch")
+    for view in lambda_views():
+        run_query(config, f"drop view if exists {layers.serving(view)}")
+        batch_tables = [f"batch.{name}" for (name,) in rows if name.startswith(f"{view.name}{layers.suffix}__b")]
+        for table in [layers.speed(view), *batch_tables]:
+            if catalog.table_exists(table):
+                catalog.purge_table(table)
+    for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):
+        if catalog.table_exists(table):
+            catalog.purge_table(table)
+
+
+def status() -> tuple[int, list[dict]]:  # type: ignore[type-arg]
+    proc = subprocess.run([LAMBDALAKE, "status", "--json"], capture_output=True, text=True, timeout=120)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def job_entry(report: list[dict], name: str) -> dict | None:  # type: ignore[type-arg]
+    return next((r for r in report if r["kind"] == "job" and r["name"] == name), None)
+
+
+def assert_recovered(pipeline: Pipeline, timeout: float = 240) -> None:
+    """Both jobs run again; then, with the stream paused, the master dataset holds every record once
+    and serving equals the truth; never above it meanwhile. The stream resumes afterwards."""
+    config, log = pipeline.config, pipeline.log
+    deadline = time.monotonic() + timeout
+    while not all(jobs.live_jobs(config, j) for j in (pipeline.ingest.job_name, pipeline.speed.job_name)):
+        assert time.monotonic() < deadline, "the jobs were not brought back"
+        time.sleep(2)
+    pipeline.stream.pause()
+    sql = f"""
+        with positions as (
+            select kafka_partition, kafka_offset from {pipeline.layers.events_table}
+            union all
+            select kafka_partition, kafka_offset from {pipeline.layers.rejected_table})
+        select count(*), count(distinct (kafka_partition, kafka_offset)) from positions"""
+    while (counts := run_query(config, sql)[1][0]) != [log.acknowledged, log.acknowledged]:
+        assert counts[0] == counts[1], f"a position was ingested twice: {counts}"
+        assert counts[0] <= log.acknowledged, f"more ingested than produced: {counts} > {log.acknowledged}"
+        assert time.monotonic() < deadline, f"ingested {counts}, produced {log.acknowledged}"
+        time.sleep(2)
+    while serving_totals(config, pipeline.layers) != log.truth():
+        assert time.monotonic() < deadline, "serving never equalled the truth after the recovery"
+        time.sleep(2)
+    assert not pipeline.watch.wrong, pipeline.watch.wrong[:5]
+    pipeline.stream.resume()
+
+
+def kill_group(config: Config, main_class: str) -> None:
+    """SIGKILL the process group of the platform's process running main_class, as a lost host would."""
+    for proc in Supervisor(config).leftovers():
+        if any(main_class in part for part in proc.cmdline()):
+            os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
+            return
+    raise AssertionError(f"no process runs {main_class}")
+
+
+def test_status_names_a_missing_job_and_the_keeper_brings_it_back(pipeline: Pipeline) -> None:
+    config = pipeline.config
+    time.sleep(15)  # a few checkpoints: the job has state to come back with
+    code, report = status()
+    assert code == 0 and job_entry(report, pipeline.speed.job_name)["healthy"], report
+    # cancelled behind the platform's back, as an operator in the Flink UI would
+    job_id = jobs.live_jobs(config, pipeline.speed.job_name)[0]
+    httpx.patch(f"{Flink(config).rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10)
+    deadline = time.monotonic() + 20
+    while (entry := job_entry(status()[1], pipeline.speed.job_name))["healthy"]:
+        assert time.monotonic() < deadline, "status never noticed the missing job"
+    code, report = status()
+    if not jobs.live_jobs(config, pipeline.speed.job_name):  # the keeper may be quicker than this check
+        assert code == 1 and not job_entry(report, pipeline.speed.job_name)["healthy"], report
+    assert entry["state"] in ("CANCELED", "CANCELLING", "MISSING"), entry
+    assert_recovered(pipeline)
+    assert jobs.live_jobs(config, pipeline.speed.job_name)[0] != job_id
+
+
+def test_a_killed_jobmanager_comes_back_with_every_job(pipeline: Pipeline) -> None:
+    time.sleep(10)
+    kill_group(pipeline.config, "StandaloneSessionClusterEntrypoint")
+    assert_recovered(pipeline)
+    run_once(pipeline.config, pipeline.layers)
+    assert serving_totals(pipeline.config, pipeline.layers) == pipeline.log.truth()
+
+
+def test_down_then_up_resumes_every_job_from_its_savepoint(pipeline: Pipeline) -> None:
+    time.sleep(10)
+    pipeline.stream.pause()
+    down = subprocess.run([LAMBDALAKE, "down"], capture_output=True, text=True, timeout=600)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert f"{pipeline.speed.job_name}: stopped with a savepoint" in down.stdout, down.stdout
+    up = subprocess.run([LAMBDALAKE, "up"], capture_output=True, text=True, timeout=900)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"{pipeline.ingest.job_name}: running again" in up.stdout, up.stdout
+    pipeline.stream.resume()
+    assert_recovered(pipeline)
+
+
+def test_a_host_restart_resumes_every_job_from_its_latest_checkpoint(pipeline: Pipeline) -> None:
+    time.sleep(10)
+    pipeline.stream.pause()
+    for proc in Supervisor(pipeline.config).leftovers():  # every process of the platform, at once
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(Supervisor(pipeline.config).leftovers(), timeout=30)
+    up = subprocess.run([LAMBDALAKE, "up"], capture_output=True, text=True, timeout=900)
+    assert up.returncode == 0, up.stdout + up.stderr
+    pipeline.stream.resume()
+    assert_recovered(pipeline)
+    code, report = status()
+    assert code == 0, report
