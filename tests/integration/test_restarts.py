@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,10 +142,12 @@ def assert_recovered(pipeline: Pipeline, timeout: float = 240) -> None:
     """Both jobs run again; then, with the stream paused, the master dataset holds every record once
     and serving equals the truth; never above it meanwhile. The stream resumes afterwards."""
     config, log = pipeline.config, pipeline.log
-    deadline = time.monotonic() + timeout
-    while not all(jobs.live_jobs(config, j) for j in (pipeline.ingest.job_name, pipeline.speed.job_name)):
+    started = time.monotonic()
+    deadline = started + timeout
+    while not running(config, pipeline.ingest.job_name, pipeline.speed.job_name):
         assert time.monotonic() < deadline, "the jobs were not brought back"
         time.sleep(2)
+    print(f"both jobs running {time.monotonic() - started:.0f}s after the check began")
     pipeline.stream.pause()
     sql = f"""
         with positions as (
@@ -162,6 +165,15 @@ def assert_recovered(pipeline: Pipeline, timeout: float = 240) -> None:
         time.sleep(2)
     assert not pipeline.watch.wrong, pipeline.watch.wrong[:5]
     pipeline.stream.resume()
+
+
+def running(config: Config, *names: str) -> bool:
+    """Every named job is RUNNING on the cluster (False while the JobManager does not answer)."""
+    try:
+        states = jobs.job_states(config)
+    except httpx.HTTPError:
+        return False
+    return all(states.get(name) == "RUNNING" for name in names)
 
 
 def kill_group(config: Config, main_class: str) -> None:
@@ -196,8 +208,14 @@ def test_a_killed_jobmanager_comes_back_with_every_job(pipeline: Pipeline) -> No
     time.sleep(10)
     kill_group(pipeline.config, "StandaloneSessionClusterEntrypoint")
     assert_recovered(pipeline)
+    # and the batch layer takes over below a new B, exactly
+    pipeline.stream.pause()
     run_once(pipeline.config, pipeline.layers)
-    assert serving_totals(pipeline.config, pipeline.layers) == pipeline.log.truth()
+    deadline = time.monotonic() + 120
+    while serving_totals(pipeline.config, pipeline.layers) != pipeline.log.truth():
+        assert time.monotonic() < deadline, "serving never equalled the truth after the batch run"
+        time.sleep(2)
+    pipeline.stream.resume()
 
 
 def test_down_then_up_resumes_every_job_from_its_savepoint(pipeline: Pipeline) -> None:
@@ -206,11 +224,16 @@ def test_down_then_up_resumes_every_job_from_its_savepoint(pipeline: Pipeline) -
     down = subprocess.run([LAMBDALAKE, "down"], capture_output=True, text=True, timeout=600)
     assert down.returncode == 0, down.stdout + down.stderr
     assert f"{pipeline.speed.job_name}: stopped with a savepoint" in down.stdout, down.stdout
+    savepoints = dict(re.findall(r"^(\S+): stopped with a savepoint at (\S+)$", down.stdout, re.MULTILINE))
     up = subprocess.run([LAMBDALAKE, "up"], capture_output=True, text=True, timeout=900)
     assert up.returncode == 0, up.stdout + up.stderr
-    assert f"{pipeline.ingest.job_name}: running again" in up.stdout, up.stdout
     pipeline.stream.resume()
     assert_recovered(pipeline)
+    for name in (pipeline.ingest.job_name, pipeline.speed.job_name):  # each from the savepoint `down` took
+        job_id = jobs.live_jobs(pipeline.config, name)[0]
+        restored = httpx.get(f"{Flink(pipeline.config).rest_url}/jobs/{job_id}/checkpoints",
+                             timeout=10).json()["latest"]["restored"]
+        assert restored["external_path"] == savepoints[name], (restored, savepoints)
 
 
 def test_a_host_restart_resumes_every_job_from_its_latest_checkpoint(pipeline: Pipeline) -> None:
