@@ -159,15 +159,31 @@ class Supervisor:
             raise EngineError(f"supervisord (pid {pid}) still running after {timeout:.0f}s") from exc
 
     def leftovers(self) -> list[psutil.Process]:
-        """Processes started for this data dir that are still alive (found by their environment)."""
-        found = []
+        """Processes started for this data dir that are still alive: found by their environment, or
+        listening on one of the platform's endpoints. A process that retitles itself (Airflow's
+        api-server does) can overwrite its environment, and one whose parent was killed outlives it:
+        it still holds the port, and the next `up` would find the port taken."""
+        found: dict[int, psutil.Process] = {}
         for proc in psutil.process_iter():
             try:
                 if proc.pid != os.getpid() and proc.environ().get(MARKER) == str(self.config.data_dir):
-                    found.append(proc)
+                    found[proc.pid] = proc
             except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
                 continue
-        return found
+        for connection in psutil.net_connections(kind="tcp"):
+            if (connection.status == psutil.CONN_LISTEN and connection.pid and connection.pid != os.getpid()
+                    and connection.laddr and connection.laddr.port in self.endpoint_ports()):
+                try:
+                    found.setdefault(connection.pid, psutil.Process(connection.pid))
+                except psutil.NoSuchProcess:
+                    continue
+        return list(found.values())
+
+    def endpoint_ports(self) -> set[int]:
+        """The TCP ports the platform's engines listen on (from the config)."""
+        c = self.config
+        return {c.postgres.port, c.kafka.port, c.kafka.controller_port, c.flink.rest_port, c.trino.port,
+                c.airflow.port}
 
     def sweep(self, grace: float = 10) -> list[str]:
         """End leftovers: SIGTERM, then SIGKILL after grace seconds. Returns what was ended."""

@@ -239,12 +239,15 @@ def test_down_then_up_resumes_every_job_from_its_savepoint(pipeline: Pipeline) -
 def test_a_host_restart_resumes_every_job_from_its_latest_checkpoint(pipeline: Pipeline) -> None:
     time.sleep(10)
     pipeline.stream.pause()
-    for proc in Supervisor(pipeline.config).leftovers():  # every process of the platform, at once
+    # every process of the platform at once, with its process group (children of children too)
+    procs = Supervisor(pipeline.config).leftovers()
+    for group in {os.getpgid(p.pid) for p in procs if p.is_running()} - {os.getpgid(0)}:
         try:
-            proc.kill()
-        except psutil.NoSuchProcess:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
             pass
-    psutil.wait_procs(Supervisor(pipeline.config).leftovers(), timeout=30)
+    psutil.wait_procs(procs, timeout=30)
+    assert Supervisor(pipeline.config).leftovers() == [], "a process of the platform survived"
     up = subprocess.run([LAMBDALAKE, "up"], capture_output=True, text=True, timeout=900)
     assert up.returncode == 0, up.stdout + up.stderr
     pipeline.stream.resume()
