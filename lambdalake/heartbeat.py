@@ -46,7 +46,7 @@ class Heartbeat:
 
     def beat(self, topics: list[str]) -> int:
         """Send this round's heartbeats; return how many."""
-        from confluent_kafka import TopicPartition
+        from confluent_kafka import KafkaException, TopicPartition
         from confluent_kafka.admin import OffsetSpec
 
         metadata = self.admin.list_topics(timeout=10).topics
@@ -57,10 +57,20 @@ class Heartbeat:
         futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}, request_timeout=10)
         sent = 0
         for tp, future in futures.items():
-            end = future.result().offset
+            try:
+                end = future.result().offset
+            except KafkaException:
+                continue  # the topic is being deleted, or the partition is not ready yet
             key = (tp.topic, tp.partition)
             if self.ends.get(key) == end:  # nothing arrived since the previous beat
-                self.producer.produce(tp.topic, value=None, partition=tp.partition, headers={HEARTBEAT_HEADER: b"1"})
+                try:
+                    self.producer.produce(tp.topic, value=None, partition=tp.partition,
+                                          headers={HEARTBEAT_HEADER: b"1"})
+                except KafkaException:
+                    # a partition added since the producer last read the topic's metadata: read it
+                    # now (librdkafka would wait for its periodic refresh), beat it next time
+                    self.producer.list_topics(tp.topic, timeout=10)
+                    continue
                 end += 1
                 sent += 1
             self.ends[key] = end
