@@ -187,7 +187,7 @@ def kill_group(config: Config, main_class: str) -> None:
 
 def test_status_names_a_missing_job_and_the_keeper_brings_it_back(pipeline: Pipeline) -> None:
     config = pipeline.config
-    time.sleep(15)  # a few checkpoints: the job has state to come back with
+    time.sleep(8)  # a checkpoint or two: the job has state to come back with
     code, report = status()
     assert code == 0 and job_entry(report, pipeline.speed.job_name)["healthy"], report
     # cancelled behind the platform's back, as an operator in the Flink UI would
@@ -205,7 +205,7 @@ def test_status_names_a_missing_job_and_the_keeper_brings_it_back(pipeline: Pipe
 
 
 def test_a_killed_jobmanager_comes_back_with_every_job(pipeline: Pipeline) -> None:
-    time.sleep(10)
+    time.sleep(8)
     kill_group(pipeline.config, "StandaloneSessionClusterEntrypoint")
     assert_recovered(pipeline)
     # and the batch layer takes over below a new B, exactly
@@ -219,7 +219,7 @@ def test_a_killed_jobmanager_comes_back_with_every_job(pipeline: Pipeline) -> No
 
 
 def test_down_then_up_resumes_every_job_from_its_savepoint(pipeline: Pipeline) -> None:
-    time.sleep(10)
+    time.sleep(8)
     pipeline.stream.pause()
     down = subprocess.run([LAMBDALAKE, "down"], capture_output=True, text=True, timeout=600)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -237,7 +237,7 @@ def test_down_then_up_resumes_every_job_from_its_savepoint(pipeline: Pipeline) -
 
 
 def test_a_host_restart_resumes_every_job_from_its_latest_checkpoint(pipeline: Pipeline) -> None:
-    time.sleep(10)
+    time.sleep(8)
     pipeline.stream.pause()
     # every process of the platform at once, with its process group (children of children too)
     procs = Supervisor(pipeline.config).leftovers()
