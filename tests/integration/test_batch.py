@@ -58,6 +58,11 @@ def layers(config: Config) -> Iterator[Layers]:
     for job in (ingest.job_name, speed.job_name):
         cancel(config, job)
     admin.delete_topics([layers.topic])[layers.topic].result(30)
+    drop_layers(config, layers)
+
+
+def drop_layers(config: Config, layers: Layers) -> None:
+    """Drop a test's serving views and purge its speed, batch and raw tables."""
     catalog = load_catalog(config)
     _, rows = run_query(config, "show tables from batch")
     for view in lambda_views():
@@ -66,7 +71,7 @@ def layers(config: Config) -> Iterator[Layers]:
         for table in [layers.speed(view), *batch_tables]:
             if catalog.table_exists(table):
                 catalog.purge_table(table)
-    for table in (layers.events_table, layers.rejected_table):
+    for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):
         if catalog.table_exists(table):
             catalog.purge_table(table)
 

@@ -31,17 +31,15 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from lambdalake import jobs
 from lambdalake.batch import (Boundary, Layers, choose_boundary, current_boundary, ensure_serving,
                               expire_speed_rows, recompute_view, run_once)
-from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
 from lambdalake.generator import ACCEPTED_KINDS, EventGenerator, Record
 from lambdalake.ingest import IngestTarget
 from lambdalake.ingest import start as start_ingest
 from lambdalake.producer import make_producer
-from lambdalake.query import run_query
 from lambdalake.speed import SpeedTarget
 from lambdalake.speed import start as start_speed
 from lambdalake.views import lambda_views
-from tests.integration.test_batch import never_above, serving_totals
+from tests.integration.test_batch import drop_layers, never_above, serving_totals
 from tests.integration.test_speed import aggregate, kill_taskmanager
 
 #: short, so that a test can send copies further apart than it
@@ -185,17 +183,7 @@ def platform(config: Config) -> Iterator[Platform]:
     for job in (ingest.job_name, speed.job_name):
         jobs.cancel(config, job)
     admin.delete_topics([topic])[topic].result(30)
-    catalog = load_catalog(config)
-    _, rows = run_query(config, "show tables from batch")
-    for view in lambda_views():
-        run_query(config, f"drop view if exists {layers.serving(view)}")
-        batch_tables = [f"batch.{name}" for (name,) in rows if name.startswith(f"{view.name}{layers.suffix}__b")]
-        for table in [layers.speed(view), *batch_tables]:
-            if catalog.table_exists(table):
-                catalog.purge_table(table)
-    for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):
-        if catalog.table_exists(table):
-            catalog.purge_table(table)
+    drop_layers(config, layers)
 
 
 def events(seed: int, count: int) -> list[dict]:  # type: ignore[type-arg]

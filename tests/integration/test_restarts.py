@@ -32,7 +32,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake import jobs
 from lambdalake.batch import Layers, ensure_serving, run_once
-from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
 from lambdalake.engines.flink import Flink
 from lambdalake.generator import EventGenerator, Faults, Record
@@ -42,9 +41,8 @@ from lambdalake.query import run_query
 from lambdalake.speed import SpeedTarget
 from lambdalake.speed import start as start_speed
 from lambdalake.supervisor import Supervisor
-from lambdalake.views import lambda_views
 from tests.integration.test_exactness import Log, Watch
-from tests.integration.test_batch import serving_totals
+from tests.integration.test_batch import drop_layers, serving_totals
 
 LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
 FAULTS = Faults(late_fraction=0.1, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
@@ -116,17 +114,7 @@ def pipeline(config: Config) -> Iterator[Pipeline]:
         jobs.cancel(config, job)
     admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
     admin.delete_topics([topic])[topic].result(30)
-    catalog = load_catalog(config)
-    _, rows = run_query(config, "show tables from batch")
-    for view in lambda_views():
-        run_query(config, f"drop view if exists {layers.serving(view)}")
-        batch_tables = [f"batch.{name}" for (name,) in rows if name.startswith(f"{view.name}{layers.suffix}__b")]
-        for table in [layers.speed(view), *batch_tables]:
-            if catalog.table_exists(table):
-                catalog.purge_table(table)
-    for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):
-        if catalog.table_exists(table):
-            catalog.purge_table(table)
+    drop_layers(config, layers)
 
 
 def status() -> tuple[int, list[dict]]:  # type: ignore[type-arg]
