@@ -7,7 +7,7 @@ PYTHON ?= python3.11
 BIN := $(VENV)/bin
 UV_PIN := $(shell grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: venv setup up down status demo test unit
+.PHONY: venv setup up down status demo test unit sql
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ status: venv
 ## Set up, start everything, and run the end-to-end demo (engines stay up: `make down`).
 demo: setup
 	$(BIN)/lambdalake demo
+
+## Write every shipped view's SQL to sql/<layer>/<view>.sql (a unit test fails when one is stale).
+sql: venv
+	$(BIN)/lambdalake views render --write
 
 ## Unit tests only: seconds, no engine needed.
 unit: venv

@@ -297,9 +297,15 @@ def kappa_versions(
             f"lag {lag}{retired}")
 
 
-@app.command()
-def views() -> None:
+views = typer.Typer(help="The view definitions in views/ and their SQL.")
+app.add_typer(views, name="views")
+
+
+@views.callback(invoke_without_command=True)
+def list_views(context: typer.Context) -> None:
     """List the view definitions in views/ (validating each) and their speed tables."""
+    if context.invoked_subcommand is not None:
+        return
     from lambdalake.views import load_views
 
     for view in load_views():
@@ -307,6 +313,32 @@ def views() -> None:
         measures = ", ".join(f"{m.name}={m.agg}({m.column or '*'})" for m in view.measures)
         say(f"{view.name} v{view.version} ({view.mode}): every {view.bucket_minutes} min by {dims}: {measures}"
             f" -> {view.speed_table}")
+
+
+@views.command("render")
+def render_view(
+        view: Annotated[str | None, typer.Argument(help="A view in views/; all of them when omitted.")] = None,
+        layer: Annotated[str | None, typer.Option(help="speed, batch or serving; all three when omitted.")] = None,
+        write: Annotated[bool, typer.Option(help="Write sql/<layer>/<view>.sql instead of printing.")] = False,
+) -> None:
+    """Print a view's SQL in each layer, as the jobs and DAGs run it (or write the files in sql/)."""
+    from lambdalake.errors import ConfigError
+    from lambdalake.render import LAYERS, render, sql_file
+    from lambdalake.views import find_view, load_views
+
+    layers = LAYERS if layer is None else (layer,)
+    if layer is not None and layer not in LAYERS:
+        raise ConfigError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
+    config = _config()
+    for definition in ([find_view(view)[0]] if view else load_views()):
+        for name in layers:
+            text = render(config, definition, name)
+            if write:
+                sql_file(definition, name).parent.mkdir(parents=True, exist_ok=True)
+                sql_file(definition, name).write_text(text)
+                say(f"wrote {sql_file(definition, name)}")
+            else:
+                say(text.rstrip("\n"))
 
 
 @app.command()

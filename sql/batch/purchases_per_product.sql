@@ -1,3 +1,6 @@
+-- purchases_per_product v1 (lambda), batch layer: Trino SQL, selected into batch.purchases_per_product__b202611261430 by each batch_recompute run.
+-- Made from views/purchases_per_product.yaml by `lambdalake views render purchases_per_product --layer batch`; do not edit.
+-- B = 2026-11-26 14:30:00 UTC and snapshot 42 stand for what each run fills in.
 with events as (
     select * from "lake"."raw"."events" for version as of 42
     where ingest_time < timestamp '2026-11-26 14:30:00 UTC'

@@ -1,3 +1,6 @@
+-- purchases_per_product v1 (lambda), serving layer: Trino SQL, the view users query, replaced in one statement by each batch run.
+-- Made from views/purchases_per_product.yaml by `lambdalake views render purchases_per_product --layer serving`; do not edit.
+-- B = 2026-11-26 14:30:00 UTC and its batch table stand for what each run fills in.
 create or replace view "lake"."serving"."purchases_per_product" as
 with parts as (
     select event_time_bucket, "product_id", "purchases", "revenue", "largest_purchase" from "lake"."batch"."purchases_per_product__b202611261430"

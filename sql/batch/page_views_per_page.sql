@@ -1,3 +1,6 @@
+-- page_views_per_page v1 (lambda), batch layer: Trino SQL, selected into batch.page_views_per_page__b202611261430 by each batch_recompute run.
+-- Made from views/page_views_per_page.yaml by `lambdalake views render page_views_per_page --layer batch`; do not edit.
+-- B = 2026-11-26 14:30:00 UTC and snapshot 42 stand for what each run fills in.
 with events as (
     select * from "lake"."raw"."events" for version as of 42
     where ingest_time < timestamp '2026-11-26 14:30:00 UTC'
@@ -12,7 +15,8 @@ counted_copies as (
 )
 select
     cast(from_unixtime(floor(to_unixtime(event_time) / 60) * 60, 'UTC') as timestamp(6) with time zone) as event_time_bucket,
-    "event_type",
-    count(*) as "events"
+    "page",
+    count(*) as "page_views"
 from counted_copies
-group by 1, "event_type"
+where "event_type" in ('page_view')
+group by 1, "page"

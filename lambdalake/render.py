@@ -1,0 +1,56 @@
+"""A view's SQL in each layer, as a person reads it: `lambdalake views render` and the files in sql/.
+
+Every shipped view's SQL is committed under `sql/<layer>/<view>.sql` (speed: Flink SQL; batch and
+serving: Trino SQL), made by the same functions the jobs and DAGs run (lambdalake.derive), so
+the folder shows what runs. The values a run fills in (the boundary B, the master dataset's
+snapshot) are shown as the fixed examples below; the dedup horizon and the speed window are the
+configured ones. `make sql` writes the files again; a unit test fails when one is stale.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from lambdalake.config import PROJECT_ROOT, Config
+from lambdalake.derive import batch_select_sql, serving_view_sql, speed_insert_sql
+from lambdalake.views import View
+
+LAYERS = ("speed", "batch", "serving")
+SQL_DIR = PROJECT_ROOT / "sql"
+#: stand-ins for what each batch run fills in
+EXAMPLE_BOUNDARY = "2026-11-26 14:30:00"
+EXAMPLE_SNAPSHOT = 42
+
+
+def render(config: Config, view: View, layer: str) -> str:
+    """The view's SQL in one layer, with a header saying where it comes from and what stands in."""
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
+    catalog = config.iceberg.catalog_name
+    batch_table = f"batch.{view.name}__b{datetime.fromisoformat(EXAMPLE_BOUNDARY):%Y%m%d%H%M}"
+    if layer == "speed":
+        dialect = "Flink SQL, one branch of the shared speed job (lambdalake.streaming)"
+        sql = speed_insert_sql(view, catalog, view.speed_table, config.speed.window_seconds)
+    elif layer == "batch":
+        dialect = f"Trino SQL, selected into {batch_table} by each batch_recompute run"
+        sql = batch_select_sql(view, catalog, view.source, EXAMPLE_SNAPSHOT, EXAMPLE_BOUNDARY,
+                               config.dedup.horizon_seconds)
+    else:
+        dialect = "Trino SQL, the view users query, replaced in one statement by each batch run"
+        sql = serving_view_sql(view, catalog, f"serving.{view.name}", view.speed_table, batch_table,
+                               EXAMPLE_BOUNDARY)
+    header = [
+        f"-- {view.name} v{view.version} ({view.mode}), {layer} layer: {dialect}.",
+        f"-- Made from views/{view.name}.yaml by `lambdalake views render {view.name} --layer {layer}`;"
+        " do not edit.",
+    ]
+    if layer == "batch":
+        header.append(f"-- B = {EXAMPLE_BOUNDARY} UTC and snapshot {EXAMPLE_SNAPSHOT} stand for what each run fills in.")
+    elif layer == "serving":
+        header.append(f"-- B = {EXAMPLE_BOUNDARY} UTC and its batch table stand for what each run fills in.")
+    return "\n".join([*header, sql]) + "\n"
+
+
+def sql_file(view: View, layer: str) -> Path:
+    return SQL_DIR / layer / f"{view.name}.sql"

@@ -1,0 +1,40 @@
+"""The SQL committed under sql/ is what the jobs and DAGs run: rendered again here, it must match."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lambdalake.config import load_config
+from lambdalake.render import LAYERS, SQL_DIR, render, sql_file
+from lambdalake.views import View, load_views
+
+SHIPPED = [view for view in load_views() if not view.name.startswith("test_")]  # tests add views of their own
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("view", SHIPPED, ids=lambda v: v.name)
+def test_the_committed_sql_is_what_runs(view: View, layer: str) -> None:
+    path = sql_file(view, layer)
+    assert path.exists(), f"{path} is missing: run `make sql` and commit it"
+    assert path.read_text() == render(load_config(), view, layer), f"{path} is stale: run `make sql` and commit it"
+
+
+def test_no_sql_file_outlives_its_view() -> None:
+    expected = {sql_file(view, layer) for view in SHIPPED for layer in LAYERS}
+    committed = {path for layer in LAYERS for path in (SQL_DIR / layer).glob("*.sql")}
+    assert committed <= expected, f"no view defines {sorted(committed - expected)}: delete them"
+
+
+def test_render_prints_one_layer_and_refuses_a_bad_name() -> None:
+    cli = Path(sys.executable).with_name("lambdalake")
+    out = subprocess.run([cli, "views", "render", "events_per_type", "--layer", "batch"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "lag(ingest_time) over (partition by event_id" in out.stdout and "INSERT INTO" not in out.stdout
+    bad = subprocess.run([cli, "views", "render", "x'; drop table raw.events"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 1 and "must be lowercase letters" in bad.stderr, bad.stderr
