@@ -21,12 +21,10 @@ from pathlib import Path
 
 from airflow.sdk import Asset, Param, dag, task
 
+from lambdalake import names
 from lambdalake.config import load_config
 from lambdalake.dag_defaults import dag_defaults
 from lambdalake.views import lambda_views
-
-NAME_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
-
 
 @dag(
     dag_id=Path(__file__).stem,
@@ -35,15 +33,17 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
     schedule=load_config().batch.schedule,
     tags=["lambdalake", "batch"],
     params={
-        "views": Param([], type="array", items={"type": "string", "pattern": r"^[a-z][a-z0-9_]*$"},
+        "views": Param([], type="array", items={"type": "string", "pattern": names.VIEW_PATTERN},
                        title="Views", description="Only these views; empty means every lambda view."),
-        "topic": Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        "topic": Param(None, type=["null", "string"], pattern=names.TOPIC_PATTERN,
                        title="Kafka topic", description="Empty: the config's events topic."),
-        "events_table": Param("raw.events", type="string", pattern=NAME_PATTERN, title="Master dataset"),
-        "rejected_table": Param("raw.events_rejected", type="string", pattern=NAME_PATTERN,
+        "events_table": Param("raw.events", type="string", pattern=names.TABLE_PATTERN, title="Master dataset"),
+        "rejected_table": Param("raw.events_rejected", type="string", pattern=names.TABLE_PATTERN,
                                 title="Rejected records"),
-        "suffix": Param("", type="string", pattern=r"^[a-z0-9_]*$", title="Table suffix",
-                        description="Appended to speed, batch and serving table names."),
+        # optional: a Param with an empty default is shown as required, and the Trigger button stays
+        # disabled until it is filled in
+        "suffix": Param(None, type=["null", "string"], pattern=names.SUFFIX_PATTERN, title="Table suffix",
+                        description="Appended to speed, batch and serving table names; empty: none."),
     },
 )
 def batch_recompute() -> None:

@@ -30,7 +30,7 @@ from lambdalake.dag_defaults import dag_defaults
     tags=["lambdalake", "maintenance"],
     params={
         "tables": Param([], type="array", title="Tables",
-                        items={"type": "string", "pattern": r"^(raw|speed)\.[a-z][a-z0-9_]*$"},
+                        items={"type": "string", "pattern": r"^(raw|speed)\.[a-z][a-z0-9_]{0,62}$"},
                         description="Only these raw.* or speed.* tables; empty means all of them."),
     },
 )

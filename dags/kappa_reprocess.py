@@ -27,6 +27,7 @@ from pathlib import Path
 
 from airflow.sdk import Param, PokeReturnValue, dag, task
 
+from lambdalake import names
 from lambdalake.config import load_config
 from lambdalake.dag_defaults import dag_defaults
 
@@ -46,11 +47,11 @@ def _version(request: dict):  # type: ignore[no-untyped-def, type-arg]
     schedule=None,
     tags=["lambdalake", "kappa"],
     params={
-        "view": Param("", type="string", pattern=r"^[a-z][a-z0-9_]{0,62}$", title="View",
+        "view": Param("", type="string", pattern=names.VIEW_PATTERN, title="View",
                       description="A view in views/ (lowercase letters, digits, underscores)."),
         "version": Param(2, type="integer", minimum=1, title="New version",
                          description="The version its definition now states; greater than the live one."),
-        "topic": Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        "topic": Param(None, type=["null", "string"], pattern=names.TOPIC_PATTERN,
                        title="Kafka topic", description="Empty: the config's events topic."),
         "lag_threshold": Param(None, type=["null", "integer"], minimum=0, title="Lag threshold",
                                description=f"Records; empty: {CONFIG.kappa.lag_threshold} (config [kappa])."),

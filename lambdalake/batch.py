@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from lambdalake import names
 from lambdalake.catalog import load_catalog, serving_lock
 from lambdalake.config import Config
 from lambdalake.derive import batch_select_sql, serving_view_sql, trino_timestamp
@@ -256,16 +257,11 @@ def run_once(config: Config, layers: Layers, views: list[str] | None = None) -> 
 
 def layers_from(config: Config, params: dict[str, object]) -> Layers:
     """Layers from the DAG's params (validated by Airflow's form, checked again here)."""
-    from lambdalake.jobs import check_name
-    from lambdalake.tables import checked_table_name
-
-    suffix = str(params.get("suffix") or "")
-    if suffix and not suffix.replace("_", "").isalnum():
-        raise EngineError(f"suffix {suffix!r} may only hold a-z, 0-9 and '_'")
-    return Layers(topic=check_name(str(params.get("topic") or config.kafka.events_topic), "topic"),
-                  events_table=checked_table_name(str(params.get("events_table") or "raw.events")),
-                  rejected_table=checked_table_name(str(params.get("rejected_table") or "raw.events_rejected")),
-                  suffix=suffix.lower())
+    return Layers(topic=names.topic_name(params.get("topic") or config.kafka.events_topic),
+                  events_table=names.table_name(params.get("events_table") or "raw.events", "events_table"),
+                  rejected_table=names.table_name(params.get("rejected_table") or "raw.events_rejected",
+                                                  "rejected_table"),
+                  suffix=names.suffix(params.get("suffix") or ""))
 
 
 def _lambda_view(name: str) -> View:

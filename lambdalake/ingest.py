@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lambdalake import jobs
+from lambdalake import jobs, names
 from lambdalake.config import PROJECT_ROOT, Config
-from lambdalake.tables import checked_table_name, ensure_table, heartbeats_table
+from lambdalake.tables import ensure_table, heartbeats_table
 
 INGEST_JOB = PROJECT_ROOT / "flink_jobs" / "ingest.py"
 
@@ -31,11 +31,11 @@ class IngestTarget:
                    config.ingest.job_name)
 
     def __post_init__(self) -> None:
-        jobs.check_name(self.topic, "topic")
-        jobs.check_name(self.group_id, "consumer group")
-        jobs.check_name(self.job_name, "job name")
-        checked_table_name(self.events_table)
-        checked_table_name(self.rejected_table)
+        names.topic_name(self.topic)
+        names.topic_name(self.group_id, "consumer group")
+        names.topic_name(self.job_name, "job name")
+        names.table_name(self.events_table)
+        names.table_name(self.rejected_table)
 
     @property
     def heartbeats_table(self) -> str:

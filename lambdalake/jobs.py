@@ -17,17 +17,10 @@ import httpx
 
 from lambdalake.config import Config
 from lambdalake.engines.flink import Flink
-from lambdalake.errors import ConfigError, EngineError
+from lambdalake.errors import EngineError
 
 #: Flink job states in which a job is, or is about to be, running
 LIVE_STATES = {"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING"}
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def check_name(value: str, what: str) -> str:
-    if not NAME.match(value):
-        raise ConfigError(f"{what} {value!r} may only hold letters, digits, '.', '_' and '-'")
-    return value
 
 
 def live_jobs(config: Config, job_name: str) -> list[str]:
@@ -124,6 +117,26 @@ def stop_with_savepoint(config: Config, job_name: str, timeout: float = 180, *, 
             return operation["location"]
         time.sleep(1)
     raise EngineError(f"{job_name}: no savepoint after {timeout:.0f}s")
+
+
+def remove_savepoint(config: Config, location: str) -> None:
+    """Delete a savepoint the platform took (one under Flink's savepoint directory); others are
+    the user's, and are left alone."""
+    savepoints = Flink(config).savepoints_dir.resolve()
+    path = Path(location.removeprefix("file:")).resolve()
+    if path.is_relative_to(savepoints) and path != savepoints:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_state(config: Config, ref: str | None) -> None:
+    """Delete a job's state that nothing restores from any more: the checkpoints retained under a
+    Flink job id, or a savepoint the platform took (its `file:` location)."""
+    if not ref:
+        return
+    if ref.startswith("file:"):
+        remove_savepoint(config, ref)
+    else:
+        shutil.rmtree(Flink(config).checkpoints_dir / ref, ignore_errors=True)
 
 
 def cancel(config: Config, job_name: str) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from lambdalake import jobs
+from lambdalake import jobs, names
 from lambdalake.catalog import serving_lock
 from lambdalake.config import Config
 from lambdalake.derive import serving_view_sql, speed_fields, speed_partition_by
@@ -104,7 +104,7 @@ def check_request(config: Config, view_name: str, number: object, topic: str | N
     live = serving_version(config, view)
     if live is not None and number <= live:
         raise ReprocessError(f"version {number} of {view.name} is not greater than the live version {live}")
-    return Version(view, definition, jobs.check_name(topic or config.kafka.events_topic, "topic"))
+    return Version(view, definition, names.topic_name(topic or config.kafka.events_topic))
 
 
 def pinned_version(config: Config, view_name: str, number: int, topic: str) -> Version:
@@ -288,6 +288,7 @@ def reprocess(config: Config, view_name: str, number: int, say: Callable[[str], 
     Run again after an interruption past the switch, it finishes retiring the older versions.
     """
     started = time.monotonic()
+    names.view_name(view_name)  # before anything reaches an engine
     if live_version(config, view_name) == number:
         say(f"version {number} of {view_name} is live already: retiring the older versions")
     else:
@@ -325,7 +326,7 @@ def describe(config: Config, view_names: list[str]) -> list[VersionStatus]:
 
     catalog = load_catalog(config)
     statuses = []
-    for name in view_names:
+    for name in map(names.view_name, view_names):
         live = live_version(config, name)
         found = []
         if catalog.table_exists(base_table(name)):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from lambdalake.config import Config, MaintenanceConfig
 from lambdalake.errors import ConfigError
 from lambdalake.query import run_query
-from lambdalake.tables import checked_table_name
+from lambdalake import names
 
 #: the namespaces whose tables the streaming jobs append to
 MAINTAINED_NAMESPACES = ("raw", "speed")
@@ -54,14 +54,14 @@ def maintained_tables(config: Config) -> list[str]:
 
 def files_per_partition(config: Config, table: str) -> list[int]:
     """Data files in each partition of the table (one entry for an unpartitioned table)."""
-    namespace, name = checked_table_name(table).split(".")
+    namespace, name = names.table_name(table).split(".")
     _, rows = run_query(config, f'select file_count from "{namespace}"."{name}$partitions"')
     return [count for (count,) in rows]
 
 
 def maintain(config: Config, table: str, say: Callable[[str], None] = print) -> Maintained:
     """Compact the table's small files, then expire its old snapshots and remove orphan files."""
-    namespace, name = checked_table_name(table).split(".")
+    namespace, name = names.table_name(table).split(".")
     quoted = f'"{namespace}"."{name}"'
     settings = checked_settings(config.maintenance)
     before = files_per_partition(config, table)

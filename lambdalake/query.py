@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from lambdalake.config import Config
@@ -15,14 +16,14 @@ def connect(config: Config, schema: str | None = None):  # type: ignore[no-untyp
                                catalog=config.iceberg.catalog_name, schema=schema)
 
 
-def run_query(config: Config, sql: str) -> tuple[list[str], list[list[Any]]]:
-    """Run one statement; return its column names and all rows."""
+def run_query(config: Config, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[list[Any]]]:
+    """Run one statement, with values bound to its `?` placeholders; return its column names and all rows."""
     from trino.exceptions import TrinoQueryError
 
     with connect(config) as conn:
         cursor = conn.cursor()
         try:
-            cursor.execute(sql)
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
         except TrinoQueryError as exc:
             raise QueryError(f"Trino: {exc.error_name}: {exc.message}") from exc

@@ -9,16 +9,15 @@ its own instead: `restart` resubmits the shared job without it, exactly.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from lambdalake import jobs
+from lambdalake import jobs, names
 from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.derive import speed_fields, speed_partition_by
-from lambdalake.errors import ConfigError, EngineError
+from lambdalake.errors import EngineError
 from lambdalake.query import run_query
 from lambdalake.tables import build_schema, create_if_missing
 from lambdalake.versions import DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table, live_version
@@ -57,11 +56,10 @@ class SpeedTarget:
         return json.dumps(asdict(self), sort_keys=True)
 
     def __post_init__(self) -> None:
-        jobs.check_name(self.topic, "topic")
-        jobs.check_name(self.group_id, "consumer group")
-        jobs.check_name(self.job_name, "job name")
-        if not re.fullmatch(r"[a-z0-9_]*", self.table_suffix):
-            raise ConfigError(f"table suffix {self.table_suffix!r} may only hold a-z, 0-9 and '_'")
+        names.topic_name(self.topic)
+        names.topic_name(self.group_id, "consumer group")
+        names.topic_name(self.job_name, "job name")
+        names.suffix(self.table_suffix, "table suffix")
 
     def table(self, view: View) -> str:
         return base_table(view.name, self.table_suffix)

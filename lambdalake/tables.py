@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from lambdalake import names
 from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.errors import ConfigError
 
@@ -21,20 +22,11 @@ if TYPE_CHECKING:
 
 TABLES_FILE = PROJECT_ROOT / "iceberg" / "tables.yaml"
 #: a table name a user may pass: namespace.table, lowercase letters, digits and underscores
-TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-
-
-def checked_table_name(name: str) -> str:
-    """The name itself when it is safe to put into SQL, else ConfigError."""
-    if not TABLE_NAME.match(name):
-        raise ConfigError(f"table name {name!r} must look like namespace.table "
-                          "(lowercase letters, digits, underscores)")
-    return name
 
 
 def heartbeats_table(events_table: str) -> str:
     """Where the ingest job that writes events_table files the heartbeats' positions."""
-    return f"{checked_table_name(events_table)}_heartbeats"
+    return f"{names.table_name(events_table)}_heartbeats"
 
 
 @cache
@@ -97,5 +89,5 @@ def create_if_missing(config: Config, name: str, schema: Any, spec: Any, doc: st
     from lambdalake.catalog import load_catalog
 
     return load_catalog(config).create_table_if_not_exists(
-        checked_table_name(name), schema=schema, partition_spec=spec,
+        names.table_name(name), schema=schema, partition_spec=spec,
         properties={"comment": " ".join(doc.split()), "write.format.default": "parquet", **(properties or {})})

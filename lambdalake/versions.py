@@ -46,7 +46,7 @@ def table_versions(config: Config, view_name: str) -> list[int]:
 def live_version(config: Config, view_name: str) -> int | None:
     """The reprocessed version serving.<view> reads now (from the view's own SQL), else None."""
     _, rows = run_query(config, "select view_definition from information_schema.views "
-                                f"where table_schema = 'serving' and table_name = '{view_name}'")
+                                "where table_schema = 'serving' and table_name = ?", [view_name])
     if not rows:
         return None
     # the table as serving_view_sql quotes it, or as a hand-written view may name it

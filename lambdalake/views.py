@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from lambdalake import names
 from lambdalake.config import PROJECT_ROOT
 from lambdalake.errors import LambdalakeError
 from lambdalake.tables import declarations
@@ -28,7 +29,6 @@ MODES = ("lambda", "kappa")
 INGEST_BUCKET_MINUTES = 1
 #: columns a view may not use as a dimension or measure: the platform's own bookkeeping
 RESERVED = ("ingest_time", "kafka_partition", "kafka_offset", "properties")
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 KEYS = {"name", "version", "mode", "source", "bucket", "where", "dimensions", "measures"}
 
 
@@ -92,8 +92,8 @@ def parse_view(data: Any, where_from: str) -> View:
         if key not in data:
             fail(key, "is required")
     name = data["name"]
-    if not isinstance(name, str) or not NAME.match(name):
-        fail("name", f"{name!r} must be lowercase letters, digits and underscores, starting with a letter")
+    if not names.matches(names.VIEW_PATTERN, name):
+        fail("name", f"{name!r} must be {names.VIEW_RULE}")
     version = data["version"]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         fail("version", f"{version!r} must be a positive integer")
@@ -135,7 +135,7 @@ def parse_view(data: Any, where_from: str) -> View:
         if not isinstance(raw, dict) or set(raw) - {"name", "agg", "column"}:
             fail(field, "must be a mapping of name, agg and (except for count) column")
         measure_name = raw.get("name")
-        if not isinstance(measure_name, str) or not NAME.match(measure_name) or measure_name in taken:
+        if not names.matches(names.VIEW_PATTERN, measure_name) or measure_name in taken:
             fail(f"{field}.name", f"{measure_name!r} must be a new lowercase name (letters, digits, underscores)")
         taken.add(measure_name)
         agg = raw.get("agg")
@@ -174,9 +174,8 @@ def load_view(path: Path) -> View:
 
 def find_view(name: str, directory: Path = VIEWS_DIR) -> tuple[View, dict[str, Any]]:
     """The view called name and its definition as written; ViewError for a bad or unknown name."""
-    if not isinstance(name, str) or not NAME.match(name):
-        raise ViewError(f"view name {name!r} must be lowercase letters, digits and underscores, "
-                        "starting with a letter")
+    if not names.matches(names.VIEW_PATTERN, name):
+        raise ViewError(f"view name {name!r} must be {names.VIEW_RULE}")
     path = directory / f"{name}.yaml"
     if not path.exists():
         known = ", ".join(v.name for v in load_views(directory)) or "none"

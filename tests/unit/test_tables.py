@@ -4,7 +4,8 @@ import pytest
 
 from lambdalake.errors import ConfigError
 from lambdalake.events import REASONS
-from lambdalake.tables import checked_table_name, declarations, schema_of
+from lambdalake.names import table_name
+from lambdalake.tables import declarations, schema_of
 
 
 def test_raw_events_is_partitioned_by_event_day_and_keeps_the_source_position() -> None:
@@ -31,4 +32,4 @@ def test_every_declared_table_builds() -> None:
 @pytest.mark.parametrize("name", ["raw", "raw.events; drop table x", "Raw.Events", "raw.events.x", "1raw.e"])
 def test_unsafe_table_names_are_refused(name: str) -> None:
     with pytest.raises(ConfigError, match="namespace.table"):
-        checked_table_name(name)
+        table_name(name)
