@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from lambdalake import names
+from lambdalake import names, offsets
 from lambdalake.catalog import load_catalog, serving_lock
 from lambdalake.config import Config
 from lambdalake.derive import batch_select_sql, serving_view_sql, trino_timestamp
@@ -124,25 +124,10 @@ def complete_until(ingested: dict[int, tuple[int, datetime]], high_watermarks: d
     return floor_to_bucket(min(limits))
 
 
-def _high_watermarks(config: Config, topic: str) -> dict[int, int]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": f"{config.host}:{config.kafka.port}", "group.id": "lambdalake-batch",
-                         "enable.auto.commit": False, "log_level": 0})
-    try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise EngineError(f"Kafka topic {topic!r} not found")
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in metadata.topics[topic].partitions}
-    finally:
-        consumer.close()
-
-
 def choose_boundary(config: Config, layers: Layers) -> Boundary | None:
     """B for this run, with the snapshots it is computed from; None when nothing is complete yet."""
     now = datetime.now(timezone.utc)  # read before the watermarks: complete "up to now" is then safe
-    high_watermarks = _high_watermarks(config, layers.topic)
+    high_watermarks = offsets.high_watermarks(config, layers.topic)
     catalog = load_catalog(config)
     if not (catalog.table_exists(layers.events_table) and catalog.table_exists(layers.rejected_table)):
         return None  # the ingest job has not run yet: there is no master dataset to recompute from

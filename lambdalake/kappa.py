@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from lambdalake import jobs, names
+from lambdalake import jobs, names, offsets
 from lambdalake.catalog import serving_lock
 from lambdalake.config import Config
 from lambdalake.derive import serving_view_sql, speed_fields, speed_partition_by
@@ -145,31 +145,11 @@ def start(config: Config, version: Version) -> str:
     return jobs.submit(config, SPEED_JOB, args, version.job_name, parallelism=config.kappa.parallelism)
 
 
-def consumer_lag(config: Config, topic: str, group_id: str) -> int:
-    """Records of topic not yet committed by group_id, over all partitions (all of them before any commit)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": f"{config.host}:{config.kafka.port}", "group.id": group_id,
-                         "enable.auto.commit": False, "log_level": 0})
-    try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise EngineError(f"Kafka topic {topic!r} not found")
-        partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
-        lag = 0
-        for committed in consumer.committed(partitions, timeout=10):
-            low, high = consumer.get_watermark_offsets(committed, timeout=10)
-            lag += high - (committed.offset if committed.offset >= 0 else low)
-        return lag
-    finally:
-        consumer.close()
-
-
 def lag_of(config: Config, version: Version) -> int:
     """The version's consumer lag; EngineError when its job is not live (a dead job never catches up)."""
     if not jobs.live_jobs(config, version.job_name):
         raise EngineError(f"Flink job {version.job_name} is not running; see the Flink UI for why")
-    return consumer_lag(config, version.topic, version.group_id)
+    return offsets.lag(config, version.topic, version.group_id)
 
 
 def wait_caught_up(config: Config, version: Version, threshold: int, timeout: float,
@@ -345,5 +325,5 @@ def describe(config: Config, view_names: list[str]) -> list[VersionStatus]:
             retired = properties.get(RETIRED_PROPERTY)
             running = bool(jobs.live_jobs(config, job)) and retired is None
             statuses.append(VersionStatus(name, number, table, is_live, job, "running" if running else "not running",
-                                          retired, consumer_lag(config, topic, group_id) if running else None))
+                                          retired, offsets.lag(config, topic, group_id) if running else None))
     return statuses

@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from lambdalake import jobs, names
+from lambdalake import jobs, names, offsets
 from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.derive import speed_fields, speed_partition_by
-from lambdalake.errors import EngineError
 from lambdalake.query import run_query
 from lambdalake.tables import build_schema, create_if_missing
 from lambdalake.versions import DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table, live_version
@@ -142,34 +141,6 @@ def start(config: Config, target: SpeedTarget, *, parallelism: int | None = None
                        savepoint=savepoint)
 
 
-def first_unread(config: Config, topic: str, group_id: str) -> list[datetime]:
-    """Per partition, when the first record the group has not committed reached Kafka (none when
-    it has committed them all). The broker stamps records (LogAppendTime), so later ones are later."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": f"{config.host}:{config.kafka.port}", "group.id": group_id,
-                         "enable.auto.commit": False, "log_level": 0})
-    try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise EngineError(f"Kafka topic {topic!r} not found")
-        times = []
-        for committed in consumer.committed([TopicPartition(topic, p) for p in metadata.topics[topic].partitions],
-                                            timeout=10):
-            low, high = consumer.get_watermark_offsets(committed, timeout=10)
-            offset = committed.offset if committed.offset >= 0 else low
-            if offset >= high:
-                continue
-            consumer.assign([TopicPartition(topic, committed.partition, offset)])
-            message = consumer.poll(10)
-            if message is None or message.error() is not None:
-                raise EngineError(f"could not read {topic}[{committed.partition}] at offset {offset}")
-            times.append(datetime.fromtimestamp(message.timestamp()[1] / 1000, timezone.utc))
-        return times
-    finally:
-        consumer.close()
-
-
 def restart(config: Config, target: SpeedTarget, on_cutoff: Callable[[datetime], None] = lambda _: None) -> str | None:
     """Resubmit the job for the views it runs now (one was retired), counting no event twice or never.
 
@@ -187,10 +158,12 @@ def restart(config: Config, target: SpeedTarget, on_cutoff: Callable[[datetime],
     from lambdalake.batch import floor_to_bucket
 
     read_at = datetime.now(timezone.utc)  # a record not yet appended by now is stamped later
-    cutoff = floor_to_bucket(min([*first_unread(config, target.topic, target.group_id), read_at]))
+    cutoff = floor_to_bucket(min([*offsets.first_unread_times(config, target.topic, target.group_id), read_at]))
     on_cutoff(cutoff)
-    jobs.stop(config, target.job_name, drain=True)
-    return resume(config, target, cutoff)
+    drained = jobs.stop(config, target.job_name, drain=True)
+    job_id = resume(config, target, cutoff)
+    jobs.remove_savepoint(config, drained)  # a drained savepoint restores nothing
+    return job_id
 
 
 def resume(config: Config, target: SpeedTarget, cutoff: datetime) -> str | None:

@@ -1,0 +1,97 @@
+"""Where things stand in the Kafka log: the end of each partition, what a consumer group has
+committed, and when a record reached Kafka. The one Kafka consumer client the batch layer (B),
+the speed layer (restart cut-off) and reprocessing (lag) read the log's positions with.
+
+The broker stamps records (LogAppendTime), so within a partition a later record is never stamped
+earlier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from lambdalake.config import Config
+from lambdalake.errors import EngineError
+
+
+@dataclass(frozen=True)
+class Position:
+    """One partition of a topic: its first and next offsets, and the next one the group reads."""
+
+    partition: int
+    low: int
+    high: int
+    #: the group's committed offset, or low when it has committed nothing
+    committed: int
+
+    @property
+    def unread(self) -> int:
+        return max(self.high - self.committed, 0)
+
+
+@contextmanager
+def _consumer(config: Config, group_id: str) -> Iterator[Any]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": f"{config.host}:{config.kafka.port}", "group.id": group_id,
+                         "enable.auto.commit": False, "log_level": 0})
+    try:
+        yield consumer
+    finally:
+        consumer.close()
+
+
+def _partitions(consumer: Any, topic: str) -> list[int]:
+    metadata = consumer.list_topics(topic, timeout=10)
+    if topic not in metadata.topics or metadata.topics[topic].error is not None:
+        raise EngineError(f"Kafka topic {topic!r} not found; see `lambdalake status` and the topic name")
+    return sorted(metadata.topics[topic].partitions)
+
+
+def _positions(consumer: Any, topic: str) -> list[Position]:
+    from confluent_kafka import TopicPartition
+
+    found = []
+    partitions = [TopicPartition(topic, p) for p in _partitions(consumer, topic)]
+    for committed in consumer.committed(partitions, timeout=10):
+        low, high = consumer.get_watermark_offsets(committed, timeout=10)
+        found.append(Position(committed.partition, low, high, committed.offset if committed.offset >= 0 else low))
+    return found
+
+
+def positions(config: Config, topic: str, group_id: str = "lambdalake-offsets") -> list[Position]:
+    """Every partition of topic, with the group's committed offset (EngineError if the topic is missing)."""
+    with _consumer(config, group_id) as consumer:
+        return _positions(consumer, topic)
+
+
+def high_watermarks(config: Config, topic: str) -> dict[int, int]:
+    """Per partition, the offset the next record will get."""
+    return {p.partition: p.high for p in positions(config, topic)}
+
+
+def lag(config: Config, topic: str, group_id: str) -> int:
+    """Records of topic the group has not committed, over all partitions (all of them before any commit)."""
+    return sum(p.unread for p in positions(config, topic, group_id))
+
+
+def first_unread_times(config: Config, topic: str, group_id: str) -> list[datetime]:
+    """Per partition, when the first record the group has not committed reached Kafka (none when
+    it has committed them all)."""
+    from confluent_kafka import TopicPartition
+
+    times = []
+    with _consumer(config, group_id) as consumer:
+        for position in _positions(consumer, topic):
+            if position.unread == 0:
+                continue
+            consumer.assign([TopicPartition(topic, position.partition, position.committed)])
+            message = consumer.poll(10)
+            if message is None or message.error() is not None:
+                raise EngineError(f"could not read {topic}[{position.partition}] at offset {position.committed}")
+            times.append(datetime.fromtimestamp(message.timestamp()[1] / 1000, timezone.utc))
+    return times
