@@ -85,6 +85,8 @@ class FlinkConfig:
     task_slots: int = 4
     #: short, for freshness: the Iceberg sink commits on checkpoints only
     checkpoint_interval: str = "5 s"
+    #: completed checkpoints kept per job (Flink deletes older ones); the keeper restores from the newest
+    retained_checkpoints: int = 1
 
     @property
     def checkpoint_seconds(self) -> float:

@@ -148,6 +148,6 @@ def cancel(config: Config, job_name: str) -> None:
     for job_id in live_jobs(config, job_name):
         httpx.patch(f"{Flink(config).rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10)
     if forgotten is not None:
-        for job_id in (forgotten.job_id, forgotten.restored_from):
-            if job_id:
-                shutil.rmtree(Flink(config).checkpoints_dir / job_id, ignore_errors=True)
+        # a savepoint of a job still expected was taken by `down`; one a user's `stop` took is theirs
+        for ref in (forgotten.job_id, forgotten.restored_from, forgotten.savepoint if forgotten.expected else None):
+            remove_state(config, ref)

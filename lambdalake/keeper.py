@@ -27,11 +27,12 @@ checkpoints HA would, with no ZooKeeper to run and no second record of jobs to r
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from lambdalake import jobs, state
 from lambdalake.config import Config, load_config
@@ -39,6 +40,9 @@ from lambdalake.engines.flink import Flink
 from lambdalake.errors import EngineError
 
 MAX_RESTORES = 3
+#: a job that failed this many times within LOOP_WINDOW_SECONDS is shown as restarting in a loop
+LOOP_FAILURES = 3
+LOOP_WINDOW_SECONDS = 600
 log = logging.getLogger("lambdalake.keeper")
 
 
@@ -49,20 +53,28 @@ def latest_checkpoint(config: Config, job_id: str) -> Path | None:
     return max(complete, key=lambda d: int(d.name.split("-", 1)[1]), default=None)
 
 
-def remove_checkpoints(config: Config, job_id: str | None) -> None:
-    if job_id:
-        shutil.rmtree(Flink(config).checkpoints_dir / job_id, ignore_errors=True)
+def restore_point(config: Config, job: state.ExpectedJob) -> str | None:
+    """Where the job's next submission starts from: the savepoint `down` took, else the newest
+    checkpoint retained under its last job id, else (restored before, but lost before a checkpoint
+    of its own) what that restore started from; None for a job that never completed a checkpoint."""
+    if job.savepoint is not None:
+        return job.savepoint
+    if latest_checkpoint(config, job.job_id) is not None:
+        return job.job_id
+    if job.restored_from and job.restored_from.startswith("file:"):
+        return job.restored_from
+    if job.restored_from and latest_checkpoint(config, job.restored_from) is not None:
+        return job.restored_from
+    return None
 
 
 def restore(config: Config, job: state.ExpectedJob) -> str:
     """Submit the job again from its latest state; return the new Flink job id."""
-    savepoint = job.savepoint
-    source = None
-    if savepoint is None and (checkpoint := latest_checkpoint(config, job.job_id)) is not None:
-        savepoint, source = f"file://{checkpoint}", job.job_id
-    elif savepoint is None and job.restored_from and (checkpoint := latest_checkpoint(config, job.restored_from)):
-        # restored before, but died before a checkpoint of its own: the older state still holds
-        savepoint, source = f"file://{checkpoint}", job.restored_from
+    source = restore_point(config, job)
+    if source is None or source.startswith("file:"):
+        savepoint = source
+    else:
+        savepoint = f"file://{latest_checkpoint(config, source)}"
     job_id = jobs.submit_untracked(config, Path(job.script), job.args, job.name, parallelism=job.parallelism,
                                    savepoint=savepoint)
     state.restored(config, job.name, job_id, source)
@@ -94,7 +106,7 @@ def reconcile(config: Config, say: Callable[[str], None] = log.info) -> list[str
             for job in state.expected_jobs(config):
                 if job.name in live:
                     if job.restored_from and _checkpointed(config, live[job.name]):
-                        remove_checkpoints(config, job.restored_from)
+                        jobs.remove_state(config, job.restored_from)
                         state.settled(config, job.name)
                     continue
                 if job.restores >= MAX_RESTORES:
@@ -113,21 +125,42 @@ def reconcile(config: Config, say: Callable[[str], None] = log.info) -> list[str
     return restored
 
 
+def recent_failures(config: Config, job_id: str, now: float) -> list[str]:
+    """The exceptions that failed (and restarted) the job in the last LOOP_WINDOW_SECONDS, newest first."""
+    history = httpx.get(f"{Flink(config).rest_url}/jobs/{job_id}/exceptions", params={"maxExceptions": 20},
+                        timeout=10).json().get("exceptionHistory", {}).get("entries", [])
+    return [entry["exceptionName"] for entry in sorted(history, key=lambda e: -e["timestamp"])
+            if now - entry["timestamp"] / 1000 <= LOOP_WINDOW_SECONDS]
+
+
+def judge(name: str, job_id: str | None, current: str | None, restores: int, failures: list[str]) -> JobStatus:
+    """Whether an expected job is healthy: running, and not restarting in a loop (Flink's restart
+    strategy retries a failing job for ever, so a job that fails every minute is RUNNING most of the
+    time), nor given up on by the keeper."""
+    if restores >= MAX_RESTORES and current != "RUNNING":
+        return JobStatus(name, False, current or "MISSING",
+                         f"{restores} restores failed or ended before a checkpoint; see the Flink UI for why, then "
+                         "`lambdalake ingest|speed start` or `kappa reprocess`")
+    if current is None:
+        return JobStatus(name, False, "MISSING", "not on the cluster; the keeper restores it")
+    if len(failures) >= LOOP_FAILURES:
+        return JobStatus(name, False, current,
+                         f"restarting in a loop: {len(failures)} failures in the last {LOOP_WINDOW_SECONDS // 60} "
+                         f"min, the latest {failures[0]}; see the job's Exceptions tab in the Flink UI")
+    if current != "RUNNING":
+        return JobStatus(name, False, current, "restarting" if current in jobs.LIVE_STATES else
+                         "ended; the keeper restores it")
+    return JobStatus(name, True, current, f"Flink job {job_id}")
+
+
 def job_statuses(config: Config) -> list[JobStatus]:
-    """Each job the platform expects to run, and whether it does."""
-    states = jobs.job_states(config)
+    """Each job the platform expects to run, and whether it does (judge)."""
+    states, live, now = jobs.job_states(config), jobs.live_job_ids(config), time.time()
     statuses = []
     for job in state.expected_jobs(config):
-        current = states.get(job.name)
-        if current == "RUNNING":
-            statuses.append(JobStatus(job.name, True, current, f"Flink job {job.job_id}"))
-        elif job.restores >= MAX_RESTORES:
-            statuses.append(JobStatus(job.name, False, current or "MISSING",
-                                      f"{job.restores} restores failed or ended before a checkpoint; see the "
-                                      "Flink UI for why, then `lambdalake ingest|speed start` or `kappa reprocess`"))
-        else:
-            statuses.append(JobStatus(job.name, False, current or "MISSING",
-                                      "restarting" if current else "not on the cluster; the keeper restores it"))
+        job_id = live.get(job.name)
+        failures = recent_failures(config, job_id, now) if job_id else []
+        statuses.append(judge(job.name, job_id, states.get(job.name), job.restores, failures))
     return statuses
 
 

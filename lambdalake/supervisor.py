@@ -9,6 +9,7 @@ anything left behind (e.g. an Airflow task process that left its group).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -178,6 +179,26 @@ class Supervisor:
                 except psutil.NoSuchProcess:
                     continue
         return list(found.values())
+
+    def crash(self, command_part: str | None = None) -> int:
+        """SIGKILL, with their process groups (children of children too), the platform's processes
+        whose command line holds command_part, or all of them: what a lost host, the OOM killer or
+        `kill -9` does. For fault injection (tests, bench/recovery.py). Returns how many were killed."""
+        procs, groups = [], set()
+        for proc in self.leftovers():
+            try:
+                if command_part is None or any(command_part in part for part in proc.cmdline()):
+                    groups.add(os.getpgid(proc.pid))
+                    procs.append(proc)
+            except (psutil.NoSuchProcess, ProcessLookupError):
+                continue  # ended meanwhile (a short-lived helper)
+        for group in groups - {os.getpgid(0)}:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        psutil.wait_procs(procs, timeout=30)
+        return len(procs)
 
     def endpoint_ports(self) -> set[int]:
         """The TCP ports the platform's engines listen on (from the config)."""

@@ -107,6 +107,7 @@ class Flink(Engine):
             "execution.checkpointing.savepoint-dir": f"file://{self.savepoints_dir}",
             # keep the last checkpoint when a job is cancelled: it can be restarted from it
             "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+            "execution.checkpointing.num-retained": flink.retained_checkpoints,
             "io.tmp.dirs": str(self.state_dir / "tmp"),
             "python.executable": str(python),
             "python.client.executable": str(python),
