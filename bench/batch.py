@@ -24,6 +24,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from lambdalake import serving
 from lambdalake.batch import Boundary, Layers, ensure_serving, recompute_view
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, load_config
@@ -162,12 +163,8 @@ def main(events: int, queries: int) -> dict[str, object]:
         }
     finally:
         catalog = load_catalog(config)
-        _, rows = run_query(config, "show tables from batch")
         for view in lambda_views():
-            run_query(config, f"drop view if exists {layers.serving(view)}")
-            for (name,) in rows:
-                if name.startswith(f"{view.name}{layers.suffix}__b"):
-                    catalog.purge_table(f"batch.{name}")
+            serving.drop(config, layers.serving(view))  # and the batch tables its steps wrote
             if catalog.table_exists(layers.speed(view)):
                 catalog.purge_table(layers.speed(view))
         if catalog.table_exists(layers.events_table):

@@ -21,7 +21,7 @@ import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import save
-from lambdalake import kappa
+from lambdalake import kappa, serving
 from lambdalake.config import load_config
 from lambdalake.generator import EventGenerator
 from lambdalake.jobs import cancel
@@ -66,7 +66,7 @@ def main(events: int) -> dict[str, object]:
         }
     finally:
         cancel(config, kappa.version_job(name, 1))
-        run_query(config, f"drop view if exists serving.{name}")
+        serving.drop(config, f"serving.{name}")
         run_query(config, f"drop table if exists {kappa.version_table(name, 1)}")
         view_file.unlink(missing_ok=True)
         admin.delete_topics([topic])[topic].result(30)

@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import save
 from bench.streaming import Background, percentile
-from lambdalake import ingest, speed
+from lambdalake import ingest, serving, speed
 from lambdalake.batch import Layers, ensure_serving
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, load_config
@@ -98,7 +98,7 @@ def main(minutes: float, rate: int) -> dict[str, object]:
                 time.sleep(1)
         admin.delete_topics([topic])[topic].result(30)
         for view in lambda_views():
-            run_query(config, f"drop view if exists {layers.serving(view)}")
+            serving.drop(config, layers.serving(view))
         catalog = load_catalog(config)
         for table in tables:
             if catalog.table_exists(table):

@@ -35,7 +35,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import RESULTS, save
-from lambdalake import ingest, speed
+from lambdalake import ingest, serving, speed
 from lambdalake.batch import Layers, ensure_serving
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, load_config
@@ -170,7 +170,6 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         print(f"job saw all {events:,} after {done - started:.0f}s; sustained {sustained:,.0f} events/s", flush=True)
 
         background.start()
-        streaming_since = time.monotonic()
         producer, delays = make_producer(config), []
         generated = EventGenerator(seed=2).records()
         for _ in range(samples):
@@ -233,7 +232,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         admin.delete_topics([topic])[topic].result(30)
         catalog = load_catalog(config)
         for view_name in serving_tables:
-            run_query(config, f"drop view if exists {view_name}")
+            serving.drop(config, view_name)
         for table in tables:
             if catalog.table_exists(table):
                 catalog.purge_table(table)

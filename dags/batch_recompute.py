@@ -63,10 +63,10 @@ def batch_recompute() -> None:
         return [name for name in known if not params["views"] or name in params["views"]]
 
     @task(outlets=[Asset(f"lake://batch/{view.name}") for view in lambda_views()])
-    def recompute(view: str, chosen: dict | None, params: dict) -> str | None:  # type: ignore[type-arg]
+    def recompute(view: str, chosen: dict | None, params: dict, run_id: str | None = None) -> str | None:  # type: ignore[type-arg]
         from lambdalake.batch import recompute_by_name
 
-        return None if chosen is None else recompute_by_name(load_config(), params, view, chosen)
+        return None if chosen is None else recompute_by_name(load_config(), params, view, chosen, run_id)
 
     @task
     def expire_speed(view: str, params: dict) -> str | None:  # type: ignore[type-arg]
@@ -74,8 +74,8 @@ def batch_recompute() -> None:
 
         return expire_by_name(load_config(), params, view)
 
-    names = views()
-    recompute.partial(chosen=boundary()).expand(view=names) >> expire_speed.expand(view=names)
+    chosen_views = views()
+    recompute.partial(chosen=boundary()).expand(view=chosen_views) >> expire_speed.expand(view=chosen_views)
 
 
 batch_recompute()

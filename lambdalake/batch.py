@@ -8,8 +8,9 @@ whose every offset is ingested holds every record up to now.
 B = the minute floor of the smallest of those, over all partitions.
 
 Each run writes a new table `batch.<view>__b<B>` (one Iceberg commit, by Trino's CREATE TABLE
-AS), then replaces `serving.<view>` with one CREATE OR REPLACE VIEW naming that table and B:
-readers see old batch + old B or new batch + new B, never a mix. A run killed anywhere leaves
+AS), then has lambdalake.serving replace `serving.<view>` with one CREATE OR REPLACE VIEW naming
+that table and B (readers see old batch + old B or new batch + new B, never a mix) and record the
+step, with B before and after and the rows written, in the state store. A run killed anywhere leaves
 serving as it was; the next run redoes its work (every step is idempotent).
 
 A view is recomputed with the logic of the version serving answers from: its base (the
@@ -22,17 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from lambdalake import names, offsets
-from lambdalake.catalog import load_catalog, serving_lock
+from lambdalake import names, offsets, serving
+from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
-from lambdalake.derive import batch_select_sql, serving_view_sql, trino_timestamp
+from lambdalake.derive import batch_select_sql, trino_timestamp
 from lambdalake.errors import EngineError
 from lambdalake.query import run_query
+from lambdalake.serving import BOUNDARY_FORMAT
 from lambdalake.tables import heartbeats_table
-from lambdalake.versions import base_table, live_version, pinned_view, version_table
+from lambdalake.versions import base_table, pinned_view, version_table
 from lambdalake.views import INGEST_BUCKET_MINUTES, View, lambda_views
-
-BOUNDARY_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,8 @@ class Served:
     view: View
     #: the tables' common name: speed.<stem> and batch.<stem>__b<B>
     stem: str
+    #: the reprocessed version; None for the view's base
+    version: int | None = None
 
     @property
     def speed_table(self) -> str:
@@ -79,11 +81,12 @@ class Served:
 
 
 def served(config: Config, layers: Layers, view: View) -> Served:
-    """The version of the view serving answers from: a reprocessed one, else the base (tests' suffixed
-    tables are always the base). Its definition is the one pinned in its speed table."""
-    number = None if layers.suffix else live_version(config, view.name)
+    """The version of the view serving answers from (the state store says): a reprocessed one, else
+    the base. Its definition is the one pinned in its speed table."""
+    current = serving.live(config, layers.serving(view))
+    number = None if current is None else current.version
     table = base_table(view.name, layers.suffix) if number is None else version_table(view.name, number)
-    return Served(pinned_view(config, table) or view, table.split(".", 1)[1])
+    return Served(pinned_view(config, table) or view, table.split(".", 1)[1], number)
 
 
 @dataclass(frozen=True)
@@ -151,24 +154,14 @@ def choose_boundary(config: Config, layers: Layers) -> Boundary | None:
     return None if moment is None else Boundary(moment, events.snapshot_id)
 
 
-def batch_tables(config: Config, stem: str) -> list[str]:
-    """batch.<stem>__b<B> for every B, oldest first."""
-    prefix = f"{stem}__b"
-    _, rows = run_query(config, "show tables from batch")
-    return sorted(f"batch.{name}" for (name,) in rows if name.startswith(prefix) and name[len(prefix):].isdigit())
-
-
-def _boundary_of(table: str) -> datetime:
-    return datetime.strptime(table.rsplit("__b", 1)[1], "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
-
-
 def current_boundary(config: Config, layers: Layers, view: View) -> datetime | None:
-    """The boundary serving uses now: that of the served version's newest batch table (None before any run)."""
-    tables = batch_tables(config, served(config, layers, view).stem)
-    return _boundary_of(tables[-1]) if tables else None
+    """The boundary serving uses now (None before the served version's first batch run)."""
+    current = serving.live(config, layers.serving(view))
+    return None if current is None else current.boundary
 
 
-def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundary) -> str | None:
+def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundary,
+                   airflow_run_id: str | None = None) -> str | None:
     """Write the view's batch table below B, then point serving at it. Idempotent; returns the table.
 
     Returns None when a reprocessing switched serving to another version meanwhile: that version
@@ -176,23 +169,26 @@ def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundar
     """
     catalog = config.iceberg.catalog_name
     target = served(config, layers, view)
-    tables = batch_tables(config, target.stem)
-    if tables and _boundary_of(tables[-1]) > boundary.moment:
-        return tables[-1]  # never move B backwards
+    current = serving.live(config, layers.serving(view))
+    if (current is not None and current.boundary is not None and current.speed_table == target.speed_table
+            and current.boundary > boundary.moment):
+        return current.batch_table  # never move B backwards
     table = target.batch_table(boundary.moment)
     select = batch_select_sql(target.view, catalog, layers.events_table, boundary.events_snapshot, boundary.literal,
                               layers.horizon(config))
     namespace, name = table.split(".")
-    run_query(config, f'create or replace table "{catalog}"."{namespace}"."{name}" as\n{select}')
-    with serving_lock(config, layers.serving(view)):
+    started = datetime.now(timezone.utc)
+    _, rows = run_query(config, f'create or replace table "{catalog}"."{namespace}"."{name}" as\n{select}')
+    with serving.lock(config, layers.serving(view)):
         if served(config, layers, view) != target:
             run_query(config, f"drop table if exists {table}")
             return None
-        run_query(config, serving_view_sql(target.view, catalog, layers.serving(view), target.speed_table, table,
-                                           boundary.literal))
+        serving.publish(config, target.view, layers.serving(view), kind="batch", speed_table=target.speed_table,
+                        version=target.version, batch_table=table, boundary=boundary.moment,
+                        events_snapshot=boundary.events_snapshot, rows_written=rows[0][0] if rows else None,
+                        airflow_run_id=airflow_run_id, started_at=started)
     # keep the previous table a run longer: a query that started before the swap may still read it
-    for old in batch_tables(config, target.stem)[:-2]:
-        run_query(config, f"drop table if exists {old}")
+    serving.drop_batch_tables(config, layers.serving(view), keep=2)
     return table
 
 
@@ -204,13 +200,15 @@ def expire_speed_rows(config: Config, layers: Layers, view: View) -> datetime | 
     Flink only appends newer ingest buckets meanwhile, so the delete never touches its rows.
     """
     target = served(config, layers, view)
-    tables = batch_tables(config, target.stem)
-    if len(tables) < 2:
+    boundaries = sorted({step.boundary for step in serving.batch_steps(config, layers.serving(view),
+                                                                        target.speed_table) if step.boundary},
+                        reverse=True)
+    if len(boundaries) < 2:
         return None
-    limit = _boundary_of(tables[-2])
+    limit = boundaries[1]
     namespace, name = target.speed_table.split(".")
     run_query(config, f'delete from "{namespace}"."{name}" '
-                      f"where ingest_bucket < {trino_timestamp(limit.strftime(BOUNDARY_FORMAT))}")
+                      f"where ingest_bucket < {trino_timestamp(limit.astimezone(timezone.utc).strftime(BOUNDARY_FORMAT))}")
     return limit
 
 
@@ -218,14 +216,30 @@ def ensure_serving(config: Config, layers: Layers, views: list[str] | None = Non
     """Create serving.<view> as the speed layer alone for every lambda view (or those named) that has none yet."""
     from lambdalake.speed import create_base_table
 
-    _, rows = run_query(config, "show tables from serving")
-    existing = {name for (name,) in rows}
     for view in lambda_views():
-        if (views and view.name not in views) or f"{view.name}{layers.suffix}" in existing:
+        if (views and view.name not in views) or serving.live(config, layers.serving(view)) is not None:
             continue
         table = create_base_table(config, view, layers.suffix)
-        run_query(config, serving_view_sql(served(config, layers, view).view, config.iceberg.catalog_name,
-                                           layers.serving(view), table, None, None))
+        with serving.lock(config, layers.serving(view)):
+            if serving.live(config, layers.serving(view)) is None:
+                serving.publish(config, served(config, layers, view).view, layers.serving(view), kind="create",
+                                speed_table=table)
+
+
+def drop_layers(config: Config, layers: Layers) -> None:
+    """Drop a deployment's serving views and purge its speed, batch and raw tables: for the tests and
+    benches that deploy layers of their own (never the platform's, whose tables hold history)."""
+    if not layers.suffix or layers.events_table == Layers.events_table:
+        raise EngineError(f"drop_layers refuses layers that share the platform's tables: {layers}; give them "
+                          "a suffix and an events table of their own")
+    catalog = load_catalog(config)
+    for view in lambda_views():
+        serving.drop(config, layers.serving(view))
+        if catalog.table_exists(layers.speed(view)):
+            catalog.purge_table(layers.speed(view))
+    for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):
+        if catalog.table_exists(table):
+            catalog.purge_table(table)
 
 
 def run_once(config: Config, layers: Layers, views: list[str] | None = None) -> dict[str, str | None]:
@@ -259,7 +273,7 @@ def expire_by_name(config: Config, params: dict[str, object], view_name: str) ->
 
 
 def recompute_by_name(config: Config, params: dict[str, object], view_name: str,
-                      chosen: dict[str, object]) -> str | None:
+                      chosen: dict[str, object], airflow_run_id: str | None = None) -> str | None:
     view = _lambda_view(view_name)
     boundary = Boundary(datetime.fromisoformat(str(chosen["moment"])), int(chosen["snapshot"]))  # type: ignore[arg-type]
-    return recompute_view(config, layers_from(config, params), view, boundary)
+    return recompute_view(config, layers_from(config, params), view, boundary, airflow_run_id)

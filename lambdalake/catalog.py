@@ -7,8 +7,6 @@ catalog's own tables; :func:`ensure_catalog` does, through pyiceberg, before Tri
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from lambdalake.config import Config
@@ -57,28 +55,3 @@ def flink_catalog_ddl(config: Config) -> str:
         f"'jdbc.password'='{pg.password}', "
         f"'warehouse'='{warehouse_uri(config)}')"
     )
-
-
-@contextmanager
-def serving_lock(config: Config, serving_view: str) -> Iterator[None]:
-    """Hold a PostgreSQL advisory lock named after a serving view, in the catalog's database.
-
-    Whoever replaces serving.<view> (a batch run's swap, a reprocessing switch) decides what to
-    replace it with while holding it, so neither can undo the other.
-    """
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    pg = config.postgres
-    engine = create_engine(f"postgresql+psycopg2://{pg.user}:{pg.password}@{config.host}:{pg.port}/"
-                           f"{pg.catalog_database}", poolclass=NullPool)
-    try:
-        with engine.connect() as connection:
-            key = {"key": f"lambdalake {serving_view}"}
-            connection.execute(text("select pg_advisory_lock(hashtext(:key))"), key)
-            try:
-                yield
-            finally:
-                connection.execute(text("select pg_advisory_unlock(hashtext(:key))"), key)
-    finally:
-        engine.dispose()

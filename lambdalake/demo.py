@@ -106,7 +106,8 @@ def run_demo(config: Config, say: Callable[[str], None]) -> None:
 
 
 def batch_demo(config: Config, say: Callable[[str], None], timeout: float = 300) -> None:
-    from lambdalake.batch import Layers, current_boundary, ensure_serving, served
+    from lambdalake import serving
+    from lambdalake.batch import Layers, ensure_serving
     from lambdalake.engines.airflow import Airflow, AirflowApi
     from lambdalake.views import load_views
 
@@ -119,12 +120,15 @@ def batch_demo(config: Config, say: Callable[[str], None], timeout: float = 300)
     if api.wait("batch_recompute", run_id, timeout=timeout) != "success":
         raise EngineError(f"batch_recompute run {run_id} failed; see its logs in the Airflow UI")
     view = next(v for v in load_views() if v.name == "events_per_type")
-    boundary = current_boundary(config, layers, view)
-    parts = served(config, layers, view)
-    say(f"serving.events_per_type = batch below B={boundary:%Y-%m-%d %H:%M} UTC + speed from B on:")
+    live = serving.live(config, layers.serving(view))
+    if live is None or live.boundary is None:
+        raise EngineError(f"batch_recompute run {run_id} succeeded but swapped no batch table in; see its logs")
+    boundary = live.boundary
+    say(f"serving.events_per_type = batch below B={boundary:%Y-%m-%d %H:%M} UTC + speed from B on "
+        f"(the state store's record: lambdalake_serving, step {live.step_id}):")
     _, rows = run_query(config, f"""
-        with batch as (select event_type, sum(events) as n from {parts.batch_table(boundary)} group by 1),
-        speed as (select event_type, sum(events) as n from {parts.speed_table}
+        with batch as (select event_type, sum(events) as n from {live.batch_table} group by 1),
+        speed as (select event_type, sum(events) as n from {live.speed_table}
                   where ingest_bucket >= timestamp '{boundary:%Y-%m-%d %H:%M:%S} UTC' group by 1),
         serving as (select event_type, sum(events) as n from {layers.serving(view)} group by 1)
         select s.event_type, coalesce(b.n, 0), coalesce(p.n, 0), s.n

@@ -32,16 +32,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from lambdalake import jobs, names, offsets
-from lambdalake.catalog import serving_lock
+from lambdalake import jobs, names, offsets, serving
 from lambdalake.config import Config
-from lambdalake.derive import serving_view_sql, speed_fields, speed_partition_by
+from lambdalake.derive import speed_fields, speed_partition_by
 from lambdalake.errors import EngineError
 from lambdalake.query import run_query
 from lambdalake.speed import SPEED_JOB, SPEED_JOB_PROPERTY, SpeedTarget, job_args, restart, resume
 from lambdalake.tables import build_schema, create_if_missing
-from lambdalake.versions import (DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table, live_version, pinned_definition,
-                                 pinned_view,
+from lambdalake.serving import live_version
+from lambdalake.versions import (DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table, pinned_definition, pinned_view,
                                  table_versions, version_job, version_table)
 from lambdalake.views import View, ViewError, find_view, parse_view
 
@@ -172,15 +171,15 @@ def switch(config: Config, version: Version) -> None:
     Called once the job has caught up: its committed offsets are then near the end of the log,
     but the rows of the last records it read are appended once the watermark (moved on by the
     heartbeats) closes their ingest-time window, and committed at the next checkpoint, so wait
-    that long first. The serving lock keeps
-    a batch run from swapping the old version back in meanwhile.
+    that long first. The serving lock keeps a batch run from swapping the old version back in
+    meanwhile; the state store records the switch (lambdalake.serving).
     """
     time.sleep(config.speed.window_seconds + config.kafka.heartbeat_seconds + config.kafka.watermark_delay_seconds
                + config.flink.checkpoint_seconds)
-    serving = f"serving.{version.view.name}"
-    with serving_lock(config, serving):
-        run_query(config, serving_view_sql(version.view, config.iceberg.catalog_name, serving, version.table,
-                                           None, None))
+    serving_view = f"serving.{version.view.name}"
+    with serving.lock(config, serving_view):
+        serving.publish(config, version.view, serving_view, kind="switch", speed_table=version.table,
+                        version=version.number)
 
 
 def _set_property(config: Config, table_name: str, key: str, value: str) -> None:
@@ -239,7 +238,6 @@ def drop_retired(config: Config, view_name: str, grace_seconds: int) -> list[str
 
     Returns the tables still in their grace period.
     """
-    from lambdalake.batch import batch_tables
     from lambdalake.catalog import load_catalog
 
     catalog = load_catalog(config)
@@ -256,8 +254,8 @@ def drop_retired(config: Config, view_name: str, grace_seconds: int) -> list[str
         if age < grace_seconds:
             waiting.append(table)
             continue
-        for dropped in [*batch_tables(config, table.split(".", 1)[1]), table]:
-            run_query(config, f"drop table if exists {dropped}")
+        serving.drop_batch_tables(config, f"serving.{view_name}", speed_table=table)
+        run_query(config, f"drop table if exists {table}")
     return waiting
 
 

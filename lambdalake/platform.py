@@ -68,7 +68,10 @@ def up(config: Config, progress: Progress) -> None:
     # the jobs that ran before `down` (or a crash): the keeper program restores them too, but `up`
     # returns only once they are back
     from lambdalake.keeper import reconcile
+    from lambdalake.serving import reconcile_all
 
+    for name in reconcile_all(config):  # a serving step a crash left pending
+        progress(f"{name}: finished the step a crash left pending")
     reconcile(config, progress)
 
 

@@ -19,7 +19,8 @@ from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.derive import speed_fields, speed_partition_by
 from lambdalake.query import run_query
 from lambdalake.tables import build_schema, create_if_missing
-from lambdalake.versions import DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table, live_version
+from lambdalake.serving import live_version
+from lambdalake.versions import DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table
 from lambdalake.views import View, lambda_views
 
 SPEED_JOB = PROJECT_ROOT / "flink_jobs" / "speed.py"

@@ -1,11 +1,22 @@
 """The platform's own state, in the catalog's PostgreSQL: what it runs and what it watches.
 
-One module writes it. Two tables so far:
+One module writes it:
 - `lambdalake_jobs`: every streaming job the platform expects to run (ingest, the shared speed
   job, each live version), with what it takes to submit it again and where its state is;
   lambdalake.keeper brings back each one that is missing.
 - `lambdalake_watched_topics`: the topics platform jobs read, which get heartbeats
   (lambdalake.heartbeat).
+- `lambdalake_serving`: what each `serving.<view>` answers from now: the version, the speed
+  table, the batch table and its boundary B, the master dataset's snapshot B was computed from.
+- `lambdalake_serving_steps`: the history behind it, one row per step that replaced a serving
+  view (created, a batch run's swap, a reprocessing switch): when it started and went live, B
+  before and after, rows written, seconds, the Airflow run. lambdalake.serving writes a step as
+  pending, replaces the view, then marks it live.
+
+Why PostgreSQL and not an Iceberg `meta` schema: a step's state changes three times in seconds
+and must be read under the same advisory lock that orders the swaps (lambdalake.serving.lock);
+row updates in a transaction are what PostgreSQL does, where each Iceberg write is a snapshot.
+`lambdalake serving` and `lambdalake serving history VIEW` print them (`--json` too).
 
 Nothing here is parsed out of names: a job is found by the name it was submitted under, and its
 restore point is the savepoint or retained checkpoint recorded or found for its last job id.
@@ -14,7 +25,8 @@ restore point is the savepoint or retained checkpoint recorded or found for its 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from lambdalake.config import Config
@@ -35,11 +47,48 @@ create table if not exists lambdalake_jobs (
     job_id text not null,
     -- set by `lambdalake down` (stop with a savepoint); the next submission starts from it
     savepoint text,
-    -- the job id whose checkpoint the latest submission was restored from (removed once the new
-    -- job has a checkpoint of its own)
+    -- what the latest submission was restored from: a Flink job id (its retained checkpoint) or
+    -- the location of the savepoint `down` took; deleted once the new job has a checkpoint of its own
     restored_from text,
     restores int not null default 0,
     submitted_at timestamptz not null default now()
+);
+create table if not exists lambdalake_serving_steps (
+    id bigserial primary key,
+    serving_view text not null,
+    -- create: the speed layer alone; batch: a batch run's swap; switch: a reprocessed version goes live
+    kind text not null check (kind in ('create', 'batch', 'switch')),
+    -- pending until the view is replaced, then live (it stays live in the history once superseded)
+    status text not null check (status in ('pending', 'live')),
+    view_name text not null,
+    -- the reprocessed version it reads; null for the view's base
+    version int,
+    speed_table text not null,
+    batch_table text,
+    boundary_before timestamptz,
+    boundary timestamptz,
+    events_snapshot bigint,
+    rows_written bigint,
+    airflow_run_id text,
+    -- the statement that replaces the view: what a pending step re-runs
+    sql text not null,
+    started_at timestamptz not null,
+    live_at timestamptz,
+    seconds double precision,
+    -- when its batch table was dropped (a later run, or its version's retirement)
+    dropped_at timestamptz
+);
+create index if not exists lambdalake_serving_steps_view on lambdalake_serving_steps (serving_view, id);
+create table if not exists lambdalake_serving (
+    serving_view text primary key,
+    step_id bigint not null references lambdalake_serving_steps (id),
+    view_name text not null,
+    version int,
+    speed_table text not null,
+    batch_table text,
+    boundary timestamptz,
+    events_snapshot bigint,
+    live_since timestamptz not null
 );
 """
 
@@ -143,3 +192,105 @@ def expected_jobs(config: Config, *, all_jobs: bool = False) -> list[ExpectedJob
     with connect(config) as connection:
         where = "" if all_jobs else "where expected"
         return [_job(row) for row in connection.execute(f"select {_COLUMNS} from lambdalake_jobs {where} order by name")]
+
+
+# --- serving views ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Step:
+    """One replacement of a serving view (lambdalake_serving_steps)."""
+
+    id: int
+    serving_view: str
+    kind: str
+    status: str
+    view_name: str
+    version: int | None
+    speed_table: str
+    batch_table: str | None
+    boundary_before: datetime | None
+    boundary: datetime | None
+    events_snapshot: int | None
+    rows_written: int | None
+    airflow_run_id: str | None
+    sql: str
+    started_at: datetime
+    live_at: datetime | None
+    seconds: float | None
+    dropped_at: datetime | None
+
+
+_STEP_COLUMNS = ", ".join(f.name for f in fields(Step))
+
+
+def begin_step(config: Config, serving_view: str, kind: str, view_name: str, version: int | None, speed_table: str,
+               batch_table: str | None, boundary: datetime | None, events_snapshot: int | None,
+               rows_written: int | None, airflow_run_id: str | None, sql: str, started_at: datetime) -> Step:
+    """Record a step as pending, before the view is replaced; B before is what is live now."""
+    with connect(config) as connection:
+        row = connection.execute(
+            "insert into lambdalake_serving_steps (serving_view, kind, status, view_name, version, speed_table, "
+            "batch_table, boundary_before, boundary, events_snapshot, rows_written, airflow_run_id, sql, started_at) "
+            "values (%s, %s, 'pending', %s, %s, %s, %s, "
+            "(select boundary from lambdalake_serving where serving_view = %s), %s, %s, %s, %s, %s, %s) "
+            f"returning {_STEP_COLUMNS}",
+            (serving_view, kind, view_name, version, speed_table, batch_table, serving_view, boundary,
+             events_snapshot, rows_written, airflow_run_id, sql, started_at)).fetchone()
+        return Step(*row)
+
+
+def step_live(config: Config, step_id: int) -> None:
+    """The view was replaced by the step's statement: mark it live and make it what the view serves, at once."""
+    with connect(config) as connection, connection.transaction():
+        connection.execute("update lambdalake_serving_steps set status = 'live', live_at = now(), "
+                           "seconds = extract(epoch from now() - started_at) where id = %s", (step_id,))
+        connection.execute(
+            "insert into lambdalake_serving (serving_view, step_id, view_name, version, speed_table, batch_table, "
+            "boundary, events_snapshot, live_since) "
+            "select serving_view, id, view_name, version, speed_table, batch_table, boundary, events_snapshot, live_at "
+            "from lambdalake_serving_steps where id = %s "
+            "on conflict (serving_view) do update set step_id = excluded.step_id, view_name = excluded.view_name, "
+            "version = excluded.version, speed_table = excluded.speed_table, batch_table = excluded.batch_table, "
+            "boundary = excluded.boundary, events_snapshot = excluded.events_snapshot, "
+            "live_since = excluded.live_since", (step_id,))
+
+
+def live_step(config: Config, serving_view: str) -> Step | None:
+    """The step serving_view answers from now; None before it was first created."""
+    with connect(config) as connection:
+        row = connection.execute(
+            f"select {', '.join('s.' + f.name for f in fields(Step))} from lambdalake_serving v "
+            "join lambdalake_serving_steps s on s.id = v.step_id where v.serving_view = %s",
+            (serving_view,)).fetchone()
+        return None if row is None else Step(*row)
+
+
+def live_steps(config: Config) -> list[Step]:
+    """The step each serving view answers from now, by view."""
+    with connect(config) as connection:
+        return [Step(*row) for row in connection.execute(
+            f"select {', '.join('s.' + f.name for f in fields(Step))} from lambdalake_serving v "
+            "join lambdalake_serving_steps s on s.id = v.step_id order by v.serving_view")]
+
+
+def steps(config: Config, serving_view: str, *, status: str | None = None) -> list[Step]:
+    """The view's steps, newest first (only those with the status, if given)."""
+    with connect(config) as connection:
+        where, args = "serving_view = %s", [serving_view]
+        if status is not None:
+            where += " and status = %s"
+            args.append(status)
+        return [Step(*row) for row in connection.execute(
+            f"select {_STEP_COLUMNS} from lambdalake_serving_steps where {where} order by id desc", args)]
+
+
+def batch_table_dropped(config: Config, step_id: int) -> None:
+    with connect(config) as connection:
+        connection.execute("update lambdalake_serving_steps set dropped_at = now() where id = %s", (step_id,))
+
+
+def forget_serving(config: Config, serving_view: str) -> None:
+    """The view was dropped (a test's or a bench's): its state and history go with it."""
+    with connect(config) as connection, connection.transaction():
+        connection.execute("delete from lambdalake_serving where serving_view = %s", (serving_view,))
+        connection.execute("delete from lambdalake_serving_steps where serving_view = %s", (serving_view,))

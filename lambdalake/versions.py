@@ -1,4 +1,5 @@
-"""Versions of a view: the table and job each one has, which one serving reads, the logic each runs.
+"""Versions of a view: the table and job each one has, and the logic each runs (which one serving
+reads is in the state store: lambdalake.serving.live_version).
 
 A view's first deployment is its *base*: for a lambda view, `speed.<view>`, written by the shared
 speed job. Reprocessing (lambdalake.kappa) replays the log into version N of the view:
@@ -41,17 +42,6 @@ def table_versions(config: Config, view_name: str) -> list[int]:
     _, rows = run_query(config, "show tables from speed")
     pattern = re.compile(rf"{re.escape(view_name)}__v(\d+)")
     return sorted(int(m[1]) for (name,) in rows if (m := pattern.fullmatch(name)))
-
-
-def live_version(config: Config, view_name: str) -> int | None:
-    """The reprocessed version serving.<view> reads now (from the view's own SQL), else None."""
-    _, rows = run_query(config, "select view_definition from information_schema.views "
-                                "where table_schema = 'serving' and table_name = ?", [view_name])
-    if not rows:
-        return None
-    # the table as serving_view_sql quotes it, or as a hand-written view may name it
-    match = re.search(rf'"?speed"?\."?{re.escape(view_name)}__v(\d+)\b', rows[0][0], re.IGNORECASE)
-    return int(match[1]) if match else None
 
 
 def pinned_definition(config: Config, table: str) -> dict[str, Any] | None:

@@ -20,9 +20,10 @@ import psutil
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lambdalake.batch import Layers, current_boundary, ensure_serving
-from lambdalake.catalog import load_catalog
+from lambdalake import serving, state
+from lambdalake.batch import Layers, current_boundary, drop_layers, ensure_serving
 from lambdalake.config import Config
+from lambdalake.derive import serving_view_sql
 from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.generator import EventGenerator, Faults, Record
 from lambdalake.ingest import IngestTarget
@@ -59,21 +60,6 @@ def layers(config: Config) -> Iterator[Layers]:
         cancel(config, job)
     admin.delete_topics([layers.topic])[layers.topic].result(30)
     drop_layers(config, layers)
-
-
-def drop_layers(config: Config, layers: Layers) -> None:
-    """Drop a test's serving views and purge its speed, batch and raw tables."""
-    catalog = load_catalog(config)
-    _, rows = run_query(config, "show tables from batch")
-    for view in lambda_views():
-        run_query(config, f"drop view if exists {layers.serving(view)}")
-        batch_tables = [f"batch.{name}" for (name,) in rows if name.startswith(f"{view.name}{layers.suffix}__b")]
-        for table in [layers.speed(view), *batch_tables]:
-            if catalog.table_exists(table):
-                catalog.purge_table(table)
-    for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):
-        if catalog.table_exists(table):
-            catalog.purge_table(table)
 
 
 def serving_totals(config: Config, layers: Layers) -> dict[str, dict[tuple, tuple]]:
@@ -128,11 +114,12 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
 
     stream = Stream(config, layers.topic, EventGenerator(seed=33, faults=FAULTS).records(), rate=120)
     stream.start()
-    checks, boundaries = 0, []
+    checks, boundaries, run_ids = 0, [], []
     try:
         for _ in range(3):
             time.sleep(20)  # let the master dataset move past a new minute
             run_id = api.trigger(DAG_ID, conf(layers))
+            run_ids.append(run_id)
 
             def check() -> None:  # around the swap, as often as the query allows
                 nonlocal checks
@@ -155,6 +142,31 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
     SENT_BY_TEST[layers.topic] = list(stream.sent)
     wait_for_serving(config, layers, truth(stream.sent))
     assert_speed_rows_expired(config, layers)
+    assert_history_recorded(config, layers, run_ids, boundaries)
+
+
+def assert_history_recorded(config: Config, layers: Layers, run_ids: list[str], boundaries: list) -> None:  # type: ignore[type-arg]
+    """The state store holds every swap: one live step per run and view, with its Airflow run, B
+    before and after, the rows written and the seconds it took; what it says is live is the table
+    Trino finds in the view, and every batch table it says was dropped is gone."""
+    for view in lambda_views():
+        steps = serving.batch_steps(config, layers.serving(view))
+        assert [s.airflow_run_id for s in reversed(steps)] == run_ids, steps
+        assert all(s.status == "live" and s.rows_written and s.seconds is not None for s in steps), steps
+        assert [s.boundary for s in reversed(steps)] == sorted(s.boundary for s in steps)
+        assert all(newer.boundary_before == older.boundary for newer, older in zip(steps, steps[1:])), steps
+        live = serving.live(config, layers.serving(view))
+        assert live is not None and live.step_id == steps[0].id and live.boundary == boundaries[-1]
+        _, [[definition]] = run_query(config, "select view_definition from information_schema.views where "
+                                              "table_schema = 'serving' and table_name = ?",
+                                      [layers.serving(view).split(".")[1]])
+        assert live.batch_table.split(".")[1] in definition  # type: ignore[union-attr]
+        dropped = [s.batch_table for s in steps if s.dropped_at is not None]
+        assert len(dropped) == len(steps) - 2, steps  # the live table and the one before it are kept
+        for table in dropped:
+            _, found = run_query(config, "select 1 from information_schema.tables where table_schema = 'batch' "
+                                         "and table_name = ?", [table.split(".")[1]])  # type: ignore[union-attr]
+            assert not found, f"{table} is recorded as dropped but exists"
 
 
 def assert_speed_rows_expired(config: Config, layers: Layers) -> None:
@@ -226,3 +238,33 @@ def test_a_batch_task_killed_midway_leaves_serving_exact_and_the_run_completes(
     # and the next run succeeds, with serving still exact
     assert api.wait(DAG_ID, api.trigger(DAG_ID, conf(layers))) == "success"
     assert serving_totals(config, layers) == expected
+
+
+def test_a_step_a_crash_left_pending_is_rolled_forward_by_up(config: Config, layers: Layers) -> None:
+    """What a batch run leaves when it dies between recording its step and marking it live: `up`
+    (serving.reconcile_all) runs the step's statement again and marks it live, and the store then
+    says what Trino serves."""
+    view = lambda_views()[0]
+    name = layers.serving(view)
+    before = serving.live(config, name)
+    assert before is not None and before.batch_table is not None, "the earlier tests ran no batch run"
+    older = next(s for s in serving.batch_steps(config, name) if s.batch_table != before.batch_table)
+    # the step of a run that recomputed at the previous B, recorded and then killed before its swap
+    sql = serving_view_sql(view, config.iceberg.catalog_name, name, older.speed_table, older.batch_table,
+                                   older.boundary.strftime(serving.BOUNDARY_FORMAT))  # type: ignore[union-attr]
+    pending = state.begin_step(config, name, "batch", view.name, None, older.speed_table, older.batch_table,
+                                       older.boundary, older.events_snapshot, older.rows_written, "killed-run", sql,
+                                       older.started_at)
+    assert serving.live(config, name) == before  # the store still says what serving answers
+    assert serving.reconcile_all(config) == [name]
+    after = serving.live(config, name)
+    assert after is not None and (after.step_id, after.batch_table) == (pending.id, older.batch_table)
+    _, [[definition]] = run_query(config, "select view_definition from information_schema.views where "
+                                          "table_schema = 'serving' and table_name = ?", [name.split(".")[1]])
+    assert older.batch_table.split(".")[1] in definition  # type: ignore[union-attr]
+    assert serving.reconcile_all(config) == []
+    # and back, through the same path a batch run takes
+    with serving.lock(config, name):
+        serving.publish(config, view, name, kind="batch", speed_table=before.speed_table,
+                        batch_table=before.batch_table, boundary=before.boundary,
+                        events_snapshot=before.events_snapshot)

@@ -29,7 +29,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from lambdalake import jobs
-from lambdalake.batch import (Boundary, Layers, choose_boundary, current_boundary, ensure_serving,
+from lambdalake.batch import (Boundary, Layers, choose_boundary, current_boundary, drop_layers, ensure_serving,
                               expire_speed_rows, recompute_view, run_once)
 from lambdalake.config import Config
 from lambdalake.generator import ACCEPTED_KINDS, EventGenerator, Record
@@ -39,7 +39,7 @@ from lambdalake.producer import make_producer
 from lambdalake.speed import SpeedTarget
 from lambdalake.speed import start as start_speed
 from lambdalake.views import lambda_views
-from tests.integration.test_batch import drop_layers, never_above, serving_totals
+from tests.integration.test_batch import never_above, serving_totals
 from tests.integration.test_speed import aggregate, kill_taskmanager
 
 #: short, so that a test can send copies further apart than it

@@ -2,18 +2,18 @@
 JobManager killed, `down` then `up`, and a host restart (every process killed, then `up`).
 
 Events stream with late events, malformed records and copies in other partitions (a retry with a
-null key). After each recovery: the ingest accounting is exact (accepted + rejected = produced,
-each position once) and every serving view equals the truth computed here from what Kafka
-acknowledged (tests.integration.test_exactness.Log). `lambdalake status` names a missing job and
+null key). Besides ingest and the shared speed job, a kappa view of the test's own has been
+reprocessed, so its serving view reads a version table that its own version job keeps up to date.
+After each recovery: the ingest accounting is exact (accepted + rejected = produced, each position
+once) and every serving view, the reprocessed one included, equals the truth computed here from
+what Kafka acknowledged (tests.integration.test_exactness.Log). `lambdalake status` names a missing job and
 exits non-zero while it is missing.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -26,23 +26,25 @@ from itertools import islice
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lambdalake import jobs
-from lambdalake.batch import Layers, ensure_serving, run_once
+from lambdalake import jobs, serving
+from lambdalake.batch import Layers, drop_layers, ensure_serving, run_once
 from lambdalake.config import Config
 from lambdalake.engines.flink import Flink
 from lambdalake.generator import EventGenerator, Faults, Record
 from lambdalake.ingest import IngestTarget
 from lambdalake.ingest import start as start_ingest
+from lambdalake.kappa import reprocess, version_job
 from lambdalake.query import run_query
 from lambdalake.speed import SpeedTarget
 from lambdalake.speed import start as start_speed
 from lambdalake.supervisor import Supervisor
 from tests.integration.test_exactness import Log, Watch
-from tests.integration.test_batch import drop_layers, serving_totals
+from tests.integration.test_batch import serving_totals
+from tests.integration.test_kappa import KappaView, above
+from tests.integration.test_kappa import serving as kappa_serving
 
 LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
 FAULTS = Faults(late_fraction=0.1, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
@@ -84,6 +86,8 @@ class Pipeline:
     ingest: IngestTarget
     speed: SpeedTarget
     layers: Layers
+    #: reprocessed: counts events per minute and type, as events_per_type does, from its version table
+    kappa: KappaView
     log: Log
     stream: Stream
     watch: Watch
@@ -102,16 +106,22 @@ def pipeline(config: Config) -> Iterator[Pipeline]:
     start_ingest(config, ingest)
     start_speed(config, speed)
     ensure_serving(config, layers)
+    kappa = KappaView(f"test_restart_kappa_{suffix}", topic)
+    kappa.define(1)
+    reprocess(config, kappa.name, 1, print, topic=topic, grace_seconds=0)
     log = Log(config, topic, config.dedup.horizon_seconds)
     stream, watch = Stream(log), Watch(config, layers, log)
     stream.start()
     stream.resume()
     watch.start()
-    yield Pipeline(config, ingest, speed, layers, log, stream, watch)
+    yield Pipeline(config, ingest, speed, layers, kappa, log, stream, watch)
     stream.stopping.set()
     watch.stopping.set()
-    for job in (ingest.job_name, speed.job_name):
+    kappa.path.unlink(missing_ok=True)
+    for job in (ingest.job_name, speed.job_name, version_job(kappa.name, 1)):
         jobs.cancel(config, job)
+    serving.drop(config, f"serving.{kappa.name}")
+    run_query(config, f"drop table if exists speed.{kappa.name}__v1")
     admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
     admin.delete_topics([topic])[topic].result(30)
     drop_layers(config, layers)
@@ -127,15 +137,17 @@ def job_entry(report: list[dict], name: str) -> dict | None:  # type: ignore[typ
 
 
 def assert_recovered(pipeline: Pipeline, timeout: float = 240) -> None:
-    """Both jobs run again; then, with the stream paused, the master dataset holds every record once
-    and serving equals the truth; never above it meanwhile. The stream resumes afterwards."""
+    """Every job runs again; then, with the stream paused, the master dataset holds every record
+    once and serving (the reprocessed view's too) equals the truth; never above it meanwhile. The
+    stream resumes afterwards."""
     config, log = pipeline.config, pipeline.log
     started = time.monotonic()
     deadline = started + timeout
-    while not running(config, pipeline.ingest.job_name, pipeline.speed.job_name):
+    job_names = (pipeline.ingest.job_name, pipeline.speed.job_name, version_job(pipeline.kappa.name, 1))
+    while not running(config, *job_names):
         assert time.monotonic() < deadline, "the jobs were not brought back"
         time.sleep(2)
-    print(f"both jobs running {time.monotonic() - started:.0f}s after the check began")
+    print(f"every job running {time.monotonic() - started:.0f}s after the check began")
     pipeline.stream.pause()
     sql = f"""
         with positions as (
@@ -151,6 +163,13 @@ def assert_recovered(pipeline: Pipeline, timeout: float = 240) -> None:
     while serving_totals(config, pipeline.layers) != log.truth():
         assert time.monotonic() < deadline, "serving never equalled the truth after the recovery"
         time.sleep(2)
+    # the reprocessed view counts what events_per_type counts, from its own job and version table
+    expected = log.truth()["events_per_type"]
+    while (answer := kappa_serving(config, pipeline.kappa)) != (1, expected):
+        assert not above(answer[1], expected), above(answer[1], expected)[:5]
+        assert time.monotonic() < deadline, (f"serving.{pipeline.kappa.name} never equalled the truth after the "
+                                             f"recovery: {len(answer[1])} buckets, {len(expected)} expected")
+        time.sleep(2)
     assert not pipeline.watch.wrong, pipeline.watch.wrong[:5]
     pipeline.stream.resume()
 
@@ -162,15 +181,6 @@ def running(config: Config, *names: str) -> bool:
     except httpx.HTTPError:
         return False
     return all(states.get(name) == "RUNNING" for name in names)
-
-
-def kill_group(config: Config, main_class: str) -> None:
-    """SIGKILL the process group of the platform's process running main_class, as a lost host would."""
-    for proc in Supervisor(config).leftovers():
-        if any(main_class in part for part in proc.cmdline()):
-            os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
-            return
-    raise AssertionError(f"no process runs {main_class}")
 
 
 def test_status_names_a_missing_job_and_the_keeper_brings_it_back(pipeline: Pipeline) -> None:
@@ -194,7 +204,7 @@ def test_status_names_a_missing_job_and_the_keeper_brings_it_back(pipeline: Pipe
 
 def test_a_killed_jobmanager_comes_back_with_every_job(pipeline: Pipeline) -> None:
     time.sleep(8)
-    kill_group(pipeline.config, "StandaloneSessionClusterEntrypoint")
+    assert Supervisor(pipeline.config).crash("StandaloneSessionClusterEntrypoint") == 1
     assert_recovered(pipeline)
     # and the batch layer takes over below a new B, exactly
     pipeline.stream.pause()
@@ -217,24 +227,23 @@ def test_down_then_up_resumes_every_job_from_its_savepoint(pipeline: Pipeline) -
     assert up.returncode == 0, up.stdout + up.stderr
     pipeline.stream.resume()
     assert_recovered(pipeline)
-    for name in (pipeline.ingest.job_name, pipeline.speed.job_name):  # each from the savepoint `down` took
+    for name in (pipeline.ingest.job_name, pipeline.speed.job_name, version_job(pipeline.kappa.name, 1)):
+        # each from the savepoint `down` took
         job_id = jobs.live_jobs(pipeline.config, name)[0]
         restored = httpx.get(f"{Flink(pipeline.config).rest_url}/jobs/{job_id}/checkpoints",
                              timeout=10).json()["latest"]["restored"]
         assert restored["external_path"] == savepoints[name], (restored, savepoints)
+    # once each restored job has a checkpoint of its own, the keeper deletes the savepoints
+    deadline = time.monotonic() + 60
+    while left := [p for p in savepoints.values() if Path(p.removeprefix("file:")).exists()]:
+        assert time.monotonic() < deadline, f"down's savepoints were never deleted: {left}"
+        time.sleep(2)
 
 
 def test_a_host_restart_resumes_every_job_from_its_latest_checkpoint(pipeline: Pipeline) -> None:
     time.sleep(8)
     pipeline.stream.pause()
-    # every process of the platform at once, with its process group (children of children too)
-    procs = Supervisor(pipeline.config).leftovers()
-    for group in {os.getpgid(p.pid) for p in procs if p.is_running()} - {os.getpgid(0)}:
-        try:
-            os.killpg(group, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    psutil.wait_procs(procs, timeout=30)
+    assert Supervisor(pipeline.config).crash() > 0  # every process of the platform at once
     assert Supervisor(pipeline.config).leftovers() == [], "a process of the platform survived"
     up = subprocess.run([LAMBDALAKE, "up"], capture_output=True, text=True, timeout=900)
     assert up.returncode == 0, up.stdout + up.stderr
