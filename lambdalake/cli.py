@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from lambdalake.config import Config, load_config
-from lambdalake.errors import LambdalakeError
+from lambdalake.errors import LambdalakeError, SetupError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -88,6 +88,20 @@ def query(sql: Annotated[str, typer.Argument(help="One SQL statement, run by Tri
     say("\t".join(columns))
     for row in rows:
         say("\t".join("" if v is None else str(v) for v in row))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def trino(context: typer.Context) -> None:
+    """Open the Trino CLI on catalog `lake` (extra arguments go to it, e.g. --execute "select 1")."""
+    import os
+
+    from lambdalake.engines.trino import Trino
+
+    engine = Trino(_config())
+    if not engine.cli_jar.exists():
+        raise SetupError(f"the Trino CLI is not at {engine.cli_jar}: run `lambdalake setup`")
+    command = engine.cli_command(*context.args)
+    os.execv(command[0], command)
 
 
 @app.command("flink-sql")
@@ -295,6 +309,66 @@ def kappa_versions(
         retired = f", retired {s.retired_at}" if s.retired_at else ""
         say(f"{s.view} v{s.version} ({s.table}): {'LIVE' if s.live else 'not live'}, job {s.job} {s.job_state}, "
             f"lag {lag}{retired}")
+
+
+serving_commands = typer.Typer(help="The serving layer's state: what each serving view answers from, and its history.")
+app.add_typer(serving_commands, name="serving")
+
+
+def _step_line(step) -> str:  # type: ignore[no-untyped-def]
+    version = "base" if step.version is None else f"v{step.version}"
+    parts = [f"step {step.id} {step.kind} {step.status}", f"{version} {step.speed_table}"]
+    if step.batch_table:
+        parts.append(f"{step.batch_table} below B={step.boundary:%Y-%m-%d %H:%M} UTC (was "
+                     f"{'-' if step.boundary_before is None else format(step.boundary_before, '%Y-%m-%d %H:%M')})")
+    if step.rows_written is not None:
+        parts.append(f"{step.rows_written} rows")
+    if step.live_at is not None:
+        parts.append(f"live {step.live_at:%Y-%m-%d %H:%M:%S} after {step.seconds:.1f}s")
+    if step.airflow_run_id:
+        parts.append(f"run {step.airflow_run_id}")
+    return ", ".join(parts)
+
+
+def _step_json(step) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    from dataclasses import asdict
+
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(step).items() if k != "sql"}
+
+
+@serving_commands.callback(invoke_without_command=True)
+def serving_state(context: typer.Context,
+                  as_json: Annotated[bool, typer.Option("--json", help="JSON instead of lines.")] = False) -> None:
+    """What each serving view answers from now (from the state store)."""
+    if context.invoked_subcommand is not None:
+        return
+    from lambdalake.state import live_steps
+
+    found = live_steps(_config())
+    if as_json:
+        say(json.dumps([_step_json(step) for step in found], indent=2))
+        return
+    if not found:
+        say("no serving view yet: `lambdalake speed start`, or a batch run, creates them")
+    for step in found:
+        say(f"{step.serving_view}: {_step_line(step)}")
+
+
+@serving_commands.command("history")
+def serving_history(
+        view: Annotated[str, typer.Argument(help="A view, e.g. events_per_type (its serving.<view>).")],
+        as_json: Annotated[bool, typer.Option("--json", help="JSON instead of lines.")] = False,
+) -> None:
+    """Every step that replaced serving.<view>, newest first: batch swaps, switches, B before and after."""
+    from lambdalake.names import view_name
+    from lambdalake.state import steps
+
+    found = steps(_config(), f"serving.{view_name(view)}")
+    if as_json:
+        say(json.dumps([_step_json(step) for step in found], indent=2))
+        return
+    for step in found:
+        say(_step_line(step))
 
 
 views = typer.Typer(help="The view definitions in views/ and their SQL.")

@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lambdalake.config import Config
 from lambdalake.errors import QueryError
 
 
+def attribution() -> tuple[str, list[str]]:
+    """Who is asking, for Trino's UI and its query history: the source and client tags of this
+    process's queries. An Airflow task is named by its DAG, task and run (Airflow puts them in the
+    task's environment); anything else by the `lambdalake` verb or the program that runs."""
+    dag, task = os.environ.get("AIRFLOW_CTX_DAG_ID"), os.environ.get("AIRFLOW_CTX_TASK_ID")
+    if dag and task:
+        run = os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", "")
+        return f"lambdalake-airflow {dag}.{task}", [f"dag={dag}", f"task={task}", f"run={run}"]
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if program == "lambdalake":
+        words = []
+        for arg in sys.argv[1:3]:  # the verb, and its subcommand if it has one; never a SQL argument
+            if not re.fullmatch(r"[a-z][a-z-]{0,30}", arg):
+                break
+            words.append(arg)
+        verb = " ".join(words)
+        return f"lambdalake-cli {verb}".rstrip(), ["cli", f"verb={verb}"]
+    return f"lambdalake {program}"[:100], [f"program={program}"]
+
+
 def connect(config: Config, schema: str | None = None):  # type: ignore[no-untyped-def]
     import trino
 
+    source, tags = attribution()
     return trino.dbapi.connect(host=config.host, port=config.trino.port, user="lambdalake",
-                               catalog=config.iceberg.catalog_name, schema=schema)
+                               catalog=config.iceberg.catalog_name, schema=schema, source=source, client_tags=tags)
 
 
 def run_query(config: Config, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[list[Any]]]:

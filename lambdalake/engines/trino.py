@@ -54,6 +54,26 @@ class Trino(Engine):
     def endpoint(self) -> str:
         return self.url
 
+    @property
+    def cli_jar(self) -> Path:
+        return engines_dir(self.config) / "trino-clients" / "trino-cli-executable.jar"
+
+    @property
+    def jdbc_jar(self) -> Path:
+        return engines_dir(self.config) / "trino-clients" / "trino-jdbc.jar"
+
+    @property
+    def jdbc_url(self) -> str:
+        return f"jdbc:trino://{self.config.host}:{self.config.trino.port}/{self.config.iceberg.catalog_name}"
+
+    def cli_command(self, *args: str) -> list[str]:
+        """The Trino CLI on catalog `lake`, its queries tagged as the CLI's in Trino's UI."""
+        java = jdk24_home(self.config) / "bin" / "java"
+        # the CLI's line editor loads a native library: allowed, so Java does not warn on every start
+        return [str(java), "--enable-native-access=ALL-UNNAMED", "-jar", str(self.cli_jar), f"--server={self.url}",
+                f"--catalog={self.config.iceberg.catalog_name}", "--user=lambdalake", "--source=lambdalake-cli",
+                "--client-tags=cli", *args]
+
     def prepare(self) -> None:
         config, trino = self.config, self.config.trino
         (self.etc_dir / "catalog").mkdir(parents=True, exist_ok=True)

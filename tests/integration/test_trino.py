@@ -1,8 +1,20 @@
+"""Trino as its users reach it: the Python client, the real Trino CLI, the JDBC driver; each query
+names who sent it."""
+
 from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 
 import trino
 
 from lambdalake.config import Config
+from lambdalake.engines.trino import Trino
+from lambdalake.install import jdk24_home
+
+LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
 
 
 def test_select_through_the_python_dbapi(config: Config) -> None:
@@ -18,3 +30,49 @@ def test_lake_catalog_has_every_platform_schema(config: Config) -> None:
     cursor.execute(f"show schemas from {config.iceberg.catalog_name}")
     schemas = {row[0] for row in cursor.fetchall()}
     assert set(config.iceberg.namespaces) <= schemas
+
+
+def test_the_trino_cli_runs_on_the_lake_catalog_and_names_itself(config: Config) -> None:
+    marker = f"cli_{uuid.uuid4().hex[:8]}"
+    sql = f"select count(*) as {marker} from information_schema.schemata where schema_name = 'serving'"
+    out = subprocess.run([LAMBDALAKE, "trino", "--execute", sql], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '"1"', out.stdout  # `serving`, found in catalog `lake` without naming it
+    assert sources_of(config, marker) == ["lambdalake-cli"]
+
+
+def test_the_jdbc_driver_answers_what_dbeaver_would_ask(config: Config, tmp_path: Path) -> None:
+    engine = Trino(config)
+    program = tmp_path / "Ask.java"
+    program.write_text("""
+        import java.sql.*;
+        public class Ask {
+            public static void main(String[] args) throws Exception {
+                try (Connection c = DriverManager.getConnection(args[0], "lambdalake", null);
+                     ResultSet r = c.createStatement().executeQuery("select 6 * 7")) {
+                    r.next();
+                    System.out.println(r.getInt(1) + " " + c.getCatalog());
+                }
+            }
+        }""")
+    java = jdk24_home(config) / "bin" / "java"
+    out = subprocess.run([str(java), "-cp", str(engine.jdbc_jar), str(program), engine.jdbc_url],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["42", config.iceberg.catalog_name]
+
+
+def test_queries_say_which_verb_sent_them(config: Config) -> None:
+    marker = f"verb_{uuid.uuid4().hex[:8]}"
+    out = subprocess.run([LAMBDALAKE, "query", f"select 1 as {marker}"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert sources_of(config, marker) == ["lambdalake-cli query"]
+
+
+def sources_of(config: Config, marker: str) -> list[str]:
+    """The source of each query Trino ran whose text holds marker (this lookup's own aside)."""
+    conn = trino.dbapi.connect(host=config.host, port=config.trino.port, user="test")
+    cursor = conn.cursor()
+    cursor.execute("select source from system.runtime.queries where query like ? and query not like ?",
+                   [f"%{marker}%", "%system.runtime.queries%"])
+    return [row[0] for row in cursor.fetchall()]
