@@ -47,7 +47,10 @@ class Airflow(Engine):
         return str(Path(sys.executable).parent / "airflow")
 
     def programs(self) -> list[Program]:
-        return [Program(name, [self.airflow_bin(), component], self.environment())
+        # the scheduler's log server (for remote workers) binds every interface, whatever the
+        # config says; LocalExecutor tasks write their logs here, where the api-server reads them
+        extra = {"scheduler": ["--skip-serve-logs"]}
+        return [Program(name, [self.airflow_bin(), component, *extra.get(component, [])], self.environment())
                 for name, component in zip(self.program_names, COMPONENTS, strict=True)]
 
     def endpoint(self) -> str:

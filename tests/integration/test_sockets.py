@@ -1,0 +1,102 @@
+"""Nothing the platform runs listens beyond the configured host (127.0.0.1 by default).
+
+Every listening TCP socket of every process the platform started (engines, helpers, their
+children: PyFlink's Python workers, Airflow's task runners) is listed with psutil while jobs run.
+One exception is allowed, and the README's security section names it: the TaskManager's Beam
+gRPC servers, through which it talks to PyFlink's Python workers, on ephemeral ports. Beam builds
+them with `NettyServerBuilder.forPort(port)`, which binds every interface whatever address it
+was given, and Flink has no setting for it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import psutil
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from lambdalake import jobs
+from lambdalake.catalog import load_catalog
+from lambdalake.config import Config
+from lambdalake.engines.flink import Flink
+from lambdalake.ingest import IngestTarget, start
+from lambdalake.supervisor import Supervisor
+from lambdalake.tables import heartbeats_table
+
+TASK_MANAGER = "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"
+
+
+def platform_processes(config: Config) -> dict[int, psutil.Process]:
+    found: dict[int, psutil.Process] = {}
+    for proc in Supervisor(config).leftovers():
+        try:
+            for each in [proc, *proc.children(recursive=True)]:
+                found[each.pid] = each
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def every_task_running(config: Config, job_name: str) -> bool:
+    job_id = jobs.live_job_ids(config).get(job_name)
+    if job_id is None:
+        return False
+    vertices = httpx.get(f"{Flink(config).rest_url}/jobs/{job_id}", timeout=10).json()["vertices"]
+    return all(vertex["status"] == "RUNNING" for vertex in vertices)
+
+
+def binds_host(address: str, host: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip == ipaddress.ip_address(host)
+
+
+@pytest.fixture
+def running_job(config: Config) -> Iterator[str]:
+    """A PyFlink job of the test's own, so that the TaskManager runs Python workers."""
+    suffix = uuid.uuid4().hex[:8]
+    topic = f"test-sockets-{suffix}"
+    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+    target = IngestTarget(topic, f"{topic}-ingest", f"raw.test_sockets_{suffix}", f"raw.test_sockets_rejected_{suffix}",
+                          f"{topic}-ingest")
+    start(config, target)
+    yield target.job_name
+    jobs.cancel(config, target.job_name)
+    admin.delete_topics([topic])[topic].result(30)
+    catalog = load_catalog(config)
+    for table in (target.events_table, target.rejected_table, heartbeats_table(target.events_table)):
+        if catalog.table_exists(table):
+            catalog.purge_table(table)
+
+
+def test_every_listening_socket_binds_the_configured_host(config: Config, running_job: str) -> None:
+    deadline = time.monotonic() + 120
+    while not every_task_running(config, running_job):  # each Python operator starts its worker as it opens
+        assert time.monotonic() < deadline, f"{running_job} never ran"
+        time.sleep(1)
+    time.sleep(10)
+    procs = platform_processes(config)
+    listening, wrong, allowed = [], [], []
+    for connection in psutil.net_connections(kind="inet"):
+        if connection.status != psutil.CONN_LISTEN or connection.pid not in procs:
+            continue
+        proc = procs[connection.pid]
+        try:
+            what = f"{proc.name()} (pid {proc.pid}) on {connection.laddr.ip}:{connection.laddr.port}"
+            task_manager = TASK_MANAGER in proc.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        listening.append(what)
+        if binds_host(connection.laddr.ip, config.host):
+            continue
+        (allowed if task_manager and connection.laddr.port >= 32768 else wrong).append(what)
+    print(f"{len(listening)} listening sockets; the TaskManager's Beam gRPC servers on every interface: {allowed}")
+    assert len(listening) >= 6, listening  # PostgreSQL, Kafka, Flink, Trino, Airflow at least
+    assert not wrong, f"listening beyond {config.host}: {wrong}"
