@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,33 +97,40 @@ def _checkpointed(config: Config, job_id: str) -> bool:
 def reconcile(config: Config, say: Callable[[str], None] = log.info) -> list[str]:
     """One pass: restore every expected job that is not live; tidy restored ones. Returns what it restored.
 
-    Runs under a PostgreSQL advisory lock, so `up` and the keeper program never both restore a job.
+    The missing jobs are submitted at once, each by its own `flink run` client: most of a
+    submission is the client starting and building the job graph, so a JobManager loss with three
+    jobs costs one submission's time, not three. Runs under a PostgreSQL advisory lock, so `up`
+    and the keeper program never both restore a job.
     """
-    restored = []
     with state.connect(config) as lock:
         lock.execute("select pg_advisory_lock(hashtext('lambdalake keeper'))")
         try:
             live = jobs.live_job_ids(config)
+            missing = []
             for job in state.expected_jobs(config):
                 if job.name in live:
                     if job.restored_from and _checkpointed(config, live[job.name]):
                         jobs.remove_state(config, job.restored_from)
                         state.settled(config, job.name)
-                    continue
-                if job.restores >= MAX_RESTORES:
-                    continue  # shown as failing by status; a user's start resets it
-                say(f"{job.name}: not running; restoring it")
-                try:
-                    job_id = restore(config, job)
-                except EngineError as exc:  # e.g. its savepoint was deleted: counted, shown by status
-                    state.restore_failed(config, job.name)
-                    say(f"{job.name}: could not be restored: {exc}")
-                    continue
-                restored.append(job.name)
-                say(f"{job.name}: running again as Flink job {job_id}")
+                elif job.restores < MAX_RESTORES:  # else shown as failing by status; a user's start resets it
+                    say(f"{job.name}: not running; restoring it")
+                    missing.append(job)
+            with ThreadPoolExecutor(max_workers=max(len(missing), 1)) as pool:
+                outcomes = list(pool.map(lambda job: _restore_one(config, job, say), missing))
+            return [job.name for job, restored in zip(missing, outcomes, strict=True) if restored]
         finally:
             lock.execute("select pg_advisory_unlock(hashtext('lambdalake keeper'))")
-    return restored
+
+
+def _restore_one(config: Config, job: state.ExpectedJob, say: Callable[[str], None]) -> bool:
+    try:
+        job_id = restore(config, job)
+    except EngineError as exc:  # e.g. its savepoint was deleted: counted, shown by status
+        state.restore_failed(config, job.name)
+        say(f"{job.name}: could not be restored: {exc}")
+        return False
+    say(f"{job.name}: running again as Flink job {job_id}")
+    return True
 
 
 def recent_failures(config: Config, job_id: str, now: float) -> list[str]:
