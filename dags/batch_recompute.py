@@ -26,6 +26,7 @@ from lambdalake.config import load_config
 from lambdalake.dag_defaults import dag_defaults
 from lambdalake.views import lambda_views
 
+
 @dag(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,

@@ -21,7 +21,7 @@ tables are `speed.<view>__v<N>` and `batch.<view>__v<N>__b<B>`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from lambdalake import names, offsets, serving
 from lambdalake.catalog import load_catalog
@@ -32,7 +32,7 @@ from lambdalake.query import run_query
 from lambdalake.serving import BOUNDARY_FORMAT
 from lambdalake.tables import heartbeats_table
 from lambdalake.versions import base_table, pinned_view, version_table
-from lambdalake.views import INGEST_BUCKET_MINUTES, View, lambda_views
+from lambdalake.views import View, floor_to_bucket, lambda_views
 
 
 @dataclass(frozen=True)
@@ -98,12 +98,6 @@ class Boundary:
     @property
     def literal(self) -> str:
         return self.moment.strftime(BOUNDARY_FORMAT)
-
-
-def floor_to_bucket(moment: datetime) -> datetime:
-    minutes = INGEST_BUCKET_MINUTES
-    floored = moment.astimezone(timezone.utc).replace(second=0, microsecond=0)
-    return floored - timedelta(minutes=floored.minute % minutes)
 
 
 def complete_until(ingested: dict[int, tuple[int, datetime]], high_watermarks: dict[int, int],

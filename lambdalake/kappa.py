@@ -37,11 +37,11 @@ from lambdalake.config import Config
 from lambdalake.derive import speed_fields, speed_partition_by
 from lambdalake.errors import EngineError
 from lambdalake.query import run_query
+from lambdalake.serving import live_version
 from lambdalake.speed import SPEED_JOB, SPEED_JOB_PROPERTY, SpeedTarget, job_args, restart, resume
 from lambdalake.tables import build_schema, create_if_missing
-from lambdalake.serving import live_version
-from lambdalake.versions import (DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table, pinned_definition, pinned_view,
-                                 table_versions, version_job, version_table)
+from lambdalake.versions import (DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table, pinned_definition,
+                                 pinned_view, table_versions, version_job, version_table)
 from lambdalake.views import View, ViewError, find_view, parse_view
 
 #: on a retired base table: the cutoff of the shared job's restart without it, to resume from

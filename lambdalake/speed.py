@@ -18,10 +18,10 @@ from lambdalake import jobs, names, offsets
 from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.derive import speed_fields, speed_partition_by
 from lambdalake.query import run_query
-from lambdalake.tables import build_schema, create_if_missing
 from lambdalake.serving import live_version
+from lambdalake.tables import build_schema, create_if_missing
 from lambdalake.versions import DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table
-from lambdalake.views import View, lambda_views
+from lambdalake.views import View, floor_to_bucket, lambda_views
 
 SPEED_JOB = PROJECT_ROOT / "flink_jobs" / "speed.py"
 #: on a base speed table: the SpeedTarget (JSON) of the shared job that writes it
@@ -156,8 +156,6 @@ def restart(config: Config, target: SpeedTarget, on_cutoff: Callable[[datetime],
        of its earlier copies was stamped before C too, so was read, and was judged exactly);
     4. `resume` from C, which deletes the rows from C on, judged on a partial log.
     """
-    from lambdalake.batch import floor_to_bucket
-
     read_at = datetime.now(timezone.utc)  # a record not yet appended by now is stamped later
     cutoff = floor_to_bucket(min([*offsets.first_unread_times(config, target.topic, target.group_id), read_at]))
     on_cutoff(cutoff)

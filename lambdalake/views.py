@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ INGEST_BUCKET_MINUTES = 1
 #: columns a view may not use as a dimension or measure: the platform's own bookkeeping
 RESERVED = ("ingest_time", "kafka_partition", "kafka_offset", "properties")
 KEYS = {"name", "version", "mode", "source", "bucket", "where", "dimensions", "measures"}
+
+
+def floor_to_bucket(moment: datetime) -> datetime:
+    """The start of the ingest bucket moment falls in (UTC): B and the speed restart's cut-off are one."""
+    floored = moment.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    return floored - timedelta(minutes=floored.minute % INGEST_BUCKET_MINUTES)
 
 
 class ViewError(LambdalakeError):

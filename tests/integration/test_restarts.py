@@ -41,8 +41,8 @@ from lambdalake.query import run_query
 from lambdalake.speed import SpeedTarget
 from lambdalake.speed import start as start_speed
 from lambdalake.supervisor import Supervisor
-from tests.integration.test_exactness import Log, Watch
 from tests.integration.test_batch import serving_totals
+from tests.integration.test_exactness import Log, Watch
 from tests.integration.test_kappa import KappaView, above
 from tests.integration.test_kappa import serving as kappa_serving
 

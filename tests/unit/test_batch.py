@@ -6,11 +6,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from lambdalake.batch import Layers, Served, complete_until, floor_to_bucket, layers_from
+from lambdalake.batch import Layers, Served, complete_until, layers_from
 from lambdalake.config import Config
 from lambdalake.derive import batch_select_sql, serving_view_sql
 from lambdalake.errors import ConfigError
-from lambdalake.views import load_views
+from lambdalake.views import floor_to_bucket, load_views
 
 NOW = datetime(2026, 11, 26, 14, 37, 42, tzinfo=timezone.utc)
 
