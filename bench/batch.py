@@ -5,7 +5,8 @@
 Writes N synthetic events (5% duplicates, Zipf pages) straight into a master dataset table of
 its own with pyiceberg, in 1M-row appends (Kafka and the ingest job are not what is measured
 here), then times one batch recompute of every lambda view through Trino, as
-`batch_recompute` runs it. In the same run, DuckDB (in this process, every core) computes the
+`batch_recompute` runs it, with the event_id slices it chose and the peak memory of its
+largest query (Trino's query list). In the same run, DuckDB (in this process, every core) computes the
 same aggregates, with the same first-arrival deduplication, over the same Parquet data files;
 its results must equal the batch tables. Last, the latency of dashboard queries on the
 resulting serving views. Its tables are removed afterwards.
@@ -14,6 +15,7 @@ resulting serving views. Its tables are removed afterwards.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -21,13 +23,14 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import duckdb
+import httpx
 import numpy as np
 import pyarrow as pa
 
 from lambdalake import serving
-from lambdalake.batch import Boundary, Layers, ensure_serving, recompute_view
+from lambdalake.batch import Boundary, Layers, ensure_serving, history_rows, recompute_view, slice_count
 from lambdalake.catalog import load_catalog
-from lambdalake.config import Config, load_config
+from lambdalake.config import Config, data_size_bytes, load_config
 from lambdalake.query import run_query
 from bench.report import save
 from lambdalake.tables import ensure_table
@@ -117,8 +120,20 @@ def duckdb_recompute(config: Config, layers: Layers, snapshot: int, boundary: da
     return timings
 
 
-def main(events: int, queries: int) -> dict[str, object]:
+def peak_memory_bytes(config: Config, marker: str, since: float) -> int:
+    """The largest peak user memory of the queries Trino still lists that name `marker` and began after `since`."""
+    queries = httpx.get(f"http://{config.host}:{config.trino.port}/v1/query",
+                           headers={"X-Trino-User": "bench"}, timeout=30).json()
+    peaks = [data_size_bytes(q["queryStats"]["peakUserMemoryReservation"], "peak")
+             for q in queries if marker in q["query"]
+             and datetime.fromisoformat(q["queryStats"]["createTime"].replace("Z", "+00:00")).timestamp() >= since]
+    return max(peaks, default=0)
+
+
+def main(events: int, queries: int, batch_memory: str) -> dict[str, object]:
     config = load_config()
+    if batch_memory:
+        config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, query_max_memory=batch_memory))
     suffix = uuid.uuid4().hex[:8]
     layers = Layers(topic=config.kafka.events_topic, events_table=f"raw.bench_batch_{suffix}",
                     rejected_table="raw.events_rejected", suffix=f"__b{suffix}")
@@ -128,11 +143,12 @@ def main(events: int, queries: int) -> dict[str, object]:
         loaded = time.monotonic() - started
         ensure_serving(config, layers)
         boundary = Boundary(datetime.now(timezone.utc).replace(second=0, microsecond=0), snapshot)
-        timings, batch_tables = {}, {}
+        timings, batch_tables, peaks = {}, {}, {}
         for view in lambda_views():
-            started = time.monotonic()
+            started, since = time.monotonic(), time.time() - 1
             batch_tables[view.name] = recompute_view(config, layers, view, boundary)
             timings[view.name] = round(time.monotonic() - started, 2)
+            peaks[view.name] = round(peak_memory_bytes(config, layers.events_table, since) / 2**20, 1)
         duckdb_timings = duckdb_recompute(config, layers, snapshot, boundary.moment, batch_tables)
         dashboards = {
             "top pages, last 3 hours": "select page, sum(page_views) from {page} where event_time_bucket > "
@@ -156,6 +172,9 @@ def main(events: int, queries: int) -> dict[str, object]:
             "load_seconds_pyiceberg": round(loaded, 1),
             "recompute_seconds_by_view": timings,
             "recompute_seconds_all_views": round(sum(timings.values()), 2),
+            "batch_memory_bytes": config.batch.memory_bytes(config.trino),
+            "event_id_slices": slice_count(config, history_rows(config, layers.events_table, snapshot)),
+            "peak_query_memory_mib_by_view": peaks,
             "duckdb_seconds_by_view": duckdb_timings,
             "duckdb_seconds_all_views": round(sum(duckdb_timings.values()), 2),
             "ratio_trino_to_duckdb": round(sum(timings.values()) / sum(duckdb_timings.values()), 2),
@@ -175,8 +194,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--batch-memory", default="", help="[batch] query_max_memory for this run, e.g. 500MB")
     args = parser.parse_args()
-    result = main(args.events, args.queries)
+    result = main(args.events, args.queries, args.batch_memory)
     print(json.dumps(result, indent=2, default=str))
     save(f"batch-{args.events // 1_000_000}m", result,
          f"batch recompute of every lambda view over {args.events:,} events: Trino "

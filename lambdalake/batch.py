@@ -13,6 +13,12 @@ that table and B (readers see old batch + old B or new batch + new B, never a mi
 step, with B before and after and the rows written, in the state store. A run killed anywhere leaves
 serving as it was; the next run redoes its work (every step is idempotent).
 
+Memory stays bounded at any history size: when the dedup of the whole history would not fit in
+the memory a batch query may use (`[batch] query_max_memory`), the events are split into slices by
+a hash of their event_id. All copies of an event fall in one slice, so each slice is deduplicated
+alone; each slice's partial aggregates are appended to `batch.<view>__slices`, and one last
+CREATE TABLE AS merges them into the batch table. Readers never see the slices: the swap is as above.
+
 A view is recomputed with the logic of the version serving answers from: its base (the
 definition pinned in `speed.<view>`), or a reprocessed version N (lambdalake.kappa), whose
 tables are `speed.<view>__v<N>` and `batch.<view>__v<N>__b<B>`.
@@ -20,13 +26,14 @@ tables are `speed.<view>__v<N>` and `batch.<view>__v<N>__b<B>`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from lambdalake import names, offsets, serving
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
-from lambdalake.derive import batch_select_sql, trino_timestamp
+from lambdalake.derive import batch_select_sql, merge_slices_sql, qualified, trino_timestamp
 from lambdalake.errors import EngineError
 from lambdalake.query import run_query
 from lambdalake.serving import BOUNDARY_FORMAT
@@ -154,32 +161,81 @@ def current_boundary(config: Config, layers: Layers, view: View) -> datetime | N
     return None if current is None else current.boundary
 
 
+#: query memory the dedup takes per master-dataset row, measured with bench/batch.py (peak memory
+#: of an unsliced recompute / its events: 60-70 B at 1M-10M events), with headroom for the rest
+DEDUP_BYTES_PER_ROW = 200
+
+
+def slice_count(config: Config, rows: int) -> int:
+    """How many event_id slices keep each batch query within the batch memory (1 while all fits)."""
+    return max(1, math.ceil(rows * DEDUP_BYTES_PER_ROW / config.batch.memory_bytes(config.trino)))
+
+
+def batch_session(config: Config) -> dict[str, str]:
+    """Trino session properties of every batch query."""
+    return {"query_max_memory": config.batch.query_max_memory} if config.batch.query_max_memory else {}
+
+
+def history_rows(config: Config, events_table: str, snapshot: int) -> int:
+    """The rows of the master dataset at a snapshot (its summary says; no scan)."""
+    found = load_catalog(config).load_table(events_table).snapshot_by_id(snapshot)
+    if found is None or found.summary is None:
+        raise EngineError(f"snapshot {snapshot} of {events_table} is gone; a batch run reads the snapshot its "
+                          "boundary was chosen from. Run it again")
+    return int(found.summary.get("total-records", 0))
+
+
+def write_batch_table(config: Config, layers: Layers, target: Served, boundary: Boundary, table: str,
+                      slices: int | None = None) -> int | None:
+    """Write the view's batch table below B, in event_id slices when the history needs them; return its rows.
+
+    `slices` overrides the count slice_count chooses (tests use it).
+    """
+    catalog, session = config.iceberg.catalog_name, batch_session(config)
+    count = slices or slice_count(config, history_rows(config, layers.events_table, boundary.events_snapshot))
+
+    def select(event_slice: tuple[int, int] | None) -> str:
+        return batch_select_sql(target.view, catalog, layers.events_table, boundary.events_snapshot,
+                                boundary.literal, layers.horizon(config), event_slice)
+
+    if count == 1:
+        _, rows = run_query(config, f"create or replace table {qualified(catalog, table)} as\n{select(None)}",
+                            session=session)
+        return rows[0][0] if rows else None
+    staging = qualified(catalog, f"batch.{target.stem}__slices")
+    # one table per view, replaced by the next run: a run killed midway leaves nothing else behind
+    run_query(config, f"create or replace table {staging} as\n{select((0, count))}", session=session)
+    for index in range(1, count):
+        run_query(config, f"insert into {staging}\n{select((index, count))}", session=session)
+    _, rows = run_query(config, f"create or replace table {qualified(catalog, table)} as\n"
+                                + merge_slices_sql(target.view, catalog, f"batch.{target.stem}__slices"),
+                        session=session)
+    run_query(config, f"drop table {staging}")
+    return rows[0][0] if rows else None
+
+
 def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundary,
-                   airflow_run_id: str | None = None) -> str | None:
+                   airflow_run_id: str | None = None, slices: int | None = None) -> str | None:
     """Write the view's batch table below B, then point serving at it. Idempotent; returns the table.
 
     Returns None when a reprocessing switched serving to another version meanwhile: that version
     is recomputed by the next run.
     """
-    catalog = config.iceberg.catalog_name
     target = served(config, layers, view)
     current = serving.live(config, layers.serving(view))
     if (current is not None and current.boundary is not None and current.speed_table == target.speed_table
             and current.boundary > boundary.moment):
         return current.batch_table  # never move B backwards
     table = target.batch_table(boundary.moment)
-    select = batch_select_sql(target.view, catalog, layers.events_table, boundary.events_snapshot, boundary.literal,
-                              layers.horizon(config))
-    namespace, name = table.split(".")
     started = datetime.now(timezone.utc)
-    _, rows = run_query(config, f'create or replace table "{catalog}"."{namespace}"."{name}" as\n{select}')
+    rows_written = write_batch_table(config, layers, target, boundary, table, slices)
     with serving.lock(config, layers.serving(view)):
         if served(config, layers, view) != target:
             run_query(config, f"drop table if exists {table}")
             return None
         serving.publish(config, target.view, layers.serving(view), kind="batch", speed_table=target.speed_table,
                         version=target.version, batch_table=table, boundary=boundary.moment,
-                        events_snapshot=boundary.events_snapshot, rows_written=rows[0][0] if rows else None,
+                        events_snapshot=boundary.events_snapshot, rows_written=rows_written,
                         airflow_run_id=airflow_run_id, started_at=started)
     # keep the previous table a run longer: a query that started before the swap may still read it
     serving.drop_batch_tables(config, layers.serving(view), keep=2)
@@ -229,8 +285,9 @@ def drop_layers(config: Config, layers: Layers) -> None:
     catalog = load_catalog(config)
     for view in lambda_views():
         serving.drop(config, layers.serving(view))
-        if catalog.table_exists(layers.speed(view)):
-            catalog.purge_table(layers.speed(view))
+        for table in (layers.speed(view), f"batch.{view.name}{layers.suffix}__slices"):
+            if catalog.table_exists(table):
+                catalog.purge_table(table)
     for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):
         if catalog.table_exists(table):
             catalog.purge_table(table)

@@ -113,6 +113,14 @@ def duration_seconds(text: str, key: str) -> float:
     return float(match[1]) * scale
 
 
+def data_size_bytes(text: str, key: str) -> int:
+    """A Trino data size ('2400MB', '4GB', '512kB', '100B') in bytes; ConfigError naming key if it is none."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|TB)\s*", text)
+    if not match:
+        raise ConfigError(f"{key} = {text!r} is not a Trino data size; write e.g. '512MB' or '2GB' (B, kB, MB, GB, TB)")
+    return int(float(match[1]) * 1024 ** ["B", "kB", "MB", "GB", "TB"].index(match[2]))
+
+
 @dataclass(frozen=True)
 class SpeedConfig:
     group_id: str = "lambdalake-speed"
@@ -142,6 +150,16 @@ class DedupConfig:
 class BatchConfig:
     #: when `batch_recompute` runs (a cron expression or an Airflow preset such as @hourly)
     schedule: str = "@hourly"
+    #: memory one batch query may use (a Trino data size), below `trino.query_max_memory` so that
+    #: serving queries keep the rest; empty means Trino's limit. The recompute splits the history
+    #: into as many event_id slices as it takes for each slice's dedup to fit (lambdalake.batch)
+    query_max_memory: str = ""
+
+    def memory_bytes(self, trino: "TrinoConfig") -> int:
+        """The memory one batch query may use, in bytes."""
+        if self.query_max_memory:
+            return data_size_bytes(self.query_max_memory, "batch.query_max_memory")
+        return data_size_bytes(trino.query_max_memory, "trino.query_max_memory")
 
 
 @dataclass(frozen=True)

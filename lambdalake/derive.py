@@ -109,13 +109,20 @@ def trino_timestamp(moment: str) -> str:
     return f"timestamp '{moment} UTC'"
 
 
-def _qualified(catalog: str, table: str) -> str:
+def qualified(catalog: str, table: str) -> str:
     namespace, name = table.split(".")
     return f"{_trino_ident(catalog)}.{_trino_ident(namespace)}.{_trino_ident(name)}"
 
 
+def event_slice_sql(index: int, count: int) -> str:
+    """Trino predicate: the event belongs to slice `index` of `count` (a hash of its event_id, so all
+    copies of an event fall in one slice, and the dedup of one slice needs no other)."""
+    return (f"bitwise_and(from_big_endian_64(xxhash64(to_utf8(event_id))), 9223372036854775807) % {int(count)}"
+            f" = {int(index)}")
+
+
 def batch_select_sql(view: View, catalog: str, source_table: str, source_snapshot: int, boundary: str,
-                     horizon_seconds: int) -> str:
+                     horizon_seconds: int, event_slice: tuple[int, int] | None = None) -> str:
     """Trino SQL: the view over every copy that counts and reached Kafka before `boundary`, from one snapshot.
 
     The platform's one dedup rule, as the speed layer applies it (lambdalake.streaming): a copy
@@ -123,6 +130,8 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
     kafka_offset) order, was ingested at most horizon_seconds before it. The copy just before
     it is the latest earlier one, so comparing with that copy alone decides. Every earlier copy
     of a copy before B is before B too, so the boundary filter comes first.
+
+    `event_slice` (index, count) limits it to one hash slice of the events (event_slice_sql).
     """
     bucket = _trino_bucket("event_time", view.bucket_minutes)
     dims = [_trino_ident(d) for d in view.dimensions]
@@ -132,8 +141,9 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
     filters = [f"{_trino_ident(c)} in ({', '.join(_literal(v) for v in values)})" for c, values in view.where]
     return "\n".join([
         "with events as (",
-        f"    select * from {_qualified(catalog, source_table)} for version as of {int(source_snapshot)}",
+        f"    select * from {qualified(catalog, source_table)} for version as of {int(source_snapshot)}",
         f"    where ingest_time < {trino_timestamp(boundary)}",
+        *([f"      and {event_slice_sql(*event_slice)}"] if event_slice else []),
         "),",
         "copies as (",
         "    select *, lag(ingest_time) over (partition by event_id order by ingest_time, kafka_partition, kafka_offset)"
@@ -153,6 +163,22 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
     ])
 
 
+def _merged_measures(view: View) -> list[str]:
+    """Each measure re-aggregated over rows of partial aggregates (counts and sums add up)."""
+    return [f"{MERGE[m.agg]}({_trino_ident(m.name)}) as {_trino_ident(m.name)}" for m in view.measures]
+
+
+def merge_slices_sql(view: View, catalog: str, slices_table: str) -> str:
+    """Trino SQL: the batch rows of every slice in `slices_table`, merged into one row per bucket."""
+    dims = [_trino_ident(d) for d in view.dimensions]
+    merged = _merged_measures(view)
+    return "\n".join([
+        "select " + ", ".join(["event_time_bucket", *dims, *merged]),
+        f"from {qualified(catalog, slices_table)}",
+        "group by " + ", ".join(["event_time_bucket", *dims]),
+    ])
+
+
 def serving_view_sql(view: View, catalog: str, serving_table: str, speed_table: str, batch_table: str | None,
                      boundary: str | None) -> str:
     """Trino SQL for serving.<view>: batch rows, plus speed rows at or after the boundary, re-aggregated.
@@ -163,16 +189,16 @@ def serving_view_sql(view: View, catalog: str, serving_table: str, speed_table: 
     dims = [_trino_ident(d) for d in view.dimensions]
     measures = [_trino_ident(m.name) for m in view.measures]
     columns = ", ".join(["event_time_bucket", *dims, *measures])
-    speed = _qualified(catalog, speed_table)
+    speed = qualified(catalog, speed_table)
     parts = []
     if batch_table is not None:
-        parts.append(f"    select {columns} from {_qualified(catalog, batch_table)}")
+        parts.append(f"    select {columns} from {qualified(catalog, batch_table)}")
         parts.append(f"    select {columns} from {speed} where ingest_bucket >= {trino_timestamp(boundary)}")  # type: ignore[arg-type]
     else:
         parts.append(f"    select {columns} from {speed}")
-    merged = [f"{MERGE[m.agg]}({_trino_ident(m.name)}) as {_trino_ident(m.name)}" for m in view.measures]
+    merged = _merged_measures(view)
     return "\n".join([
-        f"create or replace view {_qualified(catalog, serving_table)} as",
+        f"create or replace view {qualified(catalog, serving_table)} as",
         "with parts as (",
         "\n    union all\n".join(parts),
         ")",

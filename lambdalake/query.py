@@ -33,19 +33,23 @@ def attribution() -> tuple[str, list[str]]:
     return f"lambdalake {program}"[:100], [f"program={program}"]
 
 
-def connect(config: Config, schema: str | None = None):  # type: ignore[no-untyped-def]
+def connect(config: Config, schema: str | None = None,
+            session: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     import trino
 
     source, tags = attribution()
     return trino.dbapi.connect(host=config.host, port=config.trino.port, user="lambdalake",
-                               catalog=config.iceberg.catalog_name, schema=schema, source=source, client_tags=tags)
+                               catalog=config.iceberg.catalog_name, schema=schema, source=source, client_tags=tags,
+                               session_properties=session or {})
 
 
-def run_query(config: Config, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[list[Any]]]:
-    """Run one statement, with values bound to its `?` placeholders; return its column names and all rows."""
+def run_query(config: Config, sql: str, params: Sequence[Any] | None = None,
+              session: dict[str, str] | None = None) -> tuple[list[str], list[list[Any]]]:
+    """Run one statement, with values bound to its `?` placeholders and Trino session properties
+    set; return its column names and all rows."""
     from trino.exceptions import TrinoQueryError
 
-    with connect(config) as conn:
+    with connect(config, session=session) as conn:
         cursor = conn.cursor()
         try:
             cursor.execute(sql, params)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 
 import pytest
 
-from lambdalake.batch import Layers, Served, complete_until, layers_from
+from lambdalake.batch import DEDUP_BYTES_PER_ROW, Layers, Served, complete_until, layers_from, slice_count
 from lambdalake.config import Config
 from lambdalake.derive import batch_select_sql, serving_view_sql
 from lambdalake.errors import ConfigError
@@ -57,6 +58,21 @@ def test_a_copy_is_judged_against_the_copy_just_before_it_in_log_order_within_th
     assert "previous_copy_time < ingest_time - interval '90' second" in batch
     # every earlier copy of a copy before B is before B: the boundary filter may come first
     assert batch.index("where ingest_time < timestamp '2026-11-26 14:30:00 UTC'") < batch.index("lag(")
+
+
+def test_a_slice_holds_every_copy_of_its_events_and_is_chosen_before_the_dedup() -> None:
+    batch = batch_select_sql(load_views()[0], "lake", "raw.events", 1, "2026-11-26 14:30:00", 90, (2, 5))
+    assert "xxhash64(to_utf8(event_id))" in batch and "% 5 = 2" in batch
+    assert batch.index("% 5 = 2") < batch.index("lag(")
+    assert "xxhash64" not in batch_select_sql(load_views()[0], "lake", "raw.events", 1, "2026-11-26 14:30:00", 90)
+
+
+def test_the_history_is_sliced_so_each_slice_fits_the_batch_memory() -> None:
+    config = Config()
+    config = dataclasses.replace(config, batch=dataclasses.replace(config.batch, query_max_memory="1000MB"))
+    fits = 1000 * 2**20 // DEDUP_BYTES_PER_ROW
+    assert slice_count(config, 0) == 1 and slice_count(config, fits) == 1
+    assert slice_count(config, fits + 1) == 2 and slice_count(config, 10 * fits) == 10
 
 
 def test_serving_without_a_batch_run_is_the_speed_layer_alone() -> None:

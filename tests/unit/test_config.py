@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdalake.config import Config, load_config
+from lambdalake.config import Config, data_size_bytes, load_config
 from lambdalake.errors import ConfigError
 
 
@@ -71,3 +71,18 @@ def test_the_dedup_horizon_is_whole_seconds_and_the_watermark_trails_two_discove
         _ = load_config(write(tmp_path, '[dedup]\nhorizon = "500 ms"\n'), environ={}).dedup.horizon_seconds
     with pytest.raises(ConfigError, match="dedup.horizon"):
         _ = load_config(write(tmp_path, '[dedup]\nhorizon = "soon"\n'), environ={}).dedup.horizon_seconds
+
+
+@pytest.mark.parametrize(("text", "expected"), [("2400MB", 2400 * 2**20), ("4GB", 4 * 2**30), ("512kB", 512 * 1024),
+                                                ("100B", 100), ("1.5GB", int(1.5 * 2**30))])
+def test_trino_data_sizes(text: str, expected: int) -> None:
+    assert data_size_bytes(text, "k") == expected
+
+
+def test_the_batch_memory_defaults_to_trinos_and_a_bad_size_names_the_key(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.batch.memory_bytes(config.trino) == data_size_bytes(config.trino.query_max_memory, "k")
+    config = load_config(write(tmp_path, "[batch]\nquery_max_memory = '500MB'\n"))
+    assert config.batch.memory_bytes(config.trino) == 500 * 2**20
+    with pytest.raises(ConfigError, match=r"batch.query_max_memory = '4G' is not a Trino data size"):
+        load_config(write(tmp_path, "[batch]\nquery_max_memory = '4G'\n")).batch.memory_bytes(config.trino)

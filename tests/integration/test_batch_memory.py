@@ -1,0 +1,113 @@
+"""The batch layer within bounded memory, on the real engines.
+
+A history whose deduplication in one query exceeds the memory a batch query may use
+(`[batch] query_max_memory`) is recomputed in event_id slices, and equals the truth. The truth
+is counted in plain Python from the rows the test writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from lambdalake.batch import (Boundary, Layers, drop_layers, ensure_serving, history_rows, recompute_view, served,
+                              slice_count)
+from lambdalake.config import Config
+from lambdalake.derive import batch_select_sql
+from lambdalake.errors import QueryError
+from lambdalake.query import run_query
+from lambdalake.tables import ensure_table
+from lambdalake.views import View, lambda_views
+
+#: distinct events in the history; with their copies, about 1.2M rows
+EVENTS = 900_000
+#: one query's dedup over this history takes ~95 MB (measured), so it fails; a quarter of it fits
+LIMIT = "60MB"
+TYPES = ["page_view", "search", "click", "add_to_cart", "purchase"]
+START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+#: every copy counts once: the first copy 0-5 h after START, the second 30 s later (within the
+#: 1 h horizon, so it is ignored), a third 2 h after the first (beyond it: a distinct event)
+NEAR_COPY_EVERY, FAR_COPY_EVERY = 3, 40
+
+
+def generate_history() -> tuple[pa.Table, Counter[tuple[datetime, str]]]:
+    """The master dataset's rows, and the truth of events_per_type: counted copies per (minute, type)."""
+    index = np.arange(EVENTS)
+    seconds = (index * 18_000 // EVENTS).astype("int64")  # five hours of event time
+    copies = [(index, 0), (index[index % NEAR_COPY_EVERY == 0], 30), (index[index % FAR_COPY_EVERY == 0], 7200)]
+    ids = np.concatenate([i for i, _ in copies])
+    delay = np.concatenate([np.full(len(i), d) for i, d in copies])
+    event_time = np.datetime64(START.replace(tzinfo=None), "s") + seconds[ids].astype("timedelta64[s]")
+    ingest_time = event_time + (2 + delay).astype("timedelta64[s]")
+    types = np.array(TYPES)[ids % len(TYPES)]
+    n = len(ids)
+    table = pa.table({
+        "event_id": pa.array([f"event-{i}" for i in ids], pa.string()),
+        "user_id": pa.array(["user-1"] * n, pa.string()),
+        "session_id": pa.array(["session-1"] * n, pa.string()),
+        "event_type": pa.array(types, pa.string()),
+        "page": pa.array(["/"] * n, pa.string()),
+        "product_id": pa.array([None] * n, pa.string()),
+        "amount": pa.array([None] * n, pa.decimal128(12, 2)),
+        "event_time": pa.array(event_time.astype("datetime64[us]"), pa.timestamp("us", tz="UTC")),
+        "properties": pa.array([None] * n, pa.map_(pa.string(), pa.string())),
+        "ingest_time": pa.array(ingest_time.astype("datetime64[us]"), pa.timestamp("us", tz="UTC")),
+        "kafka_partition": pa.array(np.zeros(n), pa.int32()),
+        "kafka_offset": pa.array(np.arange(n), pa.int64()),
+    })
+    truth: Counter[tuple[datetime, str]] = Counter()
+    counted = np.concatenate([copies[0][0], copies[2][0]])
+    for second, kind in zip(seconds[counted].tolist(), types[np.concatenate([copies[0][0], copies[2][0]])].tolist()):
+        truth[(START + timedelta(seconds=second - second % 60), kind)] += 1
+    return table, truth
+
+
+@pytest.fixture(scope="module")
+def history(config: Config) -> Iterator[tuple[Layers, Boundary, Counter[tuple[datetime, str]]]]:
+    suffix = uuid.uuid4().hex[:8]
+    layers = Layers(topic=config.kafka.events_topic, events_table=f"raw.test_memory_events_{suffix}",
+                    rejected_table=f"raw.test_memory_rejected_{suffix}", suffix=f"__m{suffix}")
+    rows, truth = generate_history()
+    table = ensure_table(config, "raw.events", layers.events_table)
+    table.append(rows.cast(table.schema().as_arrow()))
+    ensure_serving(config, layers, ["events_per_type"])
+    boundary = Boundary(START + timedelta(hours=12), table.refresh().current_snapshot().snapshot_id)
+    yield layers, boundary, truth
+    drop_layers(config, layers)
+
+
+def events_per_type() -> View:
+    return next(v for v in lambda_views() if v.name == "events_per_type")
+
+
+def as_counter(rows: list[list]) -> Counter[tuple[datetime, str]]:  # type: ignore[type-arg]
+    return Counter({(bucket.astimezone(timezone.utc), kind): count for bucket, kind, count in rows})
+
+
+def test_one_query_over_the_history_exceeds_the_batch_memory(config: Config, history) -> None:  # type: ignore[no-untyped-def]
+    layers, boundary, _ = history
+    sql = batch_select_sql(events_per_type(), config.iceberg.catalog_name, layers.events_table,
+                           boundary.events_snapshot, boundary.literal, layers.horizon(config))
+    with pytest.raises(QueryError, match="EXCEEDED_.*MEMORY_LIMIT"):
+        run_query(config, sql, session={"query_max_memory": LIMIT})
+
+
+def test_the_recompute_slices_the_history_to_fit_and_equals_the_truth(config: Config, history) -> None:  # type: ignore[no-untyped-def]
+    layers, boundary, truth = history
+    limited = dataclasses.replace(config, batch=dataclasses.replace(config.batch, query_max_memory=LIMIT))
+    view = events_per_type()
+    assert slice_count(limited, history_rows(config, layers.events_table, boundary.events_snapshot)) > 1
+    table = recompute_view(limited, layers, view, boundary)
+    assert table == served(config, layers, view).batch_table(boundary.moment)
+    assert as_counter(run_query(config, f"select * from {table}")[1]) == truth
+    served_rows = run_query(config, f"select event_time_bucket, event_type, events from {layers.serving(view)}")[1]
+    assert as_counter(served_rows) == truth
+    assert not run_query(config, "select table_name from information_schema.tables where table_schema = 'batch' "
+                                 "and table_name like ?", [f"%{layers.suffix}__slices"])[1]
