@@ -5,8 +5,11 @@ Keeps the tables the streaming jobs append to (`raw.*`, `speed.*`) fast to read.
 (one task each):
 
 1. **compact** small files with Trino's `optimize` (files under `[maintenance] file_size_threshold`);
-2. **expire snapshots** older than `[maintenance] snapshot_retention`;
+2. **expire snapshots** older than `[serving] history_retention` (time travel reads the rest);
 3. **remove orphan files** older than `[maintenance] orphan_retention`.
+
+Then the **janitor** drops the batch tables and retired versions that no answer within
+`[serving] history_retention` needs (`lambdalake/janitor.py`).
 
 Safe while the jobs stream (see `lambdalake/maintenance.py`) and to retry. The task log shows the
 files before and after. The `tables` param limits a run to some tables.
@@ -55,7 +58,16 @@ def iceberg_maintenance() -> None:
 
         return asdict(run_maintenance(load_config(), table))
 
-    maintain.expand(table=tables())
+    @task
+    def janitor() -> list[str]:
+        from lambdalake.janitor import sweep
+
+        dropped = sweep(load_config())
+        print(f"dropped {len(dropped)} table(s) no answer within the history retention needs: "
+              f"{', '.join(dropped) or 'none'}")
+        return dropped
+
+    maintain.expand(table=tables()) >> janitor()
 
 
 iceberg_maintenance()

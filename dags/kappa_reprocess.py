@@ -16,7 +16,8 @@ that job without it.
 4. **switch** — `CREATE OR REPLACE VIEW serving.<view>` over the new table, in one statement.
 5. **retire** — cancels the older versions' jobs (restarts the shared speed job without a lambda
    view's base) and marks their tables retired.
-6. **drop_retired** — drops those tables, and their batch tables, once the grace period is over.
+6. **drop_retired** — waits out the grace period; drops those tables, and their batch tables, once
+   they are also older than `[serving] history_retention` (else the hourly janitor does, later).
 
 Safe to retry at any step: until **switch**, serving reads the old version's complete table.
 """
@@ -110,9 +111,11 @@ def kappa_reprocess() -> None:
 
         config = load_config()
         grace = config.kappa.grace_period if params["grace_seconds"] is None else params["grace_seconds"]
-        waiting = drop(config, request["view"], grace)
-        print(f"retired tables still in their grace period: {', '.join(waiting) or 'none'}")
-        return PokeReturnValue(is_done=not waiting)
+        retirement = drop(config, request["view"], grace)
+        print(f"dropped: {', '.join(retirement.dropped) or 'none'}; still in their grace period: "
+              f"{', '.join(retirement.waiting) or 'none'}; the rest is kept for time travel "
+              f"([serving] history_retention {config.serving.history_retention}) and dropped by the janitor")
+        return PokeReturnValue(is_done=not retirement.waiting)
 
     request = validate()
     start(request) >> caught_up(request) >> switch(request) >> retire(request) >> drop_retired(request)

@@ -80,11 +80,25 @@ def status(
 
 
 @app.command()
-def query(sql: Annotated[str, typer.Argument(help="One SQL statement, run by Trino in catalog `lake`.")]) -> None:
+def query(
+    sql: Annotated[str, typer.Argument(help="One SQL statement, run by Trino in catalog `lake`.")],
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Answer as serving.* did at this instant (ISO-8601, UTC unless it names a zone), "
+                        "within [serving] history_retention.")] = None,
+    show_sql: Annotated[bool, typer.Option("--show-sql", help="With --as-of: print the SQL it runs, and stop.")] = False,
+) -> None:
     """Run SQL through Trino and print the result as tab-separated rows with a header."""
     from lambdalake.query import run_query
 
-    columns, rows = run_query(_config(), sql)
+    config = _config()
+    if as_of is not None:
+        from lambdalake.history import parse_instant, rewrite
+
+        sql = rewrite(config, sql, parse_instant(as_of))
+        if show_sql:
+            say(sql)
+            return
+    columns, rows = run_query(config, sql)
     say("\t".join(columns))
     for row in rows:
         say("\t".join("" if v is None else str(v) for v in row))
@@ -369,6 +383,15 @@ def serving_history(
         return
     for step in found:
         say(_step_line(step))
+
+
+@serving_commands.command("janitor")
+def serving_janitor() -> None:
+    """Drop the batch tables and retired versions no answer within [serving] history_retention needs."""
+    from lambdalake.janitor import sweep
+
+    dropped = sweep(_config())
+    say("\n".join(dropped) if dropped else "nothing to drop")
 
 
 views = typer.Typer(help="The view definitions in views/ and their SQL.")

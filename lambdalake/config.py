@@ -162,14 +162,37 @@ class BatchConfig:
         return data_size_bytes(trino.query_max_memory, "trino.query_max_memory")
 
 
+TRINO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    #: how far back `lambdalake query --as-of` reaches (a Trino duration such as '6h'). Every cleanup
+    #: keeps what an answer within it needs: Iceberg snapshots, batch tables, retired versions.
+    #: Each speed table commits every checkpoint, and Iceberg keeps every snapshot in one metadata
+    #: file (~1.3 KB each, rewritten on every commit), which bounds it: 6 h is ~5.5 MB per table
+    history_retention: str = "6h"
+
+    @property
+    def checked_history_retention(self) -> str:
+        """history_retention, once it is a Trino duration (it goes into SQL)."""
+        if not TRINO_DURATION.fullmatch(self.history_retention):
+            raise ConfigError(f"serving.history_retention = {self.history_retention!r} is not a Trino duration "
+                              "such as '6h', '90m' or '2d'")
+        return self.history_retention
+
+    @property
+    def history_seconds(self) -> float:
+        match = TRINO_DURATION.fullmatch(self.checked_history_retention)
+        return float(match[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]  # type: ignore[index]
+
+
 @dataclass(frozen=True)
 class MaintenanceConfig:
     #: when `iceberg_maintenance` runs (a cron expression or an Airflow preset)
     schedule: str = "@hourly"
     #: files smaller than this are compacted (Trino's `optimize` file_size_threshold)
     file_size_threshold: str = "100MB"
-    #: snapshots older than this are expired; time travel reaches back this far (Trino duration)
-    snapshot_retention: str = "6h"
     #: unreferenced files older than this are removed; far longer than any commit takes
     orphan_retention: str = "6h"
 
@@ -225,6 +248,7 @@ class Config:
     batch: BatchConfig = field(default_factory=BatchConfig)
     kappa: KappaConfig = field(default_factory=KappaConfig)
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     airflow: AirflowConfig = field(default_factory=AirflowConfig)
     iceberg: IcebergConfig = field(default_factory=IcebergConfig)
 

@@ -179,30 +179,49 @@ def merge_slices_sql(view: View, catalog: str, slices_table: str) -> str:
     ])
 
 
-def serving_view_sql(view: View, catalog: str, serving_table: str, speed_table: str, batch_table: str | None,
-                     boundary: str | None) -> str:
-    """Trino SQL for serving.<view>: batch rows, plus speed rows at or after the boundary, re-aggregated.
+def serving_select_sql(view: View, catalog: str, speed_table: str, batch_table: str | None, boundary: str | None,
+                       as_of: str | None = None, empty: frozenset[str] = frozenset()) -> str:
+    """Trino SQL: batch rows, plus speed rows at or after the boundary, re-aggregated (speed alone
+    before the first batch run, batch_table None).
 
-    With no batch run yet (batch_table None), serving is the speed layer alone. The boundary is
-    a literal in the view, so replacing the view moves batch table and boundary in one step.
+    `as_of` (a Trino timestamp literal) reads every table as it was at that instant; a table in
+    `empty` had no snapshot yet then, and contributes no rows.
     """
     dims = [_trino_ident(d) for d in view.dimensions]
     measures = [_trino_ident(m.name) for m in view.measures]
     columns = ", ".join(["event_time_bucket", *dims, *measures])
-    speed = qualified(catalog, speed_table)
+
+    def source(table: str) -> str:
+        if as_of is None:
+            return qualified(catalog, table)
+        return qualified(catalog, table) + ("" if table in empty else f" for timestamp as of {as_of}")
+
+    def unless_empty(table: str, where: str | None = None) -> str:
+        conditions = [*([where] if where else []), *(["false"] if table in empty else [])]
+        return f" where {' and '.join(conditions)}" if conditions else ""
+
     parts = []
     if batch_table is not None:
-        parts.append(f"    select {columns} from {qualified(catalog, batch_table)}")
-        parts.append(f"    select {columns} from {speed} where ingest_bucket >= {trino_timestamp(boundary)}")  # type: ignore[arg-type]
+        parts.append(f"    select {columns} from {source(batch_table)}{unless_empty(batch_table)}")
+        parts.append(f"    select {columns} from {source(speed_table)}"
+                     f"{unless_empty(speed_table, f'ingest_bucket >= {trino_timestamp(boundary)}')}")  # type: ignore[arg-type]
     else:
-        parts.append(f"    select {columns} from {speed}")
-    merged = _merged_measures(view)
+        parts.append(f"    select {columns} from {source(speed_table)}{unless_empty(speed_table)}")
     return "\n".join([
-        f"create or replace view {qualified(catalog, serving_table)} as",
         "with parts as (",
         "\n    union all\n".join(parts),
         ")",
-        "select " + ", ".join(["event_time_bucket", *dims, *merged]),
+        "select " + ", ".join(["event_time_bucket", *dims, *_merged_measures(view)]),
         "from parts",
         "group by " + ", ".join(["event_time_bucket", *dims]),
     ])
+
+
+def serving_view_sql(view: View, catalog: str, serving_table: str, speed_table: str, batch_table: str | None,
+                     boundary: str | None) -> str:
+    """Trino SQL for serving.<view>: serving_select_sql as a view.
+
+    The boundary is a literal in the view, so replacing the view moves batch table and boundary in one step.
+    """
+    return (f"create or replace view {qualified(catalog, serving_table)} as\n"
+            + serving_select_sql(view, catalog, speed_table, batch_table, boundary))

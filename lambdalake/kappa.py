@@ -233,10 +233,20 @@ def retire_others(config: Config, view_name: str, keep: int) -> list[str]:
     return retired
 
 
-def drop_retired(config: Config, view_name: str, grace_seconds: int) -> list[str]:
-    """Drop the view's retired speed tables (and their batch tables) once their grace period is over.
+@dataclass(frozen=True)
+class Retirement:
+    #: retired tables still in their grace period
+    waiting: list[str]
+    #: tables dropped now (speed tables and their batch tables)
+    dropped: list[str]
 
-    Returns the tables still in their grace period.
+
+def drop_retired(config: Config, view_name: str, grace_seconds: int) -> Retirement:
+    """Drop the view's retired speed tables (and their batch tables) once their grace period is over
+    and they are older than `[serving] history_retention` (answers from before the switch read them).
+
+    Tables past their grace period but within the retention are neither waiting nor dropped: the
+    janitor (lambdalake.janitor) runs this again later.
     """
     from lambdalake.catalog import load_catalog
 
@@ -245,7 +255,7 @@ def drop_retired(config: Config, view_name: str, grace_seconds: int) -> list[str
     candidates = [version_table(view_name, n) for n in table_versions(config, view_name) if n != live]
     if live is not None and catalog.table_exists(base_table(view_name)):
         candidates.append(base_table(view_name))
-    waiting = []
+    waiting, dropped = [], []
     for table in candidates:
         retired_at = catalog.load_table(table).properties.get(RETIRED_PROPERTY)
         if retired_at is None:
@@ -254,9 +264,12 @@ def drop_retired(config: Config, view_name: str, grace_seconds: int) -> list[str
         if age < grace_seconds:
             waiting.append(table)
             continue
-        serving.drop_batch_tables(config, f"serving.{view_name}", speed_table=table)
+        if age < config.serving.history_seconds:
+            continue
+        dropped += serving.drop_batch_tables(config, f"serving.{view_name}", speed_table=table)
         run_query(config, f"drop table if exists {table}")
-    return waiting
+        dropped.append(table)
+    return Retirement(waiting, dropped)
 
 
 def reprocess(config: Config, view_name: str, number: int, say: Callable[[str], None], *,
@@ -280,7 +293,7 @@ def reprocess(config: Config, view_name: str, number: int, say: Callable[[str], 
     grace = config.kappa.grace_period if grace_seconds is None else grace_seconds
     if retired:
         say(f"cancelled the jobs of {', '.join(retired)}; dropping those tables after their {grace}s grace period")
-    while drop_retired(config, view_name, grace):
+    while drop_retired(config, view_name, grace).waiting:
         time.sleep(min(5, max(grace, 1)))
     say("done")
 

@@ -3,7 +3,7 @@
 The streaming jobs commit a few files per table on every checkpoint (every 5 s), so without this
 a partition collects hundreds of small files an hour. Every operation is safe while the jobs
 write: compaction rewrites committed files only (a concurrent append does not conflict with
-it), snapshots younger than `[maintenance] snapshot_retention` are kept, and only files older
+it), snapshots younger than `[serving] history_retention` are kept (time travel reads them), and only files older
 than `[maintenance] orphan_retention` can be removed as orphans, so a file whose commit is
 still in flight is never touched.
 """
@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lambdalake.config import Config, MaintenanceConfig
+from lambdalake.config import TRINO_DURATION, Config, MaintenanceConfig
 from lambdalake.errors import ConfigError
 from lambdalake.query import run_query
 from lambdalake import names
@@ -34,9 +34,8 @@ class Maintained:
 
 def checked_settings(settings: MaintenanceConfig) -> MaintenanceConfig:
     """The settings, once each is a Trino duration or data size (they are put into SQL)."""
-    for key in ("snapshot_retention", "orphan_retention"):
-        if not re.fullmatch(r"\d+(\.\d+)?(ms|s|m|h|d)", getattr(settings, key)):
-            raise ConfigError(f"maintenance.{key} = {getattr(settings, key)!r} is not a duration such as '6h'")
+    if not TRINO_DURATION.fullmatch(settings.orphan_retention):
+        raise ConfigError(f"maintenance.orphan_retention = {settings.orphan_retention!r} is not a duration such as '6h'")
     if not re.fullmatch(r"\d+(\.\d+)?(B|kB|MB|GB)", settings.file_size_threshold):
         raise ConfigError(f"maintenance.file_size_threshold = {settings.file_size_threshold!r} "
                           "is not a size such as '100MB'")
@@ -64,14 +63,15 @@ def maintain(config: Config, table: str, say: Callable[[str], None] = print) -> 
     namespace, name = names.table_name(table).split(".")
     quoted = f'"{namespace}"."{name}"'
     settings = checked_settings(config.maintenance)
+    retention = config.serving.checked_history_retention
     before = files_per_partition(config, table)
     run_query(config, f"alter table {quoted} execute optimize(file_size_threshold => '{settings.file_size_threshold}')")
     after = files_per_partition(config, table)
     say(f"{table}: compacted {sum(before)} files in {len(before)} partitions into {sum(after)}")
     run_query(config, f"alter table {quoted} execute expire_snapshots("
-                      f"retention_threshold => '{settings.snapshot_retention}')")
+                      f"retention_threshold => '{retention}')")
     run_query(config, f"alter table {quoted} execute remove_orphan_files("
                       f"retention_threshold => '{settings.orphan_retention}')")
-    say(f"{table}: expired snapshots older than {settings.snapshot_retention}, "
+    say(f"{table}: expired snapshots older than {retention}, "
         f"removed orphan files older than {settings.orphan_retention}")
     return Maintained(table, sum(before), sum(after), max(before, default=0), max(after, default=0))

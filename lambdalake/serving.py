@@ -127,10 +127,19 @@ def batch_steps(config: Config, serving_view: str, speed_table: str | None = Non
 
 
 def drop_batch_tables(config: Config, serving_view: str, *, keep: int = 0, speed_table: str | None = None) -> list[str]:
-    """Drop the batch tables of the view's batch steps (over speed_table, if given) but the newest
-    `keep` and the one it serves now; return them."""
+    """Drop the batch tables of the view's batch steps (over speed_table, if given); return them.
+
+    Kept: the newest `keep`, the one serving reads now, and every one serving read within
+    `[serving] history_retention` (an answer from then needs it: lambdalake.history).
+    """
     current = live(config, serving_view)
     kept = {current.batch_table} if current is not None and current.batch_table else set()
+    now = datetime.now(timezone.utc)
+    history = state.steps(config, serving_view, status="live")  # newest first, every kind
+    for newer, step in zip(history, history[1:]):
+        # serving read step's batch table until the newer step went live
+        if step.batch_table and newer.live_at and (now - newer.live_at).total_seconds() < config.serving.history_seconds:
+            kept.add(step.batch_table)
     newest: list[str] = []  # a re-run with the same B replaces its table: count tables, not steps
     dropped = []
     for step in batch_steps(config, serving_view, speed_table):

@@ -265,6 +265,15 @@ def live_step(config: Config, serving_view: str) -> Step | None:
         return None if row is None else Step(*row)
 
 
+def step_live_at(config: Config, serving_view: str, instant: datetime) -> Step | None:
+    """The step serving_view answered from at the instant: the last marked live at or before it."""
+    with connect(config) as connection:
+        row = connection.execute(
+            f"select {_STEP_COLUMNS} from lambdalake_serving_steps where serving_view = %s and status = 'live' "
+            "and live_at <= %s order by live_at desc, id desc limit 1", (serving_view, instant)).fetchone()
+        return None if row is None else Step(*row)
+
+
 def live_steps(config: Config) -> list[Step]:
     """The step each serving view answers from now, by view."""
     with connect(config) as connection:

@@ -98,7 +98,7 @@ class Trino(Engine):
             "postgres_user": config.postgres.user,
             "postgres_password": config.postgres.password,
             "warehouse_uri": warehouse_uri(config),
-            "snapshot_retention": config.maintenance.snapshot_retention,
+            "snapshot_retention": config.serving.history_retention,
             "orphan_retention": config.maintenance.orphan_retention,
         }
         for template in CATALOG_TEMPLATES.glob("*.properties"):

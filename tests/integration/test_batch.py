@@ -9,18 +9,19 @@ Python, from the records sent (the first copy of each good event).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from itertools import islice
 
 import psutil
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lambdalake import serving, state
+from lambdalake import history, serving, state
 from lambdalake.batch import Layers, current_boundary, drop_layers, ensure_serving
 from lambdalake.config import Config
 from lambdalake.derive import serving_view_sql
@@ -62,11 +63,23 @@ def layers(config: Config) -> Iterator[Layers]:
     drop_layers(config, layers)
 
 
-def serving_totals(config: Config, layers: Layers) -> dict[str, dict[tuple, tuple]]:
+#: (view, instant before the query, instant after it, its answer)
+Answer = tuple[str, datetime, datetime, dict[tuple, tuple]]  # type: ignore[type-arg]
+
+
+def totals_of(rows: list[list]) -> dict[tuple, tuple]:  # type: ignore[type-arg]
+    return {(row[0].astimezone(timezone.utc), row[1]): tuple(row[2:]) for row in rows}
+
+
+def serving_totals(config: Config, layers: Layers, answers: list[Answer] | None = None) -> dict[str, dict[tuple, tuple]]:
+    """Each serving view's totals per bucket now; each answer is also appended to `answers`, if given."""
     totals = {}
     for view in lambda_views():
+        before = datetime.now(timezone.utc)
         _, rows = run_query(config, SPEED_TOTALS[view.name].format(t=layers.serving(view)))
-        totals[view.name] = {(row[0].astimezone(timezone.utc), row[1]): tuple(row[2:]) for row in rows}
+        totals[view.name] = totals_of(rows)
+        if answers is not None:
+            answers.append((view.name, before, datetime.now(timezone.utc), totals[view.name]))
     return totals
 
 
@@ -115,6 +128,7 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
     stream = Stream(config, layers.topic, EventGenerator(seed=33, faults=FAULTS).records(), rate=120)
     stream.start()
     checks, boundaries, run_ids = 0, [], []
+    answers: list[Answer] = []
     try:
         for _ in range(3):
             time.sleep(20)  # let the master dataset move past a new minute
@@ -123,7 +137,7 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
 
             def check() -> None:  # around the swap, as often as the query allows
                 nonlocal checks
-                wrong = never_above(serving_totals(config, layers), truth(list(stream.sent)))
+                wrong = never_above(serving_totals(config, layers, answers), truth(list(stream.sent)))
                 assert not wrong, wrong[:5]
                 checks += 1
 
@@ -143,12 +157,34 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
     wait_for_serving(config, layers, truth(stream.sent))
     assert_speed_rows_expired(config, layers)
     assert_history_recorded(config, layers, run_ids, boundaries)
+    assert_answers_reproduced_as_of(config, layers, answers)
+
+
+def assert_answers_reproduced_as_of(config: Config, layers: Layers, answers: list[Answer], per_view: int = 6) -> None:
+    """`query --as-of` gives back what serving answered, at instants spread over the batch runs.
+
+    Serving's totals only grow (speed rows are appended; a swap replaces speed rows below the new B
+    by the truth), so when two successive answers of a view are equal, the view answered exactly
+    that at every instant between the two queries: the end of the first is such an instant.
+    """
+    for view in lambda_views():
+        seen = [a for a in answers if a[0] == view.name]
+        stable = [(first[2], first[3]) for first, second in zip(seen, seen[1:]) if first[3] == second[3]]
+        assert len(stable) >= per_view, f"{view.name}: only {len(stable)} stable answers among {len(seen)}"
+        chosen = [stable[round(i * (len(stable) - 1) / (per_view - 1))] for i in range(per_view)]
+        steps = set()
+        for instant, answer in chosen:
+            sql = history.rewrite(config, SPEED_TOTALS[view.name].format(t=layers.serving(view)), instant)
+            assert totals_of(run_query(config, sql)[1]) == answer, f"{view.name} as of {instant}"
+            steps.add(state.step_live_at(config, layers.serving(view), instant).id)  # type: ignore[union-attr]
+        assert len(steps) >= 2, f"{view.name}: every chosen instant fell in one step"
 
 
 def assert_history_recorded(config: Config, layers: Layers, run_ids: list[str], boundaries: list) -> None:  # type: ignore[type-arg]
     """The state store holds every swap: one live step per run and view, with its Airflow run, B
     before and after, the rows written and the seconds it took; what it says is live is the table
-    Trino finds in the view, and every batch table it says was dropped is gone."""
+    Trino finds in the view. No batch table serving read within the history retention is dropped;
+    every batch table the store says was dropped is gone."""
     for view in lambda_views():
         steps = serving.batch_steps(config, layers.serving(view))
         assert [s.airflow_run_id for s in reversed(steps)] == run_ids, steps
@@ -162,8 +198,14 @@ def assert_history_recorded(config: Config, layers: Layers, run_ids: list[str], 
                                               "table_schema = 'serving' and table_name = ?",
                                       [layers.serving(view).split(".")[1]])
         assert live.batch_table.split(".")[1] in definition  # type: ignore[union-attr]
-        # the live table and the one before it are kept (a run with an unchanged B replaces its table)
+        # every table serving read within [serving] history_retention is kept, for time travel
         tables = list(dict.fromkeys(s.batch_table for s in steps))  # newest first
+        assert serving.drop_batch_tables(config, layers.serving(view), keep=2) == []
+        # without a retention, the live table and the one before it are kept (a run with an
+        # unchanged B replaces its table)
+        no_history = dataclasses.replace(config, serving=dataclasses.replace(config.serving, history_retention="0s"))
+        serving.drop_batch_tables(no_history, layers.serving(view), keep=2)
+        steps = serving.batch_steps(config, layers.serving(view))
         for table in tables:
             _, found = run_query(config, "select 1 from information_schema.tables where table_schema = 'batch' "
                                          "and table_name = ?", [table.split(".")[1]])  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ recomputes the new logic exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
@@ -30,6 +31,7 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from lambdalake import history
 from lambdalake import serving as serving_layer
 from lambdalake.batch import Layers, ensure_serving, run_once
 from lambdalake.catalog import load_catalog
@@ -38,6 +40,7 @@ from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.generator import EventGenerator, Faults, Record
 from lambdalake.ingest import IngestTarget
 from lambdalake.ingest import start as start_ingest
+from lambdalake.janitor import sweep
 from lambdalake.jobs import cancel, live_jobs
 from lambdalake.kappa import ReprocessError, check_request, live_version, reprocess, table_versions, version_job
 from lambdalake.query import run_query
@@ -144,6 +147,7 @@ def test_reprocessing_switches_serving_atomically_to_the_new_logic(config: Confi
     stream = Stream(config, view.topic, EventGenerator(seed=42, faults=FAULTS).records(), rate=100)
     stream.start()
     answered: list[int] = []
+    answers: list[tuple[datetime, tuple[int, dict]]] = []  # type: ignore[type-arg]  # (end of query, answer)
     try:
         time.sleep(10)
         view.define(2)  # the user changes the logic and bumps the version
@@ -151,6 +155,7 @@ def test_reprocessing_switches_serving_atomically_to_the_new_logic(config: Confi
 
         def check() -> None:  # every answer comes from one version and never exceeds its truth
             version, rows = serving(config, view)
+            answers.append((datetime.now(timezone.utc), (version, rows)))
             wrong = above(rows, truth(history + list(stream.sent), version))
             assert not wrong, f"v{version}: {wrong[:5]}"
             answered.append(version)
@@ -165,8 +170,32 @@ def test_reprocessing_switches_serving_atomically_to_the_new_logic(config: Confi
     assert live_version(config, view.name) == 2
     assert live_jobs(config, version_job(view.name, 1)) == [], "the old version's job still runs"
     assert live_jobs(config, version_job(view.name, 2)), "the new version's job is not running"
-    assert table_versions(config, view.name) == [2], "the old version's table was not dropped"
     wait_for_truth(config, view, 2, history + stream.sent)
+    # answers from before the switch read v1's table: it is kept for the history retention
+    assert table_versions(config, view.name) == [1, 2], "the old version's table was dropped within the retention"
+    assert_answers_reproduced_as_of(config, view, answers)
+    sweep(without_history(config))
+    assert table_versions(config, view.name) == [2], "the janitor did not drop the old version's table"
+
+
+def without_history(config: Config) -> Config:
+    """The config with no history retention and no grace period: the janitor drops all it may."""
+    return dataclasses.replace(config, serving=dataclasses.replace(config.serving, history_retention="0s"),
+                               kappa=dataclasses.replace(config.kappa, grace_period=0))
+
+
+def assert_answers_reproduced_as_of(config: Config, view: KappaView, answers: list, per_view: int = 6) -> None:  # type: ignore[type-arg]
+    """`query --as-of` gives back what serving answered, on both sides of the switch. Two equal
+    successive answers (one version, totals that only grow) mean the view answered exactly that
+    between them (see test_batch)."""
+    stable = [first for first, second in zip(answers, answers[1:]) if first[1] == second[1]]
+    assert len(stable) >= per_view, f"only {len(stable)} stable answers among {len(answers)}"
+    chosen = [stable[round(i * (len(stable) - 1) / (per_view - 1))] for i in range(per_view)]
+    for instant, (version, rows) in chosen:
+        columns, found = run_query(config, history.rewrite(config, f"select * from serving.{view.name}", instant))
+        assert {tuple(V1_COLUMNS): 1, tuple(V2_COLUMNS): 2}[tuple(columns)] == version, f"as of {instant}"
+        assert {(r[0].astimezone(timezone.utc), r[1]): tuple(r[2:]) for r in found} == rows, f"as of {instant}"
+    assert {version for _, (version, _) in chosen} == {1, 2}, "no chosen instant on one side of the switch"
 
 
 def test_bad_reprocess_requests_are_refused_before_anything_starts(config: Config, view: KappaView) -> None:
@@ -304,6 +333,9 @@ def test_a_lambda_view_is_reprocessed_and_its_batch_layer_follows(config: Config
     assert answered == sorted(answered) and answered[0] == 1 and answered[-1] == 2, "serving went back to v1"
     assert live_version(config, changed.name) == 2
     catalog = load_catalog(config)
+    # kept for the history retention, then dropped by the janitor
+    assert catalog.table_exists(f"speed.{changed.name}"), "the old speed table was dropped within the retention"
+    sweep(without_history(config))
     assert not catalog.table_exists(f"speed.{changed.name}"), "the old speed table was not dropped"
     _, left = run_query(config, f"show tables from batch like '{changed.name}\\_\\_b%' escape '\\'")
     assert left == [], f"the old batch tables were not dropped: {left}"

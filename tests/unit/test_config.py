@@ -86,3 +86,9 @@ def test_the_batch_memory_defaults_to_trinos_and_a_bad_size_names_the_key(tmp_pa
     assert config.batch.memory_bytes(config.trino) == 500 * 2**20
     with pytest.raises(ConfigError, match=r"batch.query_max_memory = '4G' is not a Trino data size"):
         load_config(write(tmp_path, "[batch]\nquery_max_memory = '4G'\n")).batch.memory_bytes(config.trino)
+
+
+def test_the_history_retention_is_a_trino_duration(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "[serving]\nhistory_retention = '90m'\n")).serving.history_seconds == 5400
+    with pytest.raises(ConfigError, match=r"serving.history_retention = '7 days' is not a Trino duration"):
+        load_config(write(tmp_path, "[serving]\nhistory_retention = '7 days'\n")).serving.history_seconds
