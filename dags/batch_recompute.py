@@ -19,12 +19,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, AssetAlias, Param, dag, task
 
 from lambdalake import names
 from lambdalake.config import load_config
 from lambdalake.dag_defaults import dag_defaults
 from lambdalake.views import lambda_views
+
+
+#: the batch tables a run wrote: one asset event per view, on `lake://batch/<view>`
+BATCH_TABLES = AssetAlias("lambdalake-batch-tables")
 
 
 @dag(
@@ -35,6 +39,7 @@ from lambdalake.views import lambda_views
     tags=["lambdalake", "batch"],
     params={
         "views": Param([], type="array", items={"type": "string", "pattern": names.VIEW_PATTERN},
+                       examples=[view.name for view in lambda_views()],
                        title="Views", description="Only these views; empty means every lambda view."),
         "topic": Param(None, type=["null", "string"], pattern=names.TOPIC_PATTERN,
                        title="Kafka topic", description="Empty: the config's events topic."),
@@ -57,17 +62,32 @@ def batch_recompute() -> None:
 
     @task
     def views(params: dict) -> list[str]:  # type: ignore[type-arg]
+        from airflow.sdk.exceptions import AirflowFailException
+
         known = [v.name for v in lambda_views()]
         unknown = sorted(set(params["views"]) - set(known))
-        if unknown:
-            raise ValueError(f"unknown view(s) {', '.join(unknown)}; lambda views: {', '.join(known)}")
+        if unknown:  # the form checks each name's pattern; only this task knows the views
+            raise AirflowFailException(f"param views: unknown view(s) {', '.join(unknown)}; "
+                                       f"the lambda views are {', '.join(known)}")
         return [name for name in known if not params["views"] or name in params["views"]]
 
-    @task(outlets=[Asset(f"lake://batch/{view.name}") for view in lambda_views()])
-    def recompute(view: str, chosen: dict | None, params: dict, run_id: str | None = None) -> str | None:  # type: ignore[type-arg]
+    # one asset event per view written, through the alias (static outlets would emit every view's)
+    @task(outlets=[BATCH_TABLES], map_index_template="{{ task.op_kwargs['view'] }}")
+    def recompute(view: str, chosen: dict | None, params: dict, run_id: str | None = None,  # type: ignore[type-arg]
+                  outlet_events=None) -> dict | None:  # type: ignore[no-untyped-def,type-arg]
         from lambdalake.batch import recompute_by_name
 
-        return None if chosen is None else recompute_by_name(load_config(), params, view, chosen, run_id)
+        if chosen is None:
+            print(f"{view}: nothing is complete in the master dataset yet, so there is no boundary; nothing done")
+            return None
+        done = recompute_by_name(load_config(), params, view, chosen, run_id)
+        if done is None:
+            print(f"{view}: a reprocessing switched serving to another version meanwhile; the next run recomputes it")
+            return None
+        print(f"{view}: {done['serving_view']} now reads {done['batch_table']} below B={done['boundary']} "
+              f"(was {done['boundary_before']}): {done['rows']} rows written in {done['seconds']} s")
+        outlet_events[BATCH_TABLES].add(Asset(f"lake://batch/{done['serving_view'].split('.', 1)[1]}"), extra=done)
+        return done
 
     @task
     def expire_speed(view: str, params: dict) -> str | None:  # type: ignore[type-arg]

@@ -31,6 +31,7 @@ from airflow.sdk import Param, PokeReturnValue, dag, task
 from lambdalake import names
 from lambdalake.config import load_config
 from lambdalake.dag_defaults import dag_defaults
+from lambdalake.views import load_views
 
 CONFIG = load_config()
 
@@ -48,7 +49,9 @@ def _version(request: dict):  # type: ignore[no-untyped-def, type-arg]
     schedule=None,
     tags=["lambdalake", "kappa"],
     params={
+        # required (no view is a sensible default); the views in views/ are offered as a list
         "view": Param("", type="string", pattern=names.VIEW_PATTERN, title="View",
+                      examples=[view.name for view in load_views()],
                       description="A view in views/ (lowercase letters, digits, underscores)."),
         "version": Param(2, type="integer", minimum=1, title="New version",
                          description="The version its definition now states; greater than the live one."),

@@ -324,7 +324,16 @@ def expire_by_name(config: Config, params: dict[str, object], view_name: str) ->
 
 
 def recompute_by_name(config: Config, params: dict[str, object], view_name: str,
-                      chosen: dict[str, object], airflow_run_id: str | None = None) -> str | None:
+                      chosen: dict[str, object], airflow_run_id: str | None = None) -> dict[str, object] | None:
+    """recompute_view for the DAG; returns what the step did (for its log and asset event), or None."""
     view = _lambda_view(view_name)
+    layers = layers_from(config, params)
     boundary = Boundary(datetime.fromisoformat(str(chosen["moment"])), int(chosen["snapshot"]))  # type: ignore[arg-type]
-    return recompute_view(config, layers_from(config, params), view, boundary, airflow_run_id)
+    table = recompute_view(config, layers, view, boundary, airflow_run_id)
+    if table is None:
+        return None
+    step = next(s for s in serving.batch_steps(config, layers.serving(view)) if s.batch_table == table)
+    return {"view": view_name, "serving_view": layers.serving(view), "batch_table": table,
+            "boundary": step.boundary.isoformat() if step.boundary else None,
+            "boundary_before": step.boundary_before.isoformat() if step.boundary_before else None,
+            "rows": step.rows_written, "seconds": step.seconds}

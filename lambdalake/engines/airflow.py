@@ -1,4 +1,4 @@
-"""Airflow: the batch layer's scheduler and the users' buttons (api-server, scheduler, dag-processor)."""
+"""Airflow: the batch layer's scheduler and the users' buttons (api-server, scheduler, dag-processor, triggerer)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from lambdalake.engines import Engine, Program, fetch_json
 from lambdalake.errors import EngineError
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
+#: the triggerer runs deferred tasks; without it the UI's health shows a red cross
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
 class Airflow(Engine):
@@ -47,9 +48,10 @@ class Airflow(Engine):
         return str(Path(sys.executable).parent / "airflow")
 
     def programs(self) -> list[Program]:
-        # the scheduler's log server (for remote workers) binds every interface, whatever the
-        # config says; LocalExecutor tasks write their logs here, where the api-server reads them
-        extra = {"scheduler": ["--skip-serve-logs"]}
+        # the scheduler's and triggerer's log servers (for remote workers) bind every interface,
+        # whatever the config says; LocalExecutor tasks write their logs here, where the
+        # api-server reads them
+        extra = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"]}
         return [Program(name, [self.airflow_bin(), component, *extra.get(component, [])], self.environment())
                 for name, component in zip(self.program_names, COMPONENTS, strict=True)]
 
@@ -92,6 +94,9 @@ class Airflow(Engine):
                 "simple_auth_manager_users": f"{airflow.admin_user}:admin",
                 "simple_auth_manager_passwords_file": passwords,
                 "execution_api_server_url": f"{self.url}/execution/",
+                # scheduled DAGs (batch_recompute, iceberg_maintenance, platform_health) run on
+                # their schedule from the first `up`; pause one in the UI to stop it
+                "dags_are_paused_at_creation": "False",
             },
             "database": {
                 "sql_alchemy_conn": f"postgresql+psycopg2://{pg.user}:{pg.password}@{config.host}:{pg.port}"
@@ -113,7 +118,7 @@ class Airflow(Engine):
 
     def probe(self) -> str | None:
         report = fetch_json(f"{self.url}/api/v2/monitor/health")
-        unhealthy = [part for part in ("metadatabase", "scheduler", "dag_processor")
+        unhealthy = [part for part in ("metadatabase", "scheduler", "dag_processor", "triggerer")
                      if (report.get(part) or {}).get("status") != "healthy"]
         return f"not healthy: {', '.join(unhealthy)}" if unhealthy else None
 
@@ -154,6 +159,21 @@ class AirflowApi:
         response = self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         response.raise_for_status()
         return response.json()["task_instances"]
+
+    def asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The asset events the run's tasks emitted (uri, source_task_id, source_map_index, extra, ...)."""
+        response = self.client.get("/assets/events", params={"source_dag_id": dag_id, "source_run_id": run_id})
+        response.raise_for_status()
+        return response.json()["asset_events"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, try_number: int = 1) -> str:
+        """A task instance's log, as the UI shows it: one event per line."""
+        response = self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+                                   params={"map_index": map_index, "full_content": True},
+                                   headers={"Accept": "application/json"})
+        response.raise_for_status()
+        content = response.json()["content"]
+        return "\n".join(str(line.get("event", line)) if isinstance(line, dict) else str(line) for line in content)
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 300,
              while_waiting: Callable[[], None] = lambda: None) -> str:

@@ -139,6 +139,7 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
                 nonlocal checks
                 wrong = never_above(serving_totals(config, layers, answers), truth(list(stream.sent)))
                 assert not wrong, wrong[:5]
+                serving_totals(config, layers, answers)  # again at once: often unchanged, for time travel
                 checks += 1
 
             assert api.wait(DAG_ID, run_id, while_waiting=check) == "success", f"batch run {run_id} failed"
@@ -158,6 +159,22 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
     assert_speed_rows_expired(config, layers)
     assert_history_recorded(config, layers, run_ids, boundaries)
     assert_answers_reproduced_as_of(config, layers, answers)
+    assert_airflow_shows_what_each_task_did(api, layers, run_ids[-1])
+
+
+def assert_airflow_shows_what_each_task_did(api: AirflowApi, layers: Layers, run_id: str) -> None:
+    """In the UI: mapped tasks named by their view, one asset event per view written, and task
+    logs that say what was done (view, B, rows, seconds)."""
+    views = {view.name for view in lambda_views()}
+    recomputes = [ti for ti in api.task_instances(DAG_ID, run_id) if ti["task_id"] == "recompute"]
+    assert {ti["rendered_map_index"] for ti in recomputes} == views, recomputes
+    events = api.asset_events(DAG_ID, run_id)
+    assert sorted(e["uri"] for e in events) == sorted(f"lake://batch/{view}{layers.suffix}" for view in views), events
+    for ti in recomputes:
+        log = api.task_log(DAG_ID, run_id, "recompute", ti["map_index"], ti["try_number"])
+        view = ti["rendered_map_index"]
+        assert f"{view}: serving.{view}{layers.suffix} now reads batch.{view}{layers.suffix}__b" in log, log[-2000:]
+        assert "rows written in" in log and "below B=" in log, log[-2000:]
 
 
 def assert_answers_reproduced_as_of(config: Config, layers: Layers, answers: list[Answer], per_view: int = 6) -> None:
