@@ -7,7 +7,7 @@ PYTHON ?= python3.11
 BIN := $(VENV)/bin
 UV_PIN := $(shell grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: venv setup up down status demo test unit sql
+.PHONY: venv setup up down status demo test unit sql screenshots
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ demo: setup
 ## Write every shipped view's SQL to sql/<layer>/<view>.sql (a unit test fails when one is stale).
 sql: venv
 	$(BIN)/lambdalake views render --write
+
+## Screenshots of the UIs for the README, into docs/ (the platform must be up; best after `make demo`).
+screenshots: venv
+	$(BIN)/python -m docs.screenshots
 
 ## Unit tests only: seconds, no engine needed.
 unit: venv

@@ -1,53 +1,37 @@
 """The platform's UIs as a person uses them, in a real browser.
 
-Playwright drives Debian's chromium-headless-shell (`.ci/run` installs it; Playwright's own
-browser download does not work here). The tests log in to Airflow, open each DAG and its docs,
-trigger `batch_recompute` and `iceberg_maintenance` from their forms with the defaults, submit a
+Playwright drives Debian's chromium-headless-shell (tests/browser.py). The tests log in to
+Airflow, open each DAG and its docs, trigger `batch_recompute` and `iceberg_maintenance` from their forms with the defaults, submit a
 bad param and read the message, and find a run's queries by their source in Trino's UI.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from lambdalake.config import Config
 from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.tables import ensure_table
+from tests.browser import airflow_login, chromium, trino_login
 
-BROWSER = "chromium-headless-shell"
-#: without these, Chromium keeps calling Google's hosts, which this machine refuses
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 DAGS = ("batch_recompute", "kappa_reprocess", "iceberg_maintenance", "platform_health")
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = shutil.which(BROWSER)
-    assert executable, f"{BROWSER} is not installed: `apt-get install {BROWSER}` (.ci/run does)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def airflow_page(config: Config, browser: Browser) -> Iterator[Page]:
-    """A page logged in to Airflow as the admin, as a person does it: the login form."""
-    airflow = Airflow(config)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(airflow.url)
-    page.get_by_label("Username").fill(config.airflow.admin_user)
-    page.get_by_label("Password").fill(airflow.admin_password())
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("link", name="Dags")).to_be_visible()
+    page = airflow_login(config, browser)
     yield page
     page.close()
 
@@ -96,19 +80,17 @@ def test_dags_triggered_from_their_forms_succeed_and_trino_shows_their_queries_b
         run = wait_for_new_run(api, dag_id, before)
         assert api.wait(dag_id, run["dag_run_id"]) == "success", run
 
-    trino = browser.new_page(viewport={"width": 1400, "height": 1000})
+    trino = trino_login(config, browser)
     try:
-        trino.goto(f"http://{config.host}:{config.trino.port}/ui/")
-        trino.get_by_placeholder("Username").fill("tester")
-        trino.get_by_role("button", name="Log In").click()
         search = trino.get_by_placeholder(re.compile("User, source, query ID"))
-        expect(search).to_be_visible()
         trino.get_by_role("button", name="Finished").click()  # the list shows running and queued ones only
         search.fill("lambdalake-airflow iceberg_maintenance")
-        # the source, cut to the column's width, beside the query: maintenance of the master dataset
+        # the source, cut to the column's width
         expect(trino.get_by_text(re.compile("lambdalake-airflow iceberg_maint")).first).to_be_visible(
             timeout=30_000)
-        expect(trino.get_by_text(re.compile('"raw"."events')).first).to_be_visible()
+        # and the other way round: the maintenance of the master dataset, shown with its source
+        search.fill('"raw"."events$partitions"')
+        expect(trino.get_by_text(re.compile("lambdalake-airflow iceberg_maint")).first).to_be_visible()
     finally:
         trino.close()
 

@@ -1,0 +1,54 @@
+"""The browser the UI tests and `make screenshots` drive: Debian's chromium-headless-shell through
+Playwright (`.ci/run` installs it; Playwright's own browser download does not work here)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from lambdalake.config import Config
+from lambdalake.engines.airflow import Airflow
+
+BROWSER = "chromium-headless-shell"
+#: without these, Chromium keeps calling Google's hosts, which this machine refuses
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+VIEWPORT = {"width": 1400, "height": 1000}
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    executable = shutil.which(BROWSER)
+    if executable is None:
+        raise RuntimeError(f"{BROWSER} is not installed: `apt-get install {BROWSER}` (.ci/run does)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def airflow_login(config: Config, browser: Browser) -> Page:
+    """A new page logged in to Airflow as the admin, through the login form."""
+    airflow = Airflow(config)
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(airflow.url)
+    page.get_by_label("Username").fill(config.airflow.admin_user)
+    page.get_by_label("Password").fill(airflow.admin_password())
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("link", name="Dags")).to_be_visible()
+    return page
+
+
+def trino_login(config: Config, browser: Browser) -> Page:
+    """A new page on Trino's UI, past its login form (any user name, no password on http)."""
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"http://{config.host}:{config.trino.port}/ui/")
+    page.get_by_placeholder("Username").fill("lambdalake")
+    page.get_by_role("button", name="Log In").click()
+    expect(page.get_by_text("Query Details")).to_be_visible()
+    return page
