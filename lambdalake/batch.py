@@ -161,8 +161,9 @@ def current_boundary(config: Config, layers: Layers, view: View) -> datetime | N
     return None if current is None else current.boundary
 
 
-#: query memory the dedup takes per master-dataset row, measured with bench/batch.py (peak memory
-#: of an unsliced recompute / its events: 60-70 B at 1M-10M events), with headroom for the rest
+#: query memory the dedup takes per master-dataset row, with headroom: measured ~70 MiB per query
+#: plus ~100 B per row of its slice (bench/batch_slices.py), and 96-135 B per row at 10M-25M events
+#: (bench/batch.py, BENCHMARKS.md)
 DEDUP_BYTES_PER_ROW = 200
 
 
