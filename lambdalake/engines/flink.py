@@ -98,7 +98,7 @@ class Flink(Engine):
             "rest.port": flink.rest_port,
             "parallelism.default": 1,
             "execution.checkpointing.interval": flink.checkpoint_interval,
-            # the speed job remembers every event_id for [speed] dedup_ttl: millions of keys, which
+            # the speed job remembers every event_id for [dedup] horizon: millions of keys, which
             # on the heap backend filled the TaskManager's heap (back-to-back full GCs at ~600K keys
             # in bench/streaming.py). RocksDB keeps them in managed memory and on disk.
             "state.backend.type": "rocksdb",
@@ -108,11 +108,17 @@ class Flink(Engine):
             # keep the last checkpoint when a job is cancelled: it can be restarted from it
             "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
             "execution.checkpointing.num-retained": flink.retained_checkpoints,
+            # the Flink UI's flame graphs (sampled JVM stacks) and profiler (native code too, such
+            # as RocksDB), on for users and for profiling the jobs
+            "rest.flamegraph.enabled": True,
+            "rest.profiling.enabled": True,
+            "rest.profiling.dir": str(self.state_dir / "profiling"),
             "io.tmp.dirs": str(self.state_dir / "tmp"),
             "python.executable": str(python),
             "python.client.executable": str(python),
         }
         (self.state_dir / "tmp").mkdir(exist_ok=True)
+        (self.state_dir / "profiling").mkdir(exist_ok=True)
         # start from Flink's shipped config: it carries the JVM --add-opens flags Flink needs
         merged = {**_flatten(yaml.safe_load((shipped / "config.yaml").read_text())), **settings}
         header = "# written by lambdalake: Flink's shipped config.yaml + lambdalake.toml; edits are overwritten\n"

@@ -12,21 +12,14 @@ from __future__ import annotations
 
 import ipaddress
 import time
-import uuid
-from collections.abc import Iterator
 
 import httpx
 import psutil
-import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake import jobs
-from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
 from lambdalake.engines.flink import Flink
-from lambdalake.ingest import IngestTarget, start
 from lambdalake.supervisor import Supervisor
-from lambdalake.tables import heartbeats_table
 
 TASK_MANAGER = "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"
 
@@ -55,25 +48,6 @@ def binds_host(address: str, host: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip == ipaddress.ip_address(host)
-
-
-@pytest.fixture
-def running_job(config: Config) -> Iterator[str]:
-    """A PyFlink job of the test's own, so that the TaskManager runs Python workers."""
-    suffix = uuid.uuid4().hex[:8]
-    topic = f"test-sockets-{suffix}"
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
-    target = IngestTarget(topic, f"{topic}-ingest", f"raw.test_sockets_{suffix}", f"raw.test_sockets_rejected_{suffix}",
-                          f"{topic}-ingest")
-    start(config, target)
-    yield target.job_name
-    jobs.cancel(config, target.job_name)
-    admin.delete_topics([topic])[topic].result(30)
-    catalog = load_catalog(config)
-    for table in (target.events_table, target.rejected_table, heartbeats_table(target.events_table)):
-        if catalog.table_exists(table):
-            catalog.purge_table(table)
 
 
 def test_every_listening_socket_binds_the_configured_host(config: Config, running_job: str) -> None:

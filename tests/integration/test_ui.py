@@ -2,7 +2,8 @@
 
 Playwright drives Debian's chromium-headless-shell (tests/browser.py). The tests log in to
 Airflow, open each DAG and its docs, trigger `batch_recompute` and `iceberg_maintenance` from their forms with the defaults, submit a
-bad param and read the message, and find a run's queries by their source in Trino's UI.
+bad param and read the message, find a run's queries by their source in Trino's UI, and open a
+running Flink job's flame graph.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from playwright.sync_api import Browser, Page, expect
 from lambdalake.config import Config
 from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.tables import ensure_table
-from tests.browser import airflow_login, chromium, trino_login
+from lambdalake import jobs
+from tests.browser import VIEWPORT, airflow_login, chromium, trino_login
 
 DAGS = ("batch_recompute", "kappa_reprocess", "iceberg_maintenance", "platform_health")
 
@@ -115,3 +117,17 @@ def test_a_bad_param_is_refused_with_a_message_naming_it(config: Config, airflow
     airflow_page.keyboard.press("Enter")
     dialog.get_by_role("button", name="Trigger").click()
     expect(dialog.get_by_text(re.compile(r"Invalid input for param view: 'Bad-Name' does not match"))).to_be_visible()
+
+
+def test_the_flink_job_page_shows_a_flame_graph(config: Config, browser: Browser, running_job: str) -> None:
+    """Flame graphs are on (`rest.flamegraph.enabled`): a running job's operator shows one."""
+    [job_id] = jobs.live_jobs(config, running_job)
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(f"http://{config.host}:{config.flink.rest_port}/#/job/running/{job_id}/overview")
+        page.locator("g.node").first.click()  # the job graph's operator
+        page.get_by_role("tab", name="FlameGraph").click()
+        expect(page.get_by_text(re.compile("Measurement:"))).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(re.compile(r"^(java|org\.apache)\.")).first).to_be_visible(timeout=60_000)
+    finally:
+        page.close()
