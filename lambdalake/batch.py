@@ -86,6 +86,11 @@ class Served:
     def batch_table(self, boundary: datetime) -> str:
         return f"batch.{self.stem}__b{boundary:%Y%m%d%H%M}"
 
+    @property
+    def slices_table(self) -> str:
+        """Where a sliced recompute collects its slices before merging them (one per view and version)."""
+        return f"batch.{self.stem}__slices"
+
 
 def served(config: Config, layers: Layers, view: View) -> Served:
     """The version of the view serving answers from (the state store says): a reprocessed one, else
@@ -203,13 +208,13 @@ def write_batch_table(config: Config, layers: Layers, target: Served, boundary: 
         _, rows = run_query(config, f"create or replace table {qualified(catalog, table)} as\n{select(None)}",
                             session=session)
         return rows[0][0] if rows else None
-    staging = qualified(catalog, f"batch.{target.stem}__slices")
+    staging = qualified(catalog, target.slices_table)
     # one table per view, replaced by the next run: a run killed midway leaves nothing else behind
     run_query(config, f"create or replace table {staging} as\n{select((0, count))}", session=session)
     for index in range(1, count):
         run_query(config, f"insert into {staging}\n{select((index, count))}", session=session)
     _, rows = run_query(config, f"create or replace table {qualified(catalog, table)} as\n"
-                                + merge_slices_sql(target.view, catalog, f"batch.{target.stem}__slices"),
+                                + merge_slices_sql(target.view, catalog, target.slices_table),
                         session=session)
     run_query(config, f"drop table {staging}")
     return rows[0][0] if rows else None
@@ -286,7 +291,7 @@ def drop_layers(config: Config, layers: Layers) -> None:
     catalog = load_catalog(config)
     for view in lambda_views():
         serving.drop(config, layers.serving(view))
-        for table in (layers.speed(view), f"batch.{view.name}{layers.suffix}__slices"):
+        for table in (layers.speed(view), Served(view, layers.speed(view).split(".", 1)[1]).slices_table):
             if catalog.table_exists(table):
                 catalog.purge_table(table)
     for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):

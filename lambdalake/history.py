@@ -27,7 +27,7 @@ from lambdalake.derive import serving_select_sql, trino_timestamp
 from lambdalake.errors import LambdalakeError
 from lambdalake.query import run_query
 from lambdalake.versions import pinned_view
-from lambdalake.views import View, load_views
+from lambdalake.views import View, find_view
 
 INSTANT_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -59,13 +59,7 @@ def check_within_retention(config: Config, instant: datetime, now: datetime | No
 
 def _definition(config: Config, step: state.Step) -> View:
     """The view's logic at that step: the definition pinned in its speed table, else the shipped one."""
-    pinned = pinned_view(config, step.speed_table)
-    if pinned is not None:
-        return pinned
-    for view in load_views():
-        if view.name == step.view_name:
-            return view
-    raise HistoryError(f"the definition of {step.view_name} (step {step.id} of {step.serving_view}) is gone")
+    return pinned_view(config, step.speed_table) or find_view(step.view_name)[0]
 
 
 def _had_snapshot(config: Config, table: str, instant: datetime) -> bool:
