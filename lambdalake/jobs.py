@@ -90,7 +90,15 @@ def stop(config: Config, job_name: str, timeout: float = 180, *, drain: bool = F
     """
     from lambdalake import state
 
-    path = stop_with_savepoint(config, job_name, timeout, drain=drain)
+    # first: between the job's end and the record of its savepoint, the keeper would see an
+    # expected job missing and bring it back (from its committed offsets, without state)
+    state.set_expected(config, job_name, False)
+    try:
+        path = stop_with_savepoint(config, job_name, timeout, drain=drain)
+    except BaseException:
+        if live_jobs(config, job_name):  # still running: the keeper keeps it again
+            state.set_expected(config, job_name, True)
+        raise
     state.suspended(config, job_name, path, expected=False)
     return path
 
@@ -114,9 +122,22 @@ def stop_with_savepoint(config: Config, job_name: str, timeout: float = 180, *, 
             if "failure-cause" in operation:
                 cause = operation["failure-cause"].get("stack-trace", "")[:2000]
                 raise EngineError(f"stopping {job_name} failed: {cause}")
+            _wait_terminal(flink, job_name, job_id, deadline)
             return operation["location"]
         time.sleep(1)
     raise EngineError(f"{job_name}: no savepoint after {timeout:.0f}s")
+
+
+def _wait_terminal(flink: Flink, job_name: str, job_id: str, deadline: float) -> None:
+    """Wait until the stopped job has ended: its sinks commit the savepoint when notified of its
+    completion, and whoever rewrites the job's tables next (lambdalake.speed.restart) must not
+    race that last commit. (It had ended each time it was looked at; Flink does not promise it.)"""
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{flink.rest_url}/jobs/{job_id}", timeout=10).json()["state"]
+        if state in ("FINISHED", "CANCELED", "FAILED"):
+            return
+        time.sleep(0.2)
+    raise EngineError(f"{job_name} ({job_id}) took its savepoint but did not finish: see the Flink UI")
 
 
 def remove_savepoint(config: Config, location: str) -> None:

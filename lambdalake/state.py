@@ -179,6 +179,12 @@ def suspended(config: Config, name: str, savepoint: str, *, expected: bool) -> N
                            (savepoint, expected, name))
 
 
+def set_expected(config: Config, name: str, expected: bool) -> None:
+    """Whether the keeper keeps the job running; cleared before the platform stops a job itself."""
+    with connect(config) as connection:
+        connection.execute("update lambdalake_jobs set expected = %s where name = %s", (expected, name))
+
+
 def forget(config: Config, name: str) -> ExpectedJob | None:
     """The job was cancelled for good; return what was recorded of it."""
     with connect(config) as connection:

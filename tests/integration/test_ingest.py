@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from lambdalake.config import Config
 from lambdalake.generator import MALFORMED_KINDS, EventGenerator, Faults, Summary
 from lambdalake.ingest import IngestTarget, start
 from lambdalake.jobs import cancel, live_jobs, stop
+from lambdalake.keeper import reconcile
 from lambdalake.producer import produce
 from lambdalake.query import run_query
 
@@ -125,7 +127,23 @@ def test_trino_and_pyiceberg_read_the_same_rows(config: Config, target: IngestTa
 
 def test_still_exact_after_a_stop_with_savepoint_and_restart(
         config: Config, target: IngestTarget, first_batch: Summary) -> None:
-    savepoint = stop(config, target.job_name)
+    # the keeper runs meanwhile, as it does for ever on a live platform: it must not bring back a job
+    # the platform is stopping (it did, between the job's end and the record of its savepoint)
+    stopping = threading.Event()
+    restored: list[str] = []
+
+    def keeper() -> None:
+        while not stopping.is_set():
+            restored.extend(name for name in reconcile(config, say=lambda _: None) if name == target.job_name)
+
+    racing = threading.Thread(target=keeper)
+    racing.start()
+    try:
+        savepoint = stop(config, target.job_name)
+    finally:
+        stopping.set()
+        racing.join()
+    assert restored == [], "the keeper brought back a job that was being stopped"
     assert live_jobs(config, target.job_name) == []
     second_batch = produce(config, EventGenerator(seed=8, faults=FAULTS), target.topic, count=1000)
     start(config, target, savepoint=savepoint)
