@@ -24,7 +24,8 @@ def free_port() -> int:
 def nothing_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A config whose engines are certainly not running: fresh data dir, unused ports."""
     monkeypatch.setenv("LAMBDALAKE__PATHS__DATA_DIR", str(tmp_path))
-    for key in ("POSTGRES__PORT", "KAFKA__PORT", "FLINK__REST_PORT", "TRINO__PORT", "AIRFLOW__PORT"):
+    for key in ("POSTGRES__PORT", "KAFKA__PORT", "KAFKA__CONTROLLER_PORT", "FLINK__REST_PORT", "TRINO__PORT",
+                "AIRFLOW__PORT"):  # every port `down` sweeps: another checkout's engines may hold these
         monkeypatch.setenv(f"LAMBDALAKE__{key}", str(free_port()))
     return tmp_path
 
