@@ -1,14 +1,18 @@
 """
 ### Batch recompute
 
-Recomputes every **lambda** view from the whole master dataset (`raw.events`) and swaps it into
-`serving.<view>`:
+Recomputes every **lambda** view from the master dataset (`raw.events`) and swaps it into
+`serving.<view>`. One run at a time, so a full run and an incremental one never overlap:
 
 1. **boundary** — chooses B, the newest whole ingest minute below which `raw.events` is provably
    complete, and the Iceberg snapshot every view of this run reads.
 2. **recompute** (one task per view) — writes `batch.<view>__b<B>` with Trino (each event_id
    once by the dedup rule the speed layer applies too), then replaces `serving.<view>` in one
    statement: batch below B, speed at or after B. Readers never see a new batch with an old boundary.
+   A run is **incremental**: it adds the copies that arrived since the previous run's B to the
+   previous batch table. It is **full** (the whole master dataset) when the param `full` is on,
+   on a view's first run, or when its last full run is older than `[batch] full_recompute_every`
+   (daily by default). The task log says which, and why.
 3. **expire_speed** (one task per view) — deletes the speed rows below the previous run's B:
    no serving query reads them any more.
 
@@ -46,6 +50,10 @@ BATCH_TABLES = AssetAlias("lambdalake-batch-tables")
         "events_table": Param("raw.events", type="string", pattern=names.TABLE_PATTERN, title="Master dataset"),
         "rejected_table": Param("raw.events_rejected", type="string", pattern=names.TABLE_PATTERN,
                                 title="Rejected records"),
+        "full": Param(False, type="boolean", title="Full recompute",
+                      description="Recompute from the whole master dataset (after fixing data or a view's "
+                                  "logic). Off: add only what arrived since the last run, unless the last "
+                                  "full run is older than [batch] full_recompute_every."),
         # optional: a Param with an empty default is shown as required, and the Trigger button stays
         # disabled until it is filled in
         "suffix": Param(None, type=["null", "string"], pattern=names.SUFFIX_PATTERN, title="Table suffix",
@@ -85,7 +93,7 @@ def batch_recompute() -> None:
             print(f"{view}: a reprocessing switched serving to another version meanwhile; the next run recomputes it")
             return None
         print(f"{view}: {done['serving_view']} now reads {done['batch_table']} below B={done['boundary']} "
-              f"(was {done['boundary_before']}): {done['rows']} rows written in {done['seconds']} s")
+              f"(was {done['boundary_before']}): {done['rows']} rows written in {done['seconds']} s; {done['reason']}")
         outlet_events[BATCH_TABLES].add(Asset(f"lake://batch/{done['serving_view'].split('.', 1)[1]}"), extra=done)
         return done
 

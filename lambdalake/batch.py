@@ -13,6 +13,13 @@ that table and B (readers see old batch + old B or new batch + new B, never a mi
 step, with B before and after and the rows written, in the state store. A run killed anywhere leaves
 serving as it was; the next run redoes its work (every step is idempotent).
 
+A run is incremental by default (plan_run says when it is full): the copies that reached Kafka
+from the previous run's B on are judged by the dedup rule against the master dataset from one
+horizon before that B (all the rule looks at), and their partial aggregates are added to the
+previous batch table. Only the event-time buckets they touch are re-aggregated; the others are
+carried over. The result equals a full recompute at the same B, row for row
+(tests/integration/test_batch_incremental.py), at a cost that grows with what arrived.
+
 Memory stays bounded at any history size: when the dedup of the whole history would not fit in
 the memory a batch query may use (`[batch] query_max_memory`), the events are split into slices by
 a hash of their event_id. All copies of an event fall in one slice, so each slice is deduplicated
@@ -26,14 +33,16 @@ tables are `speed.<view>__v<N>` and `batch.<view>__v<N>__b<B>`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from lambdalake import names, offsets, serving
+from lambdalake import names, offsets, serving, state
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
-from lambdalake.derive import batch_select_sql, merge_slices_sql, qualified, trino_timestamp
+from lambdalake.derive import batch_select_sql, incremental_merge_sql, merge_slices_sql, qualified, trino_timestamp
 from lambdalake.errors import EngineError
 from lambdalake.query import run_query
 from lambdalake.serving import BOUNDARY_FORMAT
@@ -191,58 +200,149 @@ def history_rows(config: Config, events_table: str, snapshot: int) -> int:
     return int(found.summary.get("total-records", 0))
 
 
-def write_batch_table(config: Config, layers: Layers, target: Served, boundary: Boundary, table: str,
-                      slices: int | None = None) -> int | None:
-    """Write the view's batch table below B, in event_id slices when the history needs them; return its rows.
+def _count_rows(config: Config, layers: Layers, boundary: Boundary, since: datetime) -> int:
+    """The master dataset's rows an incremental run reads (from one horizon before since to B)."""
+    _, rows = run_query(
+        config, f"select count(*) from {qualified(config.iceberg.catalog_name, layers.events_table)} "
+                f"for version as of {int(boundary.events_snapshot)} "
+                f"where ingest_time >= {trino_timestamp(_literal(since))} - interval '{layers.horizon(config)}' second "
+                f"and ingest_time < {trino_timestamp(boundary.literal)}", session=batch_session(config))
+    return int(rows[0][0])
 
+
+def _literal(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime(BOUNDARY_FORMAT)
+
+
+#: Trino query states before the end
+RUNNING_STATES = ("QUEUED", "WAITING_FOR_RESOURCES", "DISPATCHING", "PLANNING", "STARTING", "RUNNING", "FINISHING")
+
+
+def kill_stale_writes(config: Config, tables: list[str]) -> list[str]:
+    """Kill the queries still writing these tables; return their ids.
+
+    A run killed midway (its Airflow worker lost, say) leaves its current query running in Trino,
+    whose commit would land in the tables the next run writes. The next run kills it first.
+    """
+    catalog = config.iceberg.catalog_name
+    wanted = [qualified(catalog, table) for table in tables]
+    _, rows = run_query(config, "select query_id, query from system.runtime.queries where state in ("
+                                + ", ".join(f"'{s}'" for s in RUNNING_STATES) + ")")
+    stale = [query_id for query_id, text in rows
+             if "system.runtime.queries" not in text and any(name in text for name in wanted)]
+    for query_id in stale:
+        if not re.fullmatch(r"\w+", query_id):  # CALL takes no bound parameters: Trino's own ids only
+            raise EngineError(f"unexpected Trino query id {query_id!r}")
+        run_query(config, f"call system.runtime.kill_query(query_id => '{query_id}', "
+                          "message => 'left by a killed batch run; the next run rewrites its tables')")
+    return stale
+
+
+def plan_run(config: Config, layers: Layers, target: Served, *, full: bool = False) -> tuple[str, state.Step | None]:
+    """Why this run is full, or why it is incremental and the live batch step it adds to.
+
+    Incremental is the default; a run is full when asked to, when there is no batch table of this
+    version to add to (its first run, or the table is gone), when the previous run applied another
+    dedup horizon, or when the version's last full run is `[batch] full_recompute_every` old.
+    """
+    if full:
+        return "full: asked for (the DAG's param full, or batch-run --full)", None
+    previous = state.live_step(config, layers.serving(target.view))
+    if (previous is None or previous.kind != "batch" or previous.speed_table != target.speed_table
+            or previous.batch_table is None or previous.boundary is None):
+        return "full: no batch table of this version to add to yet", None
+    horizon = layers.horizon(config)
+    if previous.horizon_seconds != horizon:
+        return (f"full: the previous run applied a dedup horizon of {previous.horizon_seconds} s, this one "
+                f"{horizon} s"), None
+    last_full = next((s for s in serving.batch_steps(config, layers.serving(target.view), target.speed_table)
+                      if s.run_mode == "full"), None)
+    age = None if last_full is None or last_full.live_at is None else datetime.now(timezone.utc) - last_full.live_at
+    if age is None or age.total_seconds() >= config.batch.full_recompute_seconds:
+        when = "never" if age is None else f"{age.total_seconds() / 3600:.1f} h ago"
+        return (f"full: the last full run was {when}; [batch] full_recompute_every = "
+                f"{config.batch.full_recompute_every!r}"), None
+    if not load_catalog(config).table_exists(previous.batch_table):
+        return f"full: the previous batch table {previous.batch_table} is gone", None
+    return f"incremental: the copies that arrived from B={_literal(previous.boundary)} on", previous
+
+
+def write_batch_table(config: Config, layers: Layers, target: Served, boundary: Boundary, table: str,
+                      slices: int | None = None, previous: state.Step | None = None,
+                      reason: str = "full") -> tuple[int | None, state.BatchRun]:
+    """Write the view's batch table below B, in event_id slices when the dedup needs them; return
+    its rows and what the run did.
+
+    Full (previous None): every copy below B. Incremental: previous's batch table, with the copies
+    that arrived from its B on added (only the event-time buckets they touch are re-aggregated).
     `slices` overrides the count slice_count chooses (tests use it).
     """
     catalog, session = config.iceberg.catalog_name, batch_session(config)
-    count = slices or slice_count(config, history_rows(config, layers.events_table, boundary.events_snapshot))
+    kill_stale_writes(config, [table, target.slices_table])
+    horizon = layers.horizon(config)
+    since = None if previous is None else previous.boundary
+    if slices is None:
+        rows_read = (history_rows(config, layers.events_table, boundary.events_snapshot) if since is None
+                     else _count_rows(config, layers, boundary, since))
+        slices = slice_count(config, rows_read)
 
     def select(event_slice: tuple[int, int] | None) -> str:
         return batch_select_sql(target.view, catalog, layers.events_table, boundary.events_snapshot,
-                                boundary.literal, layers.horizon(config), event_slice)
+                                boundary.literal, horizon, event_slice, None if since is None else _literal(since))
 
-    if count == 1:
+    run = state.BatchRun("full" if previous is None else "incremental", reason, horizon, since, slices)
+    if previous is None and slices == 1:
         _, rows = run_query(config, f"create or replace table {qualified(catalog, table)} as\n{select(None)}",
                             session=session)
-        return rows[0][0] if rows else None
+        return (rows[0][0] if rows else None), run
     staging = qualified(catalog, target.slices_table)
     # one table per view, replaced by the next run: a run killed midway leaves nothing else behind
-    run_query(config, f"create or replace table {staging} as\n{select((0, count))}", session=session)
-    for index in range(1, count):
-        run_query(config, f"insert into {staging}\n{select((index, count))}", session=session)
-    _, rows = run_query(config, f"create or replace table {qualified(catalog, table)} as\n"
-                                + merge_slices_sql(target.view, catalog, target.slices_table),
-                        session=session)
+    run_query(config, f"create or replace table {staging} as\n{select((0, slices) if slices > 1 else None)}",
+              session=session)
+    for index in range(1, slices):
+        run_query(config, f"insert into {staging}\n{select((index, slices))}", session=session)
+    if previous is None:
+        merge = merge_slices_sql(target.view, catalog, target.slices_table)
+    else:
+        merge = incremental_merge_sql(target.view, catalog, previous.batch_table, target.slices_table)  # type: ignore[arg-type]
+        _, touched = run_query(config, f"select count(distinct event_time_bucket), min(event_time_bucket), "
+                                       f"max(event_time_bucket) from {staging}")
+        run = dataclasses.replace(run, buckets_recomputed=touched[0][0], buckets_first=touched[0][1],
+                                  buckets_last=touched[0][2])
+    _, rows = run_query(config, f"create or replace table {qualified(catalog, table)} as\n{merge}", session=session)
     run_query(config, f"drop table {staging}")
-    return rows[0][0] if rows else None
+    return (rows[0][0] if rows else None), run
 
 
 def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundary,
-                   airflow_run_id: str | None = None, slices: int | None = None) -> str | None:
+                   airflow_run_id: str | None = None, slices: int | None = None, *, full: bool = False) -> str | None:
     """Write the view's batch table below B, then point serving at it. Idempotent; returns the table.
 
-    Returns None when a reprocessing switched serving to another version meanwhile: that version
-    is recomputed by the next run.
+    Incremental unless `full` or plan_run says otherwise. Returns None when a reprocessing
+    switched serving to another version meanwhile: that version is recomputed by the next run.
     """
     target = served(config, layers, view)
     current = serving.live(config, layers.serving(view))
+    reason, previous = plan_run(config, layers, target, full=full)
     if (current is not None and current.boundary is not None and current.speed_table == target.speed_table
-            and current.boundary > boundary.moment):
-        return current.batch_table  # never move B backwards
+            and (current.boundary > boundary.moment or (previous is not None and current.boundary == boundary.moment))):
+        return current.batch_table  # never move B backwards; at the same B, nothing arrived to add
     table = target.batch_table(boundary.moment)
     started = datetime.now(timezone.utc)
-    rows_written = write_batch_table(config, layers, target, boundary, table, slices)
+    rows_written, run = write_batch_table(config, layers, target, boundary, table, slices, previous, reason)
     with serving.lock(config, layers.serving(view)):
-        if served(config, layers, view) != target:
-            run_query(config, f"drop table if exists {table}")
+        live_now = serving.live(config, layers.serving(view))
+        if served(config, layers, view) != target or (
+                previous is not None and (live_now is None or live_now.step_id != previous.id)):
+            # another version went live, or another run swapped first (this one added to a table
+            # that is no longer live): the next run starts from what is live then
+            if live_now is None or live_now.batch_table != table:
+                run_query(config, f"drop table if exists {table}")
             return None
         serving.publish(config, target.view, layers.serving(view), kind="batch", speed_table=target.speed_table,
                         version=target.version, batch_table=table, boundary=boundary.moment,
                         events_snapshot=boundary.events_snapshot, rows_written=rows_written,
-                        airflow_run_id=airflow_run_id, started_at=started)
+                        airflow_run_id=airflow_run_id, started_at=started, run=run)
     # keep the previous table a run longer: a query that started before the swap may still read it
     serving.drop_batch_tables(config, layers.serving(view), keep=2)
     return table
@@ -299,13 +399,14 @@ def drop_layers(config: Config, layers: Layers) -> None:
             catalog.purge_table(table)
 
 
-def run_once(config: Config, layers: Layers, views: list[str] | None = None) -> dict[str, str | None]:
+def run_once(config: Config, layers: Layers, views: list[str] | None = None, *,
+             full: bool = False) -> dict[str, str | None]:
     """One whole batch run, as the DAG does it: boundary, then each view. Returns view -> table."""
     boundary = choose_boundary(config, layers)
     if boundary is None:
         return {}
     chosen = [v for v in lambda_views() if not views or v.name in views]
-    tables = {view.name: recompute_view(config, layers, view, boundary) for view in chosen}
+    tables = {view.name: recompute_view(config, layers, view, boundary, full=full) for view in chosen}
     for view in chosen:
         expire_speed_rows(config, layers, view)
     return tables
@@ -335,11 +436,12 @@ def recompute_by_name(config: Config, params: dict[str, object], view_name: str,
     view = _lambda_view(view_name)
     layers = layers_from(config, params)
     boundary = Boundary(datetime.fromisoformat(str(chosen["moment"])), int(chosen["snapshot"]))  # type: ignore[arg-type]
-    table = recompute_view(config, layers, view, boundary, airflow_run_id)
+    table = recompute_view(config, layers, view, boundary, airflow_run_id, full=bool(params.get("full")))
     if table is None:
         return None
     step = next(s for s in serving.batch_steps(config, layers.serving(view)) if s.batch_table == table)
     return {"view": view_name, "serving_view": layers.serving(view), "batch_table": table,
             "boundary": step.boundary.isoformat() if step.boundary else None,
             "boundary_before": step.boundary_before.isoformat() if step.boundary_before else None,
-            "rows": step.rows_written, "seconds": step.seconds}
+            "rows": step.rows_written, "seconds": step.seconds, "mode": step.run_mode, "reason": step.run_reason,
+            "buckets_recomputed": step.buckets_recomputed}

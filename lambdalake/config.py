@@ -154,6 +154,13 @@ class BatchConfig:
     #: serving queries keep the rest; empty means Trino's limit. The recompute splits the history
     #: into as many event_id slices as it takes for each slice's dedup to fit (lambdalake.batch)
     query_max_memory: str = ""
+    #: a run is incremental (it counts only the copies that arrived since the previous run's B)
+    #: unless the view's last full recompute is older than this; '0 s' makes every run full
+    full_recompute_every: str = "24 h"
+
+    @property
+    def full_recompute_seconds(self) -> float:
+        return duration_seconds(self.full_recompute_every, "batch.full_recompute_every")
 
     def memory_bytes(self, trino: "TrinoConfig") -> int:
         """The memory one batch query may use, in bytes."""

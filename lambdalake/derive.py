@@ -122,7 +122,7 @@ def event_slice_sql(index: int, count: int) -> str:
 
 
 def batch_select_sql(view: View, catalog: str, source_table: str, source_snapshot: int, boundary: str,
-                     horizon_seconds: int, event_slice: tuple[int, int] | None = None) -> str:
+                     horizon_seconds: int, event_slice: tuple[int, int] | None = None, since: str | None = None) -> str:
     """Trino SQL: the view over every copy that counts and reached Kafka before `boundary`, from one snapshot.
 
     The platform's one dedup rule, as the speed layer applies it (lambdalake.streaming): a copy
@@ -132,6 +132,9 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
     of a copy before B is before B too, so the boundary filter comes first.
 
     `event_slice` (index, count) limits it to one hash slice of the events (event_slice_sql).
+    `since` limits it to the copies that reached Kafka at or after it (an incremental run): those
+    are judged against the copies of one horizon before it too, which is all the rule looks at, so
+    the copies before `since` are never needed.
     """
     bucket = _trino_bucket("event_time", view.bucket_minutes)
     dims = [_trino_ident(d) for d in view.dimensions]
@@ -139,10 +142,15 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
             else f"{m.agg}({_trino_ident(m.column)}) as {_trino_ident(m.name)}"  # type: ignore[arg-type]
             for m in view.measures]
     filters = [f"{_trino_ident(c)} in ({', '.join(_literal(v) for v in values)})" for c, values in view.where]
+    counts = f"previous_copy_time is null or previous_copy_time < ingest_time - interval '{int(horizon_seconds)}' second"
+    if since:
+        counts = f"({counts})"
     return "\n".join([
         "with events as (",
         f"    select * from {qualified(catalog, source_table)} for version as of {int(source_snapshot)}",
         f"    where ingest_time < {trino_timestamp(boundary)}",
+        *([f"      and ingest_time >= {trino_timestamp(since)} - interval '{int(horizon_seconds)}' second"]
+          if since else []),
         *([f"      and {event_slice_sql(*event_slice)}"] if event_slice else []),
         "),",
         "copies as (",
@@ -152,8 +160,9 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
         "),",
         "counted_copies as (",
         "    select * from copies",
-        f"    where previous_copy_time is null or previous_copy_time < ingest_time - interval '{int(horizon_seconds)}'"
-        " second",
+        f"    where {counts}",
+        # an incremental run: only the copies from `since` on count (the earlier ones only judge them)
+        *([f"      and ingest_time >= {trino_timestamp(since)}"] if since else []),
         ")",
         "select",
         ",\n".join(f"    {c}" for c in [f"{bucket} as event_time_bucket", *dims, *aggs]),
@@ -175,6 +184,30 @@ def merge_slices_sql(view: View, catalog: str, slices_table: str) -> str:
     return "\n".join([
         "select " + ", ".join(["event_time_bucket", *dims, *merged]),
         f"from {qualified(catalog, slices_table)}",
+        "group by " + ", ".join(["event_time_bucket", *dims]),
+    ])
+
+
+def incremental_merge_sql(view: View, catalog: str, previous_table: str, delta_table: str) -> str:
+    """Trino SQL: the previous batch table with the delta's partial aggregates added, one row per key.
+
+    Event-time buckets the delta does not touch are carried over as they are; only the touched
+    ones are re-aggregated, so the work grows with the delta, not with the table.
+    """
+    dims = [_trino_ident(d) for d in view.dimensions]
+    columns = ", ".join(["event_time_bucket", *dims, *(_trino_ident(m.name) for m in view.measures)])
+    previous, delta = qualified(catalog, previous_table), qualified(catalog, delta_table)
+    touched = f"(select distinct event_time_bucket from {delta})"
+    return "\n".join([
+        f"select {columns} from {previous}",
+        f"where event_time_bucket not in {touched}",
+        "union all",
+        "select " + ", ".join(["event_time_bucket", *dims, *_merged_measures(view)]),
+        "from (",
+        f"    select {columns} from {previous} where event_time_bucket in {touched}",
+        "    union all",
+        f"    select {columns} from {delta}",
+        ")",
         "group by " + ", ".join(["event_time_bucket", *dims]),
     ])
 

@@ -106,7 +106,7 @@ def reconcile_all(config: Config) -> list[str]:
 def publish(config: Config, view: View, serving_view: str, *, kind: str, speed_table: str, version: int | None = None,
             batch_table: str | None = None, boundary: datetime | None = None, events_snapshot: int | None = None,
             rows_written: int | None = None, airflow_run_id: str | None = None,
-            started_at: datetime | None = None) -> Live:
+            started_at: datetime | None = None, run: state.BatchRun | None = None) -> Live:
     """Replace serving_view: the speed table alone (create, switch) or with a batch table below B
     (batch). The caller holds the view's lock and has checked the step still applies."""
     reconcile(config, serving_view)
@@ -114,7 +114,7 @@ def publish(config: Config, view: View, serving_view: str, *, kind: str, speed_t
     sql = serving_view_sql(view, config.iceberg.catalog_name, serving_view, speed_table, batch_table, literal)
     step = state.begin_step(config, serving_view, kind, view.name, version, speed_table, batch_table, boundary,
                             events_snapshot, rows_written, airflow_run_id, sql,
-                            started_at or datetime.now(timezone.utc))
+                            started_at or datetime.now(timezone.utc), run)
     run_query(config, sql)
     state.step_live(config, step.id)
     return Live(serving_view, view.name, version, speed_table, batch_table, boundary, events_snapshot, step.id)

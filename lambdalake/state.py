@@ -10,7 +10,8 @@ One module writes it:
   table, the batch table and its boundary B, the master dataset's snapshot B was computed from.
 - `lambdalake_serving_steps`: the history behind it, one row per step that replaced a serving
   view (created, a batch run's swap, a reprocessing switch): when it started and went live, B
-  before and after, rows written, seconds, the Airflow run. lambdalake.serving writes a step as
+  before and after, rows written, seconds, the Airflow run; for a batch run, whether it was full
+  or incremental and why, and the event-time buckets it recomputed. lambdalake.serving writes a step as
   pending, replaces the view, then marks it live.
 
 Why PostgreSQL and not an Iceberg `meta` schema: a step's state changes three times in seconds
@@ -79,6 +80,15 @@ create table if not exists lambdalake_serving_steps (
     dropped_at timestamptz
 );
 create index if not exists lambdalake_serving_steps_view on lambdalake_serving_steps (serving_view, id);
+-- a batch step's run (lambdalake.batch.BatchRun): full or incremental, why, and what it recomputed
+alter table lambdalake_serving_steps add column if not exists run_mode text;
+alter table lambdalake_serving_steps add column if not exists run_reason text;
+alter table lambdalake_serving_steps add column if not exists horizon_seconds int;
+alter table lambdalake_serving_steps add column if not exists ingest_from timestamptz;
+alter table lambdalake_serving_steps add column if not exists slices int;
+alter table lambdalake_serving_steps add column if not exists buckets_recomputed bigint;
+alter table lambdalake_serving_steps add column if not exists buckets_first timestamptz;
+alter table lambdalake_serving_steps add column if not exists buckets_last timestamptz;
 create table if not exists lambdalake_serving (
     serving_view text primary key,
     step_id bigint not null references lambdalake_serving_steps (id),
@@ -224,24 +234,58 @@ class Step:
     live_at: datetime | None
     seconds: float | None
     dropped_at: datetime | None
+    #: a batch step's run (BatchRun's fields); None for other steps
+    run_mode: str | None = None
+    run_reason: str | None = None
+    horizon_seconds: int | None = None
+    ingest_from: datetime | None = None
+    slices: int | None = None
+    buckets_recomputed: int | None = None
+    buckets_first: datetime | None = None
+    buckets_last: datetime | None = None
 
 
+@dataclass(frozen=True)
+class BatchRun:
+    """What a batch run recomputed, and why (recorded with its step)."""
+
+    #: 'full': every copy below B; 'incremental': the copies ingested from ingest_from on, added
+    #: to the previous batch table
+    run_mode: str
+    run_reason: str
+    #: the dedup horizon it applied (an incremental run needs the previous run's)
+    horizon_seconds: int
+    #: the ingest-time start of the copies it counted; None for a full run
+    ingest_from: datetime | None
+    #: event_id slices its dedup was split into
+    slices: int
+    #: the event-time buckets it recomputed (an incremental run carries the others over); None: all
+    buckets_recomputed: int | None = None
+    buckets_first: datetime | None = None
+    buckets_last: datetime | None = None
+
+
+_RUN_COLUMNS = [f.name for f in fields(BatchRun)]
 _STEP_COLUMNS = ", ".join(f.name for f in fields(Step))
 
 
 def begin_step(config: Config, serving_view: str, kind: str, view_name: str, version: int | None, speed_table: str,
                batch_table: str | None, boundary: datetime | None, events_snapshot: int | None,
-               rows_written: int | None, airflow_run_id: str | None, sql: str, started_at: datetime) -> Step:
+               rows_written: int | None, airflow_run_id: str | None, sql: str, started_at: datetime,
+               run: BatchRun | None = None) -> Step:
     """Record a step as pending, before the view is replaced; B before is what is live now."""
+    run_values = [getattr(run, name) for name in _RUN_COLUMNS] if run else [None] * len(_RUN_COLUMNS)
     with connect(config) as connection:
         row = connection.execute(
             "insert into lambdalake_serving_steps (serving_view, kind, status, view_name, version, speed_table, "
-            "batch_table, boundary_before, boundary, events_snapshot, rows_written, airflow_run_id, sql, started_at) "
+            "batch_table, boundary_before, boundary, events_snapshot, rows_written, airflow_run_id, sql, started_at, "
+            f"{', '.join(_RUN_COLUMNS)}) "
             "values (%s, %s, 'pending', %s, %s, %s, %s, "
-            "(select boundary from lambdalake_serving where serving_view = %s), %s, %s, %s, %s, %s, %s) "
+            "(select boundary from lambdalake_serving where serving_view = %s), %s, %s, %s, %s, %s, %s, "
+            f"{', '.join(['%s'] * len(_RUN_COLUMNS))}) "
             f"returning {_STEP_COLUMNS}",
             (serving_view, kind, view_name, version, speed_table, batch_table, serving_view, boundary,
-             events_snapshot, rows_written, airflow_run_id, sql, started_at)).fetchone()
+             events_snapshot, rows_written, airflow_run_id, sql, started_at, *run_values)).fetchone()
         return Step(*row)
 
 

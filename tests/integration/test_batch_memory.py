@@ -17,8 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from lambdalake import state
 from lambdalake.batch import (Boundary, Layers, drop_layers, ensure_serving, history_rows, recompute_view, served,
                               slice_count)
+from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
 from lambdalake.derive import batch_select_sql
 from lambdalake.errors import QueryError
@@ -111,3 +113,28 @@ def test_the_recompute_slices_the_history_to_fit_and_equals_the_truth(config: Co
     assert as_counter(served_rows) == truth
     assert not run_query(config, "select table_name from information_schema.tables where table_schema = 'batch' "
                                  "and table_name like ?", [f"%{layers.suffix}__slices"])[1]
+
+
+def test_an_incremental_run_after_it_also_fits_and_equals_the_truth(config: Config, history) -> None:  # type: ignore[no-untyped-def]
+    layers, boundary, truth = history
+    limited = dataclasses.replace(config, batch=dataclasses.replace(config.batch, query_max_memory=LIMIT))
+    view = events_per_type()
+    recompute_view(limited, layers, view, boundary)  # the full run, if this test runs alone
+    # an hour after B: new events, and copies of the history's (arrived hours after their first copy: they count)
+    rows, _ = generate_history()
+    arrived = rows.slice(0, 50_000)
+    moved = pa.array(np.datetime64(boundary.moment.replace(tzinfo=None), "us")
+                     + (np.arange(len(arrived)) * 60_000).astype("timedelta64[us]"), pa.timestamp("us", tz="UTC"))
+    arrived = arrived.set_column(arrived.schema.get_field_index("ingest_time"), "ingest_time", moved)
+    arrived = arrived.set_column(arrived.schema.get_field_index("kafka_offset"), "kafka_offset",
+                                 pa.array(np.arange(len(rows), len(rows) + len(arrived)), pa.int64()))
+    table = load_catalog(config).load_table(layers.events_table)
+    table.append(arrived.cast(table.schema().as_arrow()))
+    later = Boundary(boundary.moment + timedelta(hours=1), table.refresh().current_snapshot().snapshot_id)
+    expected = truth + Counter((START + timedelta(seconds=(t.timestamp() - START.timestamp()) // 60 * 60), kind)
+                               for t, kind in zip(arrived.column("event_time").to_pylist(),
+                                                  arrived.column("event_type").to_pylist()))
+    table_name = recompute_view(limited, layers, view, later)
+    step = state.live_step(config, layers.serving(view))
+    assert step is not None and step.run_mode == "incremental", step
+    assert as_counter(run_query(config, f"select * from {table_name}")[1]) == expected

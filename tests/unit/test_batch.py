@@ -9,7 +9,7 @@ import pytest
 
 from lambdalake.batch import DEDUP_BYTES_PER_ROW, Layers, Served, complete_until, layers_from, slice_count
 from lambdalake.config import Config
-from lambdalake.derive import batch_select_sql, serving_view_sql
+from lambdalake.derive import batch_select_sql, incremental_merge_sql, serving_view_sql
 from lambdalake.errors import ConfigError
 from lambdalake.views import floor_to_bucket, load_views
 
@@ -65,6 +65,33 @@ def test_a_slice_holds_every_copy_of_its_events_and_is_chosen_before_the_dedup()
     assert "xxhash64(to_utf8(event_id))" in batch and "% 5 = 2" in batch
     assert batch.index("% 5 = 2") < batch.index("lag(")
     assert "xxhash64" not in batch_select_sql(load_views()[0], "lake", "raw.events", 1, "2026-11-26 14:30:00", 90)
+
+
+def test_an_incremental_run_counts_copies_from_since_judged_by_one_horizon_before_it() -> None:
+    batch = batch_select_sql(load_views()[0], "lake", "raw.events", 1, "2026-11-26 14:30:00", 90,
+                             since="2026-11-26 13:30:00")
+    # read from one horizon before `since`: the copies that judge the first counted ones
+    assert "and ingest_time >= timestamp '2026-11-26 13:30:00 UTC' - interval '90' second" in batch
+    assert batch.index("- interval '90' second") < batch.index("lag(")
+    # counted: only from `since` on, and only by the rule (its or is bracketed)
+    counted = batch[batch.index("counted_copies as ("):]
+    assert ("where (previous_copy_time is null or previous_copy_time < ingest_time - interval '90' second)\n"
+            "      and ingest_time >= timestamp '2026-11-26 13:30:00 UTC'") in counted
+
+
+def test_an_incremental_merge_carries_untouched_buckets_over_and_re_adds_the_touched_ones() -> None:
+    view = next(v for v in load_views() if v.name == "purchases_per_product")
+    merge = incremental_merge_sql(view, "lake", "batch.old", "batch.delta")
+    touched = '(select distinct event_time_bucket from "lake"."batch"."delta")'
+    assert f"where event_time_bucket not in {touched}" in merge
+    assert f'from "lake"."batch"."old" where event_time_bucket in {touched}' in merge
+    assert 'sum("purchases") as "purchases", sum("revenue") as "revenue", max("largest_purchase")' in merge
+
+
+def test_the_full_recompute_period_is_a_duration() -> None:
+    assert Config().batch.full_recompute_seconds == 86400
+    with pytest.raises(ConfigError, match="batch.full_recompute_every"):
+        _ = dataclasses.replace(Config().batch, full_recompute_every="daily").full_recompute_seconds
 
 
 def test_the_history_is_sliced_so_each_slice_fits_the_batch_memory() -> None:
