@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from pyiceberg.catalog.sql import SqlCatalog
 
 
+#: SQLSTATEs on which Trino's and Flink's catalog clients reconnect and retry: PostgreSQL shutting
+#: down or restarting (57P01-57P03) and lost connections (08xxx). Without them, the first catalog
+#: call after a PostgreSQL restart fails on a pooled connection the server has closed.
+RETRYABLE_SQL_STATES = ("57P01", "57P02", "57P03", "08000", "08001", "08003", "08006")
+
+
 def warehouse_uri(config: Config) -> str:
     return f"file://{config.warehouse_dir}"
 
@@ -53,5 +59,6 @@ def flink_catalog_ddl(config: Config) -> str:
         f"'uri'='{jdbc_url(config)}', "
         f"'jdbc.user'='{pg.user}', "
         f"'jdbc.password'='{pg.password}', "
+        f"'jdbc.retryable_status_codes'='{','.join(RETRYABLE_SQL_STATES)}', "
         f"'warehouse'='{warehouse_uri(config)}')"
     )

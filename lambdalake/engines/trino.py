@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from string import Template
 
-from lambdalake.catalog import warehouse_uri
+from lambdalake.catalog import RETRYABLE_SQL_STATES, warehouse_uri
 from lambdalake.config import PROJECT_ROOT
 from lambdalake.engines import Engine, Program, fetch_json
 from lambdalake.install import engines_dir, jdk24_home, only_child
@@ -100,6 +100,7 @@ class Trino(Engine):
             "warehouse_uri": warehouse_uri(config),
             "snapshot_retention": config.serving.history_retention,
             "orphan_retention": config.maintenance.orphan_retention,
+            "retryable_sql_states": ",".join(RETRYABLE_SQL_STATES),
         }
         for template in CATALOG_TEMPLATES.glob("*.properties"):
             # the file's name is the catalog's name in Trino

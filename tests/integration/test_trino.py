@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import trino
 
 from lambdalake.config import Config
+from lambdalake.engines.postgres import Postgres
 from lambdalake.engines.trino import Trino
 from lambdalake.install import jdk24_home
+from lambdalake.platform import status
+from lambdalake.query import run_query
+from lambdalake.supervisor import Supervisor
 
 LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
 
@@ -76,3 +81,25 @@ def sources_of(config: Config, marker: str) -> list[str]:
     cursor.execute("select source from system.runtime.queries where query like ? and query not like ?",
                    [f"%{marker}%", "%system.runtime.queries%"])
     return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_catalog_answers_the_first_query_after_postgres_restarts(config: Config) -> None:
+    """Trino pools its connections to the catalog's PostgreSQL; once PostgreSQL restarted, the
+    first query used to fail (`Cannot check and eventually update SQL schema`) on a pooled
+    connection the server had closed. It reconnects and retries on those SQLSTATEs now."""
+    listing = "select count(*) from information_schema.tables where table_schema = 'raw'"
+    before = run_query(config, listing)[1]  # the pool holds a connection now
+    supervisor = Supervisor(config)
+    supervisor.stop("postgres")
+    supervisor.start("postgres")
+    deadline = time.monotonic() + 60
+    while Postgres(config).health() is not None:
+        assert time.monotonic() < deadline, "PostgreSQL did not come back"
+        time.sleep(0.5)
+    try:
+        assert run_query(config, listing)[1] == before
+    finally:  # every engine that uses PostgreSQL (Airflow, the keeper) is back before the next test
+        deadline = time.monotonic() + 180
+        while not all(s.healthy for s in status(config)):
+            assert time.monotonic() < deadline, [s for s in status(config) if not s.healthy]
+            time.sleep(2)
