@@ -29,6 +29,15 @@ def live_jobs(config: Config, job_name: str) -> list[str]:
     return [job["jid"] for job in overview["jobs"] if job["name"] == job_name and job["state"] in LIVE_STATES]
 
 
+def every_task_running(config: Config, job_name: str) -> bool:
+    """Whether the live job named job_name runs every task (a RUNNING job may still be deploying)."""
+    job_id = live_job_ids(config).get(job_name)
+    if job_id is None:
+        return False
+    vertices = httpx.get(f"{Flink(config).rest_url}/jobs/{job_id}", timeout=10).json()["vertices"]
+    return all(vertex["status"] == "RUNNING" for vertex in vertices)
+
+
 def submit(config: Config, job: Path, args: list[str], job_name: str, *, parallelism: int,
            savepoint: str | None = None) -> str:
     """Submit the job (detached) unless one named job_name is live; return its job id.

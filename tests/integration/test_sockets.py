@@ -13,12 +13,10 @@ from __future__ import annotations
 import ipaddress
 import time
 
-import httpx
 import psutil
 
 from lambdalake import jobs
 from lambdalake.config import Config
-from lambdalake.engines.flink import Flink
 from lambdalake.supervisor import Supervisor
 
 TASK_MANAGER = "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"
@@ -35,14 +33,6 @@ def platform_processes(config: Config) -> dict[int, psutil.Process]:
     return found
 
 
-def every_task_running(config: Config, job_name: str) -> bool:
-    job_id = jobs.live_job_ids(config).get(job_name)
-    if job_id is None:
-        return False
-    vertices = httpx.get(f"{Flink(config).rest_url}/jobs/{job_id}", timeout=10).json()["vertices"]
-    return all(vertex["status"] == "RUNNING" for vertex in vertices)
-
-
 def binds_host(address: str, host: str) -> bool:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -52,7 +42,7 @@ def binds_host(address: str, host: str) -> bool:
 
 def test_every_listening_socket_binds_the_configured_host(config: Config, running_job: str) -> None:
     deadline = time.monotonic() + 120
-    while not every_task_running(config, running_job):  # each Python operator starts its worker as it opens
+    while not jobs.every_task_running(config, running_job):  # each Python operator starts its worker as it opens
         assert time.monotonic() < deadline, f"{running_job} never ran"
         time.sleep(1)
     time.sleep(10)

@@ -1,8 +1,8 @@
 """The platform's UIs as a person uses them, in a real browser.
 
 Playwright drives Debian's chromium-headless-shell (tests/browser.py). The tests log in to
-Airflow, open each DAG and its docs, trigger `batch_recompute` and `iceberg_maintenance` from their forms with the defaults, submit a
-bad param and read the message, find a run's queries by their source in Trino's UI, and open a
+Airflow, open each DAG and its docs, trigger `batch_recompute`, `iceberg_maintenance` and
+`speed_layer` from their forms with the defaults, submit a bad param and read the message, find a run's queries by their source in Trino's UI, and open a
 running Flink job's flame graph.
 """
 
@@ -13,16 +13,18 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from lambdalake import jobs
 from lambdalake.config import Config
 from lambdalake.engines.airflow import Airflow, AirflowApi
+from lambdalake.engines.flink import Flink
 from lambdalake.tables import ensure_table
-from lambdalake import jobs
 from tests.browser import VIEWPORT, airflow_login, chromium, trino_login
 
-DAGS = ("batch_recompute", "kappa_reprocess", "iceberg_maintenance", "platform_health")
+DAGS = ("batch_recompute", "kappa_reprocess", "iceberg_maintenance", "platform_health", "speed_layer")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,8 @@ def test_each_dag_opens_with_its_docs_and_its_form_triggers_with_the_defaults(co
         airflow_page.get_by_role("button", name="Dag Docs").click()
         docs = airflow_page.get_by_role("dialog")
         heading = {"batch_recompute": "Batch recompute", "kappa_reprocess": "Reprocess",
-                   "iceberg_maintenance": "Iceberg maintenance", "platform_health": "Platform health"}[dag_id]
+                   "iceberg_maintenance": "Iceberg maintenance", "platform_health": "Platform health",
+                   "speed_layer": "Speed layer"}[dag_id]
         expect(docs.get_by_role("heading", name=re.compile(heading, re.IGNORECASE)).first).to_be_visible()
         airflow_page.keyboard.press("Escape")
         if dag_id == "kappa_reprocess":  # the view has no sensible default: required, offered as a list
@@ -107,6 +110,31 @@ def wait_for_new_run(api: AirflowApi, dag_id: str, since: datetime, timeout: flo
                 return run
         time.sleep(1)
     raise AssertionError(f"no run of {dag_id} since {since} appeared after clicking Trigger")
+
+
+def test_the_speed_layer_comes_up_from_the_form_and_back_from_a_users_savepoint(config: Config,
+                                                                               airflow_page: Page) -> None:
+    """`speed_layer` with its defaults submits the platform's ingest and speed jobs; after a user
+    stopped the speed job with a savepoint, a second run resubmits it from that savepoint."""
+    ingest, speed = config.ingest.job_name, config.speed.job_name
+    api = AirflowApi(Airflow(config))
+    try:
+        before = datetime.now(timezone.utc)
+        dialog = open_form(airflow_page, config, "speed_layer")
+        dialog.get_by_role("button", name="Trigger").click()
+        run = wait_for_new_run(api, "speed_layer", before)
+        assert api.wait("speed_layer", run["dag_run_id"], timeout=600) == "success", run
+        assert jobs.every_task_running(config, ingest) and jobs.every_task_running(config, speed)
+        savepoint = jobs.stop(config, speed)
+        assert api.wait("speed_layer", api.trigger("speed_layer"), timeout=600) == "success"
+        assert jobs.every_task_running(config, speed)
+        job_id = jobs.live_job_ids(config)[speed]
+        checkpoints = httpx.get(f"{Flink(config).rest_url}/jobs/{job_id}/checkpoints", timeout=10).json()
+        restored = checkpoints["latest"]["restored"]  # what Flink itself says the job started from
+        assert restored and restored["external_path"].removeprefix("file:") == savepoint.removeprefix("file:"), restored
+    finally:
+        for name in (speed, ingest):
+            jobs.cancel(config, name)
 
 
 def test_a_bad_param_is_refused_with_a_message_naming_it(config: Config, airflow_page: Page) -> None:
