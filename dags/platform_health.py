@@ -1,9 +1,18 @@
 """
 ### Platform health
 
-Checks every lambdalake engine (PostgreSQL, Kafka, Flink, Trino, Airflow) from an Airflow
-worker, the way `lambdalake status` does, and fails if any is unhealthy. Trigger it from the
-UI to see, in the task log, each engine's health and endpoint.
+Runs every few minutes (`[serving] health_schedule`) and fails, naming what is wrong, when:
+
+1. **engines** — an engine (PostgreSQL, Kafka, Flink, Trino, Airflow) is unhealthy, as
+   `lambdalake status` says;
+2. **jobs** — a job the platform started (recorded in its state store) is not running;
+3. **views** — a view is behind its freshness target (`freshness:` in `views/<view>.yaml`,
+   else `[serving] freshness_target`) by more than `[serving] freshness_grace`, or a lambda
+   view's batch run is overdue (`[serving] batch_overdue`).
+
+A fresh `up`, before any job was started, is healthy. A failed run shows in the UI; set
+`on_failure_callback` in `lambdalake/dag_defaults.py` (or Airflow's own notifiers) to send a
+mail or a chat message.
 """
 
 from __future__ import annotations
@@ -12,25 +21,55 @@ from pathlib import Path
 
 from airflow.sdk import dag, task
 
+from lambdalake.config import load_config
 from lambdalake.dag_defaults import dag_defaults
 
 
 @dag(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
-    **dag_defaults(retries=1),
-    schedule=None,
+    **dag_defaults(retries=1, retry_delay_seconds=10),  # AirflowFailException is not retried
+    schedule=load_config().serving.health_schedule,
     tags=["lambdalake", "platform"],
 )
 def platform_health() -> None:
     @task
-    def check_engines() -> dict[str, str]:
-        from lambdalake.config import load_config
+    def engines() -> dict[str, str]:
         from lambdalake.platform import require_healthy
 
         return require_healthy(load_config())
 
-    check_engines()
+    @task
+    def jobs() -> list[str]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from lambdalake.keeper import job_statuses
+
+        statuses = job_statuses(load_config())
+        for status in statuses:
+            print(f"{status.name}: {status.state}, {status.detail}")
+        failing = [f"{s.name} is {s.state}: {s.detail}" for s in statuses if not s.healthy]
+        if failing:
+            raise AirflowFailException("; ".join(failing))
+        return [s.name for s in statuses]
+
+    @task
+    def views() -> list[dict]:  # type: ignore[type-arg]
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from lambdalake.freshness import measure_all, problems
+
+        config = load_config()
+        measured = measure_all(config)
+        for m in measured:
+            print(f"serving.{m.view}: freshness {m.freshness_seconds} s (target {m.target_seconds} s), "
+                  f"lag {m.lag_records} records, B {m.boundary}")
+        found = problems(config, measured)
+        if found:
+            raise AirflowFailException("; ".join(found))
+        return [m.to_dict() for m in measured]
+
+    engines() >> [jobs(), views()]
 
 
 platform_health()

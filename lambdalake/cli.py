@@ -57,26 +57,56 @@ def down() -> None:
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Also exit 1 when a view misses its freshness "
+                                                         "target.")] = False,
 ) -> None:
-    """Show each engine, its health and its endpoint, then each job the platform expects to run;
-    exit 0 only when all are healthy and every job runs."""
+    """Show each engine, its health and its endpoint, each job the platform expects to run, and
+    each view's freshness against its target; exit 0 only when all engines are healthy and every
+    job runs (and, with --check, every view is on target)."""
     from lambdalake.platform import job_status
     from lambdalake.platform import status as engine_status
 
     config = _config()
     report = engine_status(config)
     expected_jobs = job_status(config, report)
+    views = []
+    if {"postgres", "kafka"} <= {s.name for s in report if s.healthy}:
+        from lambdalake.freshness import measure_all
+
+        views = measure_all(config)
     if as_json:
         say(json.dumps([{"kind": "engine", **vars(s)} for s in report]
-                       + [{"kind": "job", **vars(j)} for j in expected_jobs], indent=2))
+                       + [{"kind": "job", **vars(j)} for j in expected_jobs]
+                       + [{"kind": "view", **v.to_dict()} for v in views], indent=2))
     else:
         width = max(len(s.name) for s in report)
         for s in report:
             say(f"{s.name:<{width}}  {'healthy' if s.healthy else 'DOWN':<7}  {s.endpoint:<34}  {s.detail}")
         for j in expected_jobs:
             say(f"job {j.name}  {'running' if j.healthy else j.state}  {j.detail}")
-    if not all(s.healthy for s in report) or not all(j.healthy for j in expected_jobs):
+        _print_freshness(views)
+    missed = [v for v in views if v.on_target is False]
+    if not all(s.healthy for s in report) or not all(j.healthy for j in expected_jobs) or (check and missed):
         raise typer.Exit(1)
+
+
+def _print_freshness(views) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    if not views:
+        return
+    table = Table("view", "target", "freshness", "lag", "B", "B age", "last batch", title="views")
+    for v in views:
+        fresh = "not started" if v.freshness_seconds is None else f"{v.freshness_seconds:.0f} s"
+        style = "red" if v.on_target is False else None
+        table.add_row(f"serving.{v.view}", f"{v.target_seconds:.0f} s", fresh,
+                      "-" if v.lag_records is None else str(v.lag_records),
+                      "-" if v.boundary is None else f"{v.boundary:%Y-%m-%d %H:%M}",
+                      "-" if v.boundary_age_seconds is None else f"{v.boundary_age_seconds / 60:.0f} min",
+                      "-" if v.last_batch_seconds is None else f"{v.last_batch_seconds:.1f} s at {v.last_batch_at:%H:%M}",
+                      style=style)
+    Console(width=160).print(table)
 
 
 @app.command()
@@ -268,6 +298,8 @@ def serving_refresh() -> None:
 @app.command("batch-run")
 def batch_run(
     view: Annotated[list[str] | None, typer.Option(help="Only this view (repeatable); default: all.")] = None,
+    full: Annotated[bool, typer.Option(help="Recompute from the whole master dataset, not only what arrived "
+                                            "since the last run (after fixing data or logic).")] = False,
 ) -> None:
     """One batch recompute now, without Airflow (the `batch_recompute` DAG runs the same code)."""
     from lambdalake.batch import Layers, ensure_serving, run_once
@@ -275,7 +307,7 @@ def batch_run(
     config = _config()
     layers = Layers(topic=config.kafka.events_topic)
     ensure_serving(config, layers)
-    written = run_once(config, layers, view)
+    written = run_once(config, layers, view, full=full)
     if not written:
         say("nothing complete in the master dataset yet: serving is the speed layer alone")
     for name, table in written.items():
@@ -337,6 +369,12 @@ def _step_line(step) -> str:  # type: ignore[no-untyped-def]
                      f"{'-' if step.boundary_before is None else format(step.boundary_before, '%Y-%m-%d %H:%M')})")
     if step.rows_written is not None:
         parts.append(f"{step.rows_written} rows")
+    if step.run_reason:
+        touched = ("" if step.buckets_recomputed is None else
+                   f" ({step.buckets_recomputed} event-time buckets recomputed"
+                   + ("" if step.buckets_first is None else
+                      f", {step.buckets_first:%Y-%m-%d %H:%M} to {step.buckets_last:%Y-%m-%d %H:%M}") + ")")
+        parts.append(f"{step.run_reason}{touched}")
     if step.live_at is not None:
         parts.append(f"live {step.live_at:%Y-%m-%d %H:%M:%S} after {step.seconds:.1f}s")
     if step.airflow_run_id:
@@ -405,11 +443,13 @@ def list_views(context: typer.Context) -> None:
         return
     from lambdalake.views import load_views
 
+    default = _config().serving.freshness_target
     for view in load_views():
         dims = ", ".join(view.dimensions) or "-"
         measures = ", ".join(f"{m.name}={m.agg}({m.column or '*'})" for m in view.measures)
+        target = f"{view.freshness_seconds:g} s" if view.freshness_seconds else f"{default} (default)"
         say(f"{view.name} v{view.version} ({view.mode}): every {view.bucket_minutes} min by {dims}: {measures}"
-            f" -> {view.speed_table}")
+            f" -> {view.speed_table}; freshness target {target}")
 
 
 @views.command("render")

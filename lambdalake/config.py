@@ -179,6 +179,19 @@ class ServingConfig:
     #: Each speed table commits every checkpoint, and Iceberg keeps every snapshot in one metadata
     #: file (~1.3 KB each, rewritten on every commit), which bounds it: 6 h is ~5.5 MB per table
     history_retention: str = "6h"
+    #: the freshness target of a view whose definition sets none: how long an event may take from
+    #: reaching Kafka to being counted in serving.<view> (a duration such as '60 s')
+    freshness_target: str = "60 s"
+    #: `platform_health` fails once a view is this far past its target, or a batch run is overdue
+    freshness_grace: str = "2 min"
+    #: a lambda view's B may be this old before `platform_health` calls the batch run overdue
+    batch_overdue: str = "3 h"
+    #: when `platform_health` runs (a cron expression or an Airflow preset)
+    health_schedule: str = "*/5 * * * *"
+
+    def seconds(self, key: str) -> float:
+        """One of the durations above, in seconds; ConfigError naming the key if it is none."""
+        return duration_seconds(getattr(self, key), f"serving.{key}")
 
     @property
     def checked_history_retention(self) -> str:

@@ -79,10 +79,14 @@ def lag(config: Config, topic: str, group_id: str) -> int:
     return sum(p.unread for p in positions(config, topic, group_id))
 
 
-def first_unread_times(config: Config, topic: str, group_id: str) -> list[datetime]:
+def first_unread_times(config: Config, topic: str, group_id: str, *, events_only: bool = False) -> list[datetime]:
     """Per partition, when the first record the group has not committed reached Kafka (none when
-    it has committed them all)."""
+    it has committed them all). events_only: skip the platform's heartbeats (lambdalake.heartbeat),
+    which every idle partition receives each second: a partition with only heartbeats unread has
+    no event waiting."""
     from confluent_kafka import TopicPartition
+
+    from lambdalake.heartbeat import HEARTBEAT_HEADER
 
     times = []
     with _consumer(config, group_id) as consumer:
@@ -90,8 +94,17 @@ def first_unread_times(config: Config, topic: str, group_id: str) -> list[dateti
             if position.unread == 0:
                 continue
             consumer.assign([TopicPartition(topic, position.partition, position.committed)])
-            message = consumer.poll(10)
-            if message is None or message.error() is not None:
-                raise EngineError(f"could not read {topic}[{position.partition}] at offset {position.committed}")
-            times.append(datetime.fromtimestamp(message.timestamp()[1] / 1000, timezone.utc))
+            offset = position.committed
+            while offset < position.high:
+                # no more than are there: consume waits for num_messages until the timeout
+                messages = consumer.consume(num_messages=min(500 if events_only else 1, position.high - offset),
+                                            timeout=10)
+                if not messages or any(m.error() is not None for m in messages):
+                    raise EngineError(f"could not read {topic}[{position.partition}] at offset {offset}")
+                first = next((m for m in messages if not (events_only and any(
+                    key == HEARTBEAT_HEADER for key, _ in (m.headers() or [])))), None)
+                if first is not None:
+                    times.append(datetime.fromtimestamp(first.timestamp()[1] / 1000, timezone.utc))
+                    break
+                offset = messages[-1].offset() + 1
     return times

@@ -9,7 +9,7 @@ names the file and the field. From a valid definition, `lambdalake.derive` makes
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,10 @@ MODES = ("lambda", "kappa")
 INGEST_BUCKET_MINUTES = 1
 #: columns a view may not use as a dimension or measure: the platform's own bookkeeping
 RESERVED = ("ingest_time", "kafka_partition", "kafka_offset", "properties")
-KEYS = {"name", "version", "mode", "source", "bucket", "where", "dimensions", "measures"}
+KEYS = {"name", "version", "mode", "source", "bucket", "where", "dimensions", "measures", "freshness"}
+#: keys that say how the view is run, not what it computes: not pinned with a version's logic, so
+#: changing them takes no new version
+OPERATIONAL_KEYS = {"freshness"}
 
 
 def floor_to_bucket(moment: datetime) -> datetime:
@@ -62,6 +65,9 @@ class View:
     where: tuple[tuple[str, tuple[str, ...]], ...]
     dimensions: tuple[str, ...]
     measures: tuple[Measure, ...]
+    #: `freshness`: the seconds an event may take from reaching Kafka to being counted in
+    #: serving.<view>; None means `[serving] freshness_target`. Not part of the logic
+    freshness_seconds: float | None = field(default=None, compare=False)
 
     @property
     def speed_table(self) -> str:
@@ -82,6 +88,15 @@ def _bucket_minutes(value: Any, fail: Any) -> int:
     if 1440 % minutes and minutes % 1440:
         fail("bucket", f"{value!r} must divide a day evenly, or be a whole number of days")
     return minutes
+
+
+def _freshness_seconds(value: Any, fail: Any) -> float | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds?|min|minutes?|h|hours?)\s*", str(value))
+    if not match or float(match[1]) <= 0:
+        fail("freshness", f"{value!r} is not a positive duration such as '30 s', '5 min' or '1 h'")
+    return float(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2][0]]  # type: ignore[index]
 
 
 def parse_view(data: Any, where_from: str) -> View:
@@ -161,7 +176,7 @@ def parse_view(data: Any, where_from: str) -> View:
 
     return View(name=name, version=version, mode=data["mode"], source=data["source"],
                 bucket_minutes=_bucket_minutes(data["bucket"], fail), where=tuple(filters), dimensions=dims,
-                measures=tuple(measures))
+                measures=tuple(measures), freshness_seconds=_freshness_seconds(data.get("freshness"), fail))
 
 
 def read_definition(path: Path) -> Any:
@@ -180,14 +195,16 @@ def load_view(path: Path) -> View:
 
 
 def find_view(name: str, directory: Path = VIEWS_DIR) -> tuple[View, dict[str, Any]]:
-    """The view called name and its definition as written; ViewError for a bad or unknown name."""
+    """The view called name and its definition as written, less its operational keys (what a
+    version pins); ViewError for a bad or unknown name."""
     if not names.matches(names.VIEW_PATTERN, name):
         raise ViewError(f"view name {name!r} must be {names.VIEW_RULE}")
     path = directory / f"{name}.yaml"
     if not path.exists():
         known = ", ".join(v.name for v in load_views(directory)) or "none"
         raise ViewError(f"unknown view {name!r}; views in {directory}: {known}")
-    return load_view(path), read_definition(path)
+    logic = {key: value for key, value in read_definition(path).items() if key not in OPERATIONAL_KEYS}
+    return load_view(path), logic
 
 
 def load_views(directory: Path = VIEWS_DIR) -> list[View]:

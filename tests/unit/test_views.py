@@ -66,6 +66,9 @@ def test_filter_values_are_escaped_literals() -> None:
     ({"measures": [{"name": "n", "agg": "count", "column": "page"}]}, "measures[0].column", "no column"),
     ({"measures": [{"name": "page", "agg": "count"}]}, "measures[0].name", "new lowercase name"),
     ({"colour": "red"}, "colour", "unknown key"),
+    ({"freshness": "soon"}, "freshness", "positive duration"),
+    ({"freshness": "0 s"}, "freshness", "positive duration"),
+    ({"freshness": "30"}, "freshness", "positive duration"),
 ])
 def test_bad_definitions_name_the_field(change: dict, field: str, message: str) -> None:
     with pytest.raises(ViewError) as error:
@@ -84,3 +87,11 @@ def test_missing_keys_and_file_name_mismatch(tmp_path: Path) -> None:
     path.write_text("name: [unclosed")
     with pytest.raises(ViewError, match="not valid YAML"):
         load_view(path)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30 s", 30), ("5 min", 300), ("1 h", 3600), ("1.5 minutes", 90)])
+def test_a_freshness_target_is_a_duration_and_not_part_of_the_logic(text: str, seconds: float) -> None:
+    view = parse_view({**VALID, "freshness": text}, "test")
+    assert view.freshness_seconds == seconds
+    assert view == parse_view(VALID, "test")  # a new target is no new version of the view's logic
+    assert parse_view(VALID, "test").freshness_seconds is None

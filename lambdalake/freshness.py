@@ -1,0 +1,110 @@
+"""How fresh each serving view is, against its target: what `lambdalake status` and
+`platform_health` show.
+
+Per view:
+- the job that feeds its speed part: the shared speed job for a lambda view's base, else its
+  live reprocessed version's job (both as recorded in the state store, with their topic and
+  consumer group);
+- **freshness**: now minus the time the oldest event that job has not committed reached Kafka,
+  or 0 when it has committed every event (an idle stream is fresh; heartbeats are no events). The job
+  commits its offsets when a checkpoint completes, which is when its speed rows become visible
+  in serving; rows of a window still open are not yet there, so freshness can read up to one
+  `[speed] window_seconds` low;
+- the consumer lag in records;
+- B, its age, and the last batch step (lambda views).
+
+A view whose job has never been started is not measured: a fresh `up` is healthy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from lambdalake import offsets, state
+from lambdalake.config import Config
+from lambdalake.serving import live_version
+from lambdalake.versions import base_table, version_job
+from lambdalake.views import View, load_views
+
+
+@dataclass(frozen=True)
+class Freshness:
+    view: str
+    mode: str
+    target_seconds: float
+    #: the job feeding the view's speed part; None when none was ever started
+    job: str | None
+    freshness_seconds: float | None
+    lag_records: int | None
+    boundary: datetime | None
+    boundary_age_seconds: float | None
+    last_batch_seconds: float | None
+    last_batch_at: datetime | None
+
+    @property
+    def on_target(self) -> bool | None:
+        """None when not measured."""
+        return None if self.freshness_seconds is None else self.freshness_seconds <= self.target_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
+        return {**data, "on_target": self.on_target}
+
+
+def feeding_job(config: Config, view: View) -> state.ExpectedJob | None:
+    """The recorded job that writes the view's live speed table; None when none was started."""
+    number = live_version(config, view.name)
+    name = config.speed.job_name if number is None else version_job(view.name, number)
+    job = next((j for j in state.expected_jobs(config, all_jobs=True) if j.name == name), None)
+    if job is None:
+        return None
+    if number is None and ("--views" not in job.args or base_table(view.name) not in _arg(job, "--views")):
+        return None  # the shared job was started before this view was added
+    return job
+
+
+def _arg(job: state.ExpectedJob, flag: str) -> str:
+    return job.args[job.args.index(flag) + 1]
+
+
+def measure(config: Config, view: View, now: datetime | None = None,
+            job: state.ExpectedJob | None = None) -> Freshness:
+    """The view's freshness and batch state now; `job` overrides feeding_job (tests feed a view
+    from a job of their own)."""
+    now = now or datetime.now(timezone.utc)
+    target = view.freshness_seconds or config.serving.seconds("freshness_target")
+    job = job or feeding_job(config, view)
+    freshness = lag = None
+    if job is not None:
+        topic, group = _arg(job, "--topic"), _arg(job, "--group-id")
+        waiting = offsets.first_unread_times(config, topic, group, events_only=True)
+        freshness = max(0.0, (now - min(waiting)).total_seconds()) if waiting else 0.0
+        lag = offsets.lag(config, topic, group)
+    step = state.live_step(config, f"serving.{view.name}")
+    boundary = step.boundary if step is not None else None
+    batch = step if step is not None and step.kind == "batch" else None
+    return Freshness(view.name, view.mode, target, None if job is None else job.name, freshness, lag, boundary,
+                     None if boundary is None else (now - boundary).total_seconds(),
+                     None if batch is None else batch.seconds, None if batch is None else batch.live_at)
+
+
+def measure_all(config: Config) -> list[Freshness]:
+    return [measure(config, view) for view in load_views()]
+
+
+def problems(config: Config, measured: list[Freshness]) -> list[str]:
+    """What `platform_health` fails on: views past their target by more than the grace, lambda
+    views whose batch run is overdue. Each names the view, the target and what was measured."""
+    grace, overdue = config.serving.seconds("freshness_grace"), config.serving.seconds("batch_overdue")
+    found = []
+    for m in measured:
+        if m.freshness_seconds is not None and m.freshness_seconds > m.target_seconds + grace:
+            found.append(f"serving.{m.view}: freshness {m.freshness_seconds:.0f} s, target {m.target_seconds:.0f} s "
+                         f"(+{grace:.0f} s grace); its job {m.job} is behind or not running")
+        if m.mode == "lambda" and m.boundary_age_seconds is not None and m.boundary_age_seconds > overdue:
+            found.append(f"serving.{m.view}: B={m.boundary:%Y-%m-%d %H:%M} UTC is {m.boundary_age_seconds / 3600:.1f} h "
+                         f"old, over [serving] batch_overdue = {config.serving.batch_overdue!r}: is batch_recompute "
+                         "paused or failing?")
+    return found
