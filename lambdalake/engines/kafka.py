@@ -31,6 +31,16 @@ Configuration:
 """
 
 
+def new_cluster_id() -> str:
+    """A random Kafka cluster id, as Kafka's own Uuid.randomUuid makes them: never starting with
+    '-', which the storage tool's command line would take for an option (1 in 64 fresh data dirs
+    failed `up` with "argument --cluster-id/-t: expected one argument")."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class Kafka(Engine):
     name = "kafka"
     program_names = ("kafka", "kafka-heartbeat")
@@ -100,8 +110,7 @@ class Kafka(Engine):
         (self.state_dir / "log4j2.yaml").write_text(LOG4J2)
         if (self.log_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_file)),
+        run(self._java("kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(self.properties_file)),
             "kafka: formatting storage")
 
     def admin(self):  # type: ignore[no-untyped-def]

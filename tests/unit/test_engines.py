@@ -89,3 +89,14 @@ def test_postgres_state_moves_out_of_a_data_dir_its_user_cannot_reach(tmp_path: 
     hidden.mkdir(mode=0o700)
     assert not reachable_by("postgres", hidden / "data")
     assert reachable_by("postgres", Path("/usr/lib/postgresql/not-yet-there"))
+
+
+def test_a_kafka_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from lambdalake.engines import kafka
+
+    # urlsafe base64 of these bytes starts with '-': the storage tool took it for an option
+    ids = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(ids))
+    assert kafka.new_cluster_id() == "AQEBAQEBAQEBAQEBAQEBAQ"
