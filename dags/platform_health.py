@@ -8,7 +8,8 @@ Runs every few minutes (`[serving] health_schedule`) and fails, naming what is w
 2. **jobs** — a job the platform started (recorded in its state store) is not running;
 3. **views** — a view is behind its freshness target (`freshness:` in `views/<view>.yaml`,
    else `[serving] freshness_target`) by more than `[serving] freshness_grace`, or a lambda
-   view's batch run is overdue (`[serving] batch_overdue`).
+   view's batch run is overdue (`[serving] batch_overdue`). What it measured is appended to
+   the Iceberg table `meta.view_freshness`, a time series kept for `[serving] meta_retention`.
 
 A fresh `up`, before any job was started, is healthy. A failed run shows in the UI; set
 `on_failure_callback` in `lambdalake/dag_defaults.py` (or Airflow's own notifiers) to send a
@@ -57,10 +58,14 @@ def platform_health() -> None:
     def views() -> list[dict]:  # type: ignore[type-arg]
         from airflow.sdk.exceptions import AirflowFailException
 
-        from lambdalake.freshness import measure_all, problems
+        from datetime import datetime, timezone
+
+        from lambdalake.freshness import measure_all, problems, record
 
         config = load_config()
-        measured = measure_all(config)
+        now = datetime.now(timezone.utc)
+        measured = measure_all(config, now)
+        record(config, measured, now)  # kept whatever the check finds: the history shows the miss
         for m in measured:
             print(f"serving.{m.view}: freshness {m.freshness_seconds} s (target {m.target_seconds} s), "
                   f"lag {m.lag_records} records, B {m.boundary}")

@@ -188,6 +188,8 @@ class ServingConfig:
     batch_overdue: str = "3 h"
     #: when `platform_health` runs (a cron expression or an Airflow preset)
     health_schedule: str = "*/5 * * * *"
+    #: how long meta.view_freshness keeps what `platform_health` measured (whole days are dropped)
+    meta_retention: str = "30 d"
 
     def seconds(self, key: str) -> float:
         """One of the durations above, in seconds; ConfigError naming the key if it is none."""

@@ -14,12 +14,15 @@ Per view:
 - B, its age, and the last batch step (lambda views).
 
 A view whose job has never been started is not measured: a fresh `up` is healthy.
+
+`record` appends what was measured to the Iceberg table meta.view_freshness (declared in
+iceberg/tables.yaml), the time series `platform_health` keeps for `[serving] meta_retention`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from lambdalake import offsets, state
@@ -42,6 +45,8 @@ class Freshness:
     boundary_age_seconds: float | None
     last_batch_seconds: float | None
     last_batch_at: datetime | None
+    #: the speed table serving reads now; None before the view is first published
+    speed_table: str | None = None
 
     @property
     def on_target(self) -> bool | None:
@@ -87,11 +92,44 @@ def measure(config: Config, view: View, now: datetime | None = None,
     batch = step if step is not None and step.kind == "batch" else None
     return Freshness(view.name, view.mode, target, None if job is None else job.name, freshness, lag, boundary,
                      None if boundary is None else (now - boundary).total_seconds(),
-                     None if batch is None else batch.seconds, None if batch is None else batch.live_at)
+                     None if batch is None else batch.seconds, None if batch is None else batch.live_at,
+                     None if step is None else step.speed_table)
 
 
-def measure_all(config: Config) -> list[Freshness]:
-    return [measure(config, view) for view in load_views()]
+def measure_all(config: Config, now: datetime | None = None) -> list[Freshness]:
+    now = now or datetime.now(timezone.utc)
+    return [measure(config, view, now) for view in load_views()]
+
+
+META_TABLE = "meta.view_freshness"
+#: its columns, in the declared order (iceberg/tables.yaml)
+META_COLUMNS = ("measured_at", "view", "mode", "target_seconds", "freshness_seconds", "on_target", "lag_records",
+                "job", "boundary", "boundary_age_seconds", "last_batch_seconds", "last_batch_at", "speed_data_files")
+
+
+def record(config: Config, measured: list[Freshness], now: datetime) -> None:
+    """Append one row per view measured at `now` to meta.view_freshness (created on first use),
+    with the data files of its live speed table; then drop the whole days older than
+    `[serving] meta_retention` (a metadata-only delete: the table is partitioned by day)."""
+    from lambdalake.maintenance import files_per_partition
+    from lambdalake.query import run_query
+    from lambdalake.tables import ensure_table
+
+    if not measured:
+        return
+    ensure_table(config, META_TABLE)
+    rows = []
+    for m in measured:
+        files = sum(files_per_partition(config, m.speed_table)) if m.speed_table else None
+        rows.append((now, f"serving.{m.view}", m.mode, m.target_seconds, m.freshness_seconds, m.on_target,
+                     m.lag_records, m.job, m.boundary, m.boundary_age_seconds, m.last_batch_seconds,
+                     m.last_batch_at, files))
+    row = "(" + ", ".join("?" for _ in META_COLUMNS) + ")"
+    run_query(config, f"insert into {META_TABLE} ({', '.join(META_COLUMNS)}) values {', '.join(row for _ in rows)}",
+              [value for r in rows for value in r])
+    oldest_kept = (now - timedelta(seconds=config.serving.seconds("meta_retention"))).replace(
+        hour=0, minute=0, second=0, microsecond=0)
+    run_query(config, f"delete from {META_TABLE} where measured_at < ?", [oldest_kept])
 
 
 def problems(config: Config, measured: list[Freshness]) -> list[str]:

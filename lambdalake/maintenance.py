@@ -19,8 +19,9 @@ from lambdalake.errors import ConfigError
 from lambdalake.query import run_query
 from lambdalake import names
 
-#: the namespaces whose tables the streaming jobs append to
-MAINTAINED_NAMESPACES = ("raw", "speed")
+#: the namespaces whose tables are appended to in small commits: by the streaming jobs (raw,
+#: speed) and by platform_health (meta)
+MAINTAINED_NAMESPACES = ("raw", "speed", "meta")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def checked_settings(settings: MaintenanceConfig) -> MaintenanceConfig:
 
 
 def maintained_tables(config: Config) -> list[str]:
-    """Every table of the namespaces the streaming jobs write."""
+    """Every table of MAINTAINED_NAMESPACES."""
     tables = []
     for namespace in MAINTAINED_NAMESPACES:
         _, rows = run_query(config, f"show tables from {namespace}")
