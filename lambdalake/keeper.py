@@ -173,13 +173,27 @@ def job_statuses(config: Config) -> list[JobStatus]:
 
 
 def suspend_all(config: Config, say: Callable[[str], None]) -> None:
-    """Stop every expected live job with a savepoint, recorded so that `up` restores it (by `down`)."""
+    """Stop every expected live job with a savepoint, recorded so that `up` restores it (by `down`).
+
+    The savepoints are taken at once: one after another they made `down` wait for each job's
+    state in turn. Raises EngineError naming the jobs that could not be stopped (they resume from
+    their latest retained checkpoint), after recording the others.
+    """
     live = jobs.live_job_ids(config)
-    for job in state.expected_jobs(config):
-        if job.name in live:
-            path = jobs.stop_with_savepoint(config, job.name)
-            state.suspended(config, job.name, path, expected=True)
-            say(f"{job.name}: stopped with a savepoint at {path}")
+    names = [job.name for job in state.expected_jobs(config) if job.name in live]
+    failed = []
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        stops = {name: pool.submit(jobs.stop_with_savepoint, config, name) for name in names}
+        for name, stop in stops.items():
+            try:
+                path = stop.result()
+            except EngineError as exc:
+                failed.append(f"{name}: {exc}")
+                continue
+            state.suspended(config, name, path, expected=True)
+            say(f"{name}: stopped with a savepoint at {path}")
+    if failed:
+        raise EngineError("; ".join(failed))
 
 
 def run(config: Config) -> None:

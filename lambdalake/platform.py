@@ -26,13 +26,13 @@ class EngineStatus:
     programs: dict[str, str]
 
 
-def _wait_healthy(engine: Engine, supervisor: Supervisor, timeout: float, progress: Progress) -> float:
+def _wait_healthy(engine: Engine, supervisor: Supervisor, timeout: float, progress: Progress) -> None:
     started = time.monotonic()
     last_report = started
     while True:
         reason = engine.health()
         if reason is None:
-            return time.monotonic() - started
+            return
         for program in engine.program_names:
             state = supervisor.state(program)
             if state in FAILED_STATES:
@@ -51,20 +51,29 @@ def _wait_healthy(engine: Engine, supervisor: Supervisor, timeout: float, progre
 
 
 def up(config: Config, progress: Progress) -> None:
-    """Start every engine in order and wait for each to be healthy. Idempotent."""
+    """Start every engine and wait for each to be healthy. Idempotent.
+
+    PostgreSQL comes first: it holds the Iceberg catalog and Airflow's metadata, which the others
+    read as they start. The rest then start together, and each is waited for and initialized in
+    start order (each may use the ones before it). Started one by one they took 86 s from a fresh
+    data dir, mostly JVMs warming up on a core the previous one had left idle.
+    """
     check_installed(config)
-    engines = all_engines(config)
+    first, *rest = all_engines(config)
     supervisor = Supervisor(config)
-    supervisor.render(program for engine in engines for program in engine.programs())
+    supervisor.render(program for engine in (first, *rest) for program in engine.programs())
     supervisor.ensure_running()
-    for engine in engines:
-        progress(f"{engine.name}: starting")
-        engine.prepare()
-        for program in engine.program_names:
-            supervisor.start(program)
-        seconds = _wait_healthy(engine, supervisor, config.start_timeout, progress)
-        engine.initialize()
-        progress(f"{engine.name}: healthy in {seconds:.0f}s at {engine.endpoint()}")
+    started = time.monotonic()
+    for batch in ([first], rest):
+        for engine in batch:
+            progress(f"{engine.name}: starting")
+            engine.prepare()
+            for program in engine.program_names:
+                supervisor.start(program)
+        for engine in batch:
+            _wait_healthy(engine, supervisor, config.start_timeout, progress)
+            engine.initialize()
+            progress(f"{engine.name}: healthy {time.monotonic() - started:.0f}s into `up`, at {engine.endpoint()}")
     # the jobs that ran before `down` (or a crash): the keeper program restores them too, but `up`
     # returns only once they are back
     from lambdalake.keeper import reconcile

@@ -114,6 +114,9 @@ class Flink(Engine):
             "rest.profiling.enabled": True,
             "rest.profiling.dir": str(self.state_dir / "profiling"),
             "io.tmp.dirs": str(self.state_dir / "tmp"),
+            # `flink run` is a short-lived JVM that plans one job: the C1 compiler alone and the
+            # serial GC cut its CPU time by a third (25.6 s to 16.2 s per PyFlink submission here)
+            "env.java.opts.client": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
             "python.executable": str(python),
             "python.client.executable": str(python),
         }
