@@ -130,8 +130,11 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
     checks, boundaries, run_ids = 0, [], []
     answers: list[Answer] = []
     try:
+        triggered = time.monotonic() - 41  # the first run waits 20 s for data
         for _ in range(3):
-            time.sleep(20)  # let the master dataset move past a new minute
+            # a minute between runs: the master dataset moves past a new minute, and B with it
+            time.sleep(max(0.0, triggered + 61 - time.monotonic()))
+            triggered = time.monotonic()
             run_id = api.trigger(DAG_ID, conf(layers))
             run_ids.append(run_id)
 
