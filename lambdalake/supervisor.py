@@ -192,11 +192,24 @@ class Supervisor:
                     procs.append(proc)
             except (psutil.NoSuchProcess, ProcessLookupError):
                 continue  # ended meanwhile (a short-lived helper)
+        # all stopped first, then all killed: killed one group at a time, supervisord lived long
+        # enough to restart a program it saw die, and that new process outlived the "crash"
+        # (seen in CI: a flink-keeper and an Airflow process left behind)
+        for proc in procs:
+            try:
+                proc.suspend()
+            except psutil.NoSuchProcess:
+                continue
         for group in groups - {os.getpgid(0)}:
             try:
                 os.killpg(group, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        for proc in procs:  # each one too: those in the caller's own process group were skipped above
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                continue
         psutil.wait_procs(procs, timeout=30)
         return len(procs)
 
