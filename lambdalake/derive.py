@@ -212,6 +212,27 @@ def incremental_merge_sql(view: View, catalog: str, previous_table: str, delta_t
     ])
 
 
+def _serving_parts(view: View, catalog: str, speed_table: str, batch_table: str | None, boundary: str | None,
+                   columns: str, as_of: str | None = None, empty: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """(layer, select of `columns`) for each part serving.<view> reads: the batch rows, and the
+    speed rows at or after the boundary (speed alone before the first batch run)."""
+
+    def source(table: str) -> str:
+        if as_of is None:
+            return qualified(catalog, table)
+        return qualified(catalog, table) + ("" if table in empty else f" for timestamp as of {as_of}")
+
+    def unless_empty(table: str, where: str | None = None) -> str:
+        conditions = [*([where] if where else []), *(["false"] if table in empty else [])]
+        return f" where {' and '.join(conditions)}" if conditions else ""
+
+    if batch_table is None:
+        return [("speed", f"select {columns} from {source(speed_table)}{unless_empty(speed_table)}")]
+    return [("batch", f"select {columns} from {source(batch_table)}{unless_empty(batch_table)}"),
+            ("speed", f"select {columns} from {source(speed_table)}"
+                      f"{unless_empty(speed_table, f'ingest_bucket >= {trino_timestamp(boundary)}')}")]  # type: ignore[arg-type]
+
+
 def serving_select_sql(view: View, catalog: str, speed_table: str, batch_table: str | None, boundary: str | None,
                        as_of: str | None = None, empty: frozenset[str] = frozenset()) -> str:
     """Trino SQL: batch rows, plus speed rows at or after the boundary, re-aggregated (speed alone
@@ -223,31 +244,27 @@ def serving_select_sql(view: View, catalog: str, speed_table: str, batch_table: 
     dims = [_trino_ident(d) for d in view.dimensions]
     measures = [_trino_ident(m.name) for m in view.measures]
     columns = ", ".join(["event_time_bucket", *dims, *measures])
-
-    def source(table: str) -> str:
-        if as_of is None:
-            return qualified(catalog, table)
-        return qualified(catalog, table) + ("" if table in empty else f" for timestamp as of {as_of}")
-
-    def unless_empty(table: str, where: str | None = None) -> str:
-        conditions = [*([where] if where else []), *(["false"] if table in empty else [])]
-        return f" where {' and '.join(conditions)}" if conditions else ""
-
-    parts = []
-    if batch_table is not None:
-        parts.append(f"    select {columns} from {source(batch_table)}{unless_empty(batch_table)}")
-        parts.append(f"    select {columns} from {source(speed_table)}"
-                     f"{unless_empty(speed_table, f'ingest_bucket >= {trino_timestamp(boundary)}')}")  # type: ignore[arg-type]
-    else:
-        parts.append(f"    select {columns} from {source(speed_table)}{unless_empty(speed_table)}")
+    parts = _serving_parts(view, catalog, speed_table, batch_table, boundary, columns, as_of, empty)
     return "\n".join([
         "with parts as (",
-        "\n    union all\n".join(parts),
+        "\n    union all\n".join(f"    {select}" for _, select in parts),
         ")",
         "select " + ", ".join(["event_time_bucket", *dims, *_merged_measures(view)]),
         "from parts",
         "group by " + ", ".join(["event_time_bucket", *dims]),
     ])
+
+
+def serving_split_sql(view: View, catalog: str, speed_table: str, batch_table: str | None,
+                      boundary: str | None) -> str:
+    """Trino SQL: how much of serving.<view>'s answer each layer gives, as rows (layer, amount):
+    the sum of the view's first count or sum measure over that layer's part, else (min and max
+    do not add up) its rows."""
+    additive = next((m for m in view.measures if m.agg in ("count", "sum")), None)
+    amount = f"coalesce(sum({_trino_ident(additive.name)}), 0)" if additive else "count(*)"
+    parts = _serving_parts(view, catalog, speed_table, batch_table, boundary, "*")
+    return "\nunion all\n".join(f"select '{layer}' as layer, {amount} as amount from ({select})"
+                                 for layer, select in parts)
 
 
 def serving_view_sql(view: View, catalog: str, serving_table: str, speed_table: str, batch_table: str | None,

@@ -27,7 +27,7 @@ from typing import Any
 
 from lambdalake import offsets, state
 from lambdalake.config import Config
-from lambdalake.serving import live_version
+from lambdalake.serving import BOUNDARY_FORMAT, live_version
 from lambdalake.versions import base_table, version_job
 from lambdalake.views import View, load_views
 
@@ -101,15 +101,38 @@ def measure_all(config: Config, now: datetime | None = None) -> list[Freshness]:
     return [measure(config, view, now) for view in load_views()]
 
 
+def batch_share(config: Config, view: View) -> float | None:
+    """The share of serving.<view>'s answer now that comes from its batch part, 0 to 1, by its
+    first count or sum measure (lambdalake.derive.serving_split_sql); None while it answers
+    nothing, or when its live tables no longer match the definition in views/."""
+    from lambdalake.derive import serving_split_sql
+    from lambdalake.errors import QueryError
+    from lambdalake.query import run_query
+
+    step = state.live_step(config, f"serving.{view.name}")
+    if step is None:
+        return None
+    boundary = None if step.boundary is None else step.boundary.astimezone(timezone.utc).strftime(BOUNDARY_FORMAT)
+    sql = serving_split_sql(view, config.iceberg.catalog_name, step.speed_table, step.batch_table, boundary)
+    try:
+        _, rows = run_query(config, sql)
+    except QueryError:
+        return None
+    amounts = {layer: float(amount) for layer, amount in rows}
+    total = sum(amounts.values())
+    return amounts.get("batch", 0.0) / total if total else None
+
+
 META_TABLE = "meta.view_freshness"
 #: its columns, in the declared order (iceberg/tables.yaml)
 META_COLUMNS = ("measured_at", "view", "mode", "target_seconds", "freshness_seconds", "on_target", "lag_records",
-                "job", "boundary", "boundary_age_seconds", "last_batch_seconds", "last_batch_at", "speed_data_files")
+                "job", "boundary", "boundary_age_seconds", "last_batch_seconds", "last_batch_at", "speed_data_files",
+                "batch_share")
 
 
 def record(config: Config, measured: list[Freshness], now: datetime) -> None:
     """Append one row per view measured at `now` to meta.view_freshness (created on first use),
-    with the data files of its live speed table; then drop the whole days older than
+    with the data files of its live speed table and its batch share; then drop the whole days older than
     `[serving] meta_retention` (a metadata-only delete: the table is partitioned by day)."""
     from lambdalake.maintenance import files_per_partition
     from lambdalake.query import run_query
@@ -118,12 +141,13 @@ def record(config: Config, measured: list[Freshness], now: datetime) -> None:
     if not measured:
         return
     ensure_table(config, META_TABLE)
+    views = {view.name: view for view in load_views()}
     rows = []
     for m in measured:
         files = sum(files_per_partition(config, m.speed_table)) if m.speed_table else None
         rows.append((now, f"serving.{m.view}", m.mode, m.target_seconds, m.freshness_seconds, m.on_target,
                      m.lag_records, m.job, m.boundary, m.boundary_age_seconds, m.last_batch_seconds,
-                     m.last_batch_at, files))
+                     m.last_batch_at, files, batch_share(config, views[m.view])))
     row = "(" + ", ".join("?" for _ in META_COLUMNS) + ")"
     run_query(config, f"insert into {META_TABLE} ({', '.join(META_COLUMNS)}) values {', '.join(row for _ in rows)}",
               [value for r in rows for value in r])

@@ -79,9 +79,15 @@ def build_schema(fields: list[dict[str, Any]], partition_by: list[dict[str, str]
 
 
 def ensure_table(config: Config, declared: str, name: str | None = None) -> Table:
-    """Create the declared table under `name` (default: its declared name) unless it exists."""
+    """Create the declared table under `name` (default: its declared name) unless it exists; add
+    the declared columns an existing table lacks (a column declared later, optional)."""
     schema, spec = schema_of(declared)
-    return create_if_missing(config, name or declared, schema, spec, declarations()[declared]["doc"])
+    table = create_if_missing(config, name or declared, schema, spec, declarations()[declared]["doc"])
+    if {f.name for f in schema.fields} - {f.name for f in table.schema().fields}:
+        with table.update_schema() as update:
+            update.union_by_name(schema)
+        table = table.refresh()
+    return table
 
 
 def create_if_missing(config: Config, name: str, schema: Any, spec: Any, doc: str,

@@ -38,3 +38,21 @@ def test_render_prints_one_layer_and_refuses_a_bad_name() -> None:
     bad = subprocess.run([cli, "views", "render", "x'; drop table raw.events"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 1 and "must be lowercase letters" in bad.stderr, bad.stderr
+
+
+def test_the_split_query_reads_the_same_parts_as_the_serving_view() -> None:
+    from lambdalake.derive import serving_select_sql, serving_split_sql
+    from lambdalake.views import load_views
+
+    view = next(v for v in load_views() if v.name == "purchases_per_product")
+    split = serving_split_sql(view, "lake", "speed.purchases_per_product", "batch.purchases_per_product__b1",
+                              "2026-11-26 14:30:00")
+    served = serving_select_sql(view, "lake", "speed.purchases_per_product", "batch.purchases_per_product__b1",
+                                "2026-11-26 14:30:00")
+    assert split.count("union all") == 1 and "'batch' as layer" in split and "'speed' as layer" in split
+    assert "where ingest_bucket >= timestamp '2026-11-26 14:30:00 UTC'" in split
+    assert served.count("where ingest_bucket >= timestamp '2026-11-26 14:30:00 UTC'") == 1
+    additive = next(m for m in view.measures if m.agg in ("count", "sum"))
+    assert f'sum("{additive.name}")' in split
+    # before the first batch run, speed alone
+    assert "'batch'" not in serving_split_sql(view, "lake", "speed.purchases_per_product", None, None)
