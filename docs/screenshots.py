@@ -4,7 +4,7 @@
 
 Writes docs/*.png: Airflow's DAG list, `batch_recompute` with its runs and tasks named by view,
 its trigger form, `kappa_reprocess`'s form refusing a bad view name, and Trino's UI listing the
-batch layer's queries by their source.
+batch layer's queries by their source, and lambdalake's dashboard inside Airflow.
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ def main() -> None:
         dialog.get_by_role("button", name="Trigger").click()
         dialog.get_by_text(re.compile("Invalid input for param view")).wait_for()
         dialog.screenshot(path=DOCS / "airflow-bad-param.png")
+        page.goto(f"{url}/dags")
+        page.get_by_role("button", name="Browse").click()
+        page.get_by_role("menuitem", name="lambdalake views").click()
+        page.frame_locator("iframe").get_by_role("heading", name="lambdalake: views").wait_for()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=DOCS / "dashboard.png")
         trino = trino_login(config, browser)
         trino.get_by_role("button", name="Finished").click()
         trino.get_by_placeholder(re.compile("User, source, query ID")).fill("lambdalake-airflow batch_recompute")

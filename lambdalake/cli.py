@@ -110,6 +110,28 @@ def _print_freshness(views) -> None:  # type: ignore[no-untyped-def]
 
 
 @app.command()
+def dashboard() -> None:
+    """Print the address of the live dashboard: every view's freshness against its target over the
+    last hours, its B moves, and links to Airflow, Flink and Trino. It is a page of Airflow's
+    (its port, its login; "lambdalake views" in its navigation), so it opens no port of its own."""
+    from lambdalake.engines.airflow import Airflow
+
+    say(f"{Airflow(_config()).url}/lambdalake/  (log in to Airflow first; ?hours=N for another window)")
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("lambdalake-report.html"),
+    hours: Annotated[float, typer.Option("--hours", min=0.25, help="How far back the charts reach.")] = 6,
+) -> None:
+    """Write the dashboard, as it is now, to one self-contained HTML file (charts inlined)."""
+    from lambdalake.dashboard import render_html
+
+    out.write_text(render_html(_config(), hours, live=False))
+    say(f"wrote {out}")
+
+
+@app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="One SQL statement, run by Trino in catalog `lake`.")],
     as_of: Annotated[str | None, typer.Option(

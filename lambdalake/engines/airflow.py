@@ -19,6 +19,8 @@ from lambdalake.engines import Engine, Program, fetch_json
 from lambdalake.errors import EngineError
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
+#: the dashboard page (lambdalake.dashboard), served by the api-server on Airflow's port and login
+PLUGINS_FOLDER = PROJECT_ROOT / "airflow_plugins"
 #: the triggerer runs deferred tasks; without it the UI's health shows a red cross
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -87,6 +89,7 @@ class Airflow(Engine):
         sections = {
             "core": {
                 "dags_folder": DAGS_FOLDER,
+                "plugins_folder": PLUGINS_FOLDER,
                 "executor": "LocalExecutor",
                 "parallelism": airflow.parallelism,
                 "load_examples": "False",

@@ -2,8 +2,9 @@
 
 Playwright drives Debian's chromium-headless-shell (tests/browser.py). The tests log in to
 Airflow, open each DAG and its docs, trigger `batch_recompute`, `iceberg_maintenance` and
-`speed_layer` from their forms with the defaults, submit a bad param and read the message, find a run's queries by their source in Trino's UI, and open a
-running Flink job's flame graph.
+`speed_layer` from their forms with the defaults, submit a bad param and read the message, find
+a run's queries by their source in Trino's UI, open a running Flink job's flame graph, and open
+lambdalake's dashboard from Airflow's navigation.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +24,7 @@ from lambdalake.config import Config
 from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.engines.flink import Flink
 from lambdalake.tables import ensure_table
+from lambdalake.views import load_views
 from tests.browser import VIEWPORT, airflow_login, chromium, trino_login
 
 DAGS = ("batch_recompute", "kappa_reprocess", "iceberg_maintenance", "platform_health", "speed_layer")
@@ -159,3 +162,23 @@ def test_the_flink_job_page_shows_a_flame_graph(config: Config, browser: Browser
         expect(page.get_by_text(re.compile(r"^(java|org\.apache)\.")).first).to_be_visible(timeout=60_000)
     finally:
         page.close()
+
+
+def test_the_dashboard_shows_every_view_behind_airflows_login_and_links_to_the_other_uis(
+        config: Config, airflow_page: Page, tmp_path: Path) -> None:
+    url = Airflow(config).url
+    assert httpx.get(f"{url}/lambdalake/", timeout=60).status_code == 401  # Airflow's login guards it
+    # where a user finds it: Airflow's navigation, which shows the page in a frame
+    airflow_page.goto(f"{url}/dags")
+    airflow_page.get_by_role("button", name="Browse").click()
+    airflow_page.get_by_role("menuitem", name="lambdalake views").click()
+    frame = airflow_page.frame_locator("iframe")
+    expect(frame.get_by_role("heading", name="lambdalake: views")).to_be_visible(timeout=60_000)
+    for view in load_views():
+        expect(frame.get_by_role("link", name=f"serving.{view.name}", exact=True)).to_be_visible()
+        expect(frame.get_by_role("heading", name=f"serving.{view.name}", exact=True)).to_be_visible()
+    expect(frame.locator("svg")).to_have_count(len(load_views()))
+    for name, href in (("batch runs (Airflow)", f"{url}/dags/batch_recompute/runs"),
+                       ("Trino", f"http://{config.host}:{config.trino.port}/ui/")):
+        expect(frame.get_by_role("link", name=name)).to_have_attribute("href", href)
+    airflow_page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
