@@ -272,7 +272,7 @@ def test_a_batch_task_killed_midway_leaves_serving_exact_and_the_run_completes(
         config: Config, layers: Layers) -> None:
     records = list(islice(EventGenerator(seed=34, faults=FAULTS).records(), 1500))
     send(config, layers.topic, records)
-    time.sleep(65)  # past the next ingest minute, so the run has a new boundary and real work
+    time.sleep(65 - time.time() % 60)  # past the next ingest minute, so the run has a new boundary and real work
     expected = truth(SENT_BY_TEST[layers.topic] + records)
 
     api = AirflowApi(Airflow(config))
