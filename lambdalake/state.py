@@ -103,13 +103,29 @@ create table if not exists lambdalake_serving (
 """
 
 
+#: the advisory lock that puts the state tables' DDL of concurrent processes one after another
+SCHEMA_LOCK = 0x1A4BDA1A
+#: the databases whose state tables this process has put in place
+_SCHEMA_READY: set[tuple[str, int, str]] = set()
+
+
 def connect(config: Config):  # type: ignore[no-untyped-def]
-    """A psycopg connection to the catalog's database, with the state tables in place."""
+    """A psycopg connection to the catalog's database, with the state tables in place.
+
+    The DDL runs once per process, under an advisory lock: run on every connection, two processes
+    deadlocked (each held the lock `create index if not exists` takes on the steps table, and
+    `alter table` wanted it exclusively), as platform_health's tasks and a test did in CI.
+    """
     from lambdalake.engines.postgres import Postgres
 
-    connection = Postgres(config).connect(config.postgres.catalog_database)
-    connection.execute(SCHEMA)
-    connection.commit()
+    database = config.postgres.catalog_database
+    connection = Postgres(config).connect(database)
+    key = (config.host, config.postgres.port, database)
+    if key not in _SCHEMA_READY:
+        connection.execute(f"select pg_advisory_xact_lock({SCHEMA_LOCK})")
+        connection.execute(SCHEMA)
+        connection.commit()
+        _SCHEMA_READY.add(key)
     return connection
 
 

@@ -24,3 +24,22 @@ def test_listens_only_on_the_configured_host(config: Config) -> None:
     with psycopg.connect(host=config.host, port=pg.port, user=pg.user, password=pg.password,
                          dbname="postgres") as conn:
         assert conn.execute("show listen_addresses").fetchone() == (config.host,)
+
+
+def _open_state_connection(_: int) -> int:
+    from lambdalake import state
+    from lambdalake.config import load_config
+
+    state.connect(load_config()).close()
+    return 1
+
+
+def test_state_connections_from_many_new_processes_at_once_do_not_deadlock() -> None:
+    """Each new process puts the state tables in place on its first connection (as Airflow's task
+    processes, the keeper and the CLI do); twelve at once deadlocked before that DDL took a lock."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawned, not forked: each starts without this process's memory of the tables being in place
+    with ProcessPoolExecutor(12, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert sum(pool.map(_open_state_connection, range(48))) == 48
