@@ -30,14 +30,12 @@ import httpx
 import psutil
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.report import save
-from lambdalake import ingest, serving, speed
+from bench.report import remove_run, save
+from lambdalake import ingest, speed
 from lambdalake.batch import Layers, ensure_serving
-from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, load_config
 from lambdalake.engines.flink import Flink
 from lambdalake.generator import EventGenerator
-from lambdalake.jobs import cancel, live_jobs
 from lambdalake.producer import produce
 from lambdalake.query import run_query
 from lambdalake.views import lambda_views
@@ -136,9 +134,8 @@ def main(job: str, events: int, parallelism: int) -> dict[str, object]:
                     httpx.get(f"{Flink(config).rest_url}/jobs/{job_id}", timeout=30).json()["vertices"]}
         seen_graphs: dict[str, int] = {}
         by_vertex: dict[str, Counter[str]] = {vertex: Counter() for vertex in vertices}
-        cpu_before, cpu_at = processes_cpu(), time.monotonic()
-        seen = 0
-        while (seen := run_query(config, visible)[1][0][0] or 0) < events:
+        cpu_before = processes_cpu()
+        while (run_query(config, visible)[1][0][0] or 0) < events:
             for vertex in vertices:
                 at, root = flamegraph(config, job_id, vertex)
                 if root is not None and seen_graphs.get(vertex) != at:  # a new sample, not the cached one
@@ -167,16 +164,7 @@ def main(job: str, events: int, parallelism: int) -> dict[str, object]:
             "by_operator_chain": {vertices[v][:120]: dict(c.most_common(6)) for v, c in by_vertex.items()},
         }
     finally:
-        cancel(config, target.job_name)
-        while live_jobs(config, target.job_name):
-            time.sleep(1)
-        admin.delete_topics([topic])[topic].result(30)
-        catalog = load_catalog(config)
-        for view_name in serving_tables:
-            serving.drop(config, view_name)
-        for table in tables:
-            if catalog.table_exists(table):
-                catalog.purge_table(table)
+        remove_run(config, target.job_name, topic, serving_tables, tables)
 
 
 if __name__ == "__main__":

@@ -42,3 +42,27 @@ def save(name: str, result: dict[str, object], summary: str) -> Path:
     BENCHMARKS_MD.write_text(text.rstrip("\n") + f"\n- {result['measured_at'][:10]} `{name}`: {summary} "
                              f"({result['machine']}; `bench/results/{name}.json`)\n")
     return path
+
+
+def remove_run(config, job_name: str, topic: str, serving_views: list[str], tables: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Remove what a streaming bench run made: its job (cancelled, waited for), its topic, its
+    serving views and its tables."""
+    import time
+
+    from confluent_kafka.admin import AdminClient
+
+    from lambdalake import serving
+    from lambdalake.catalog import load_catalog
+    from lambdalake.jobs import cancel, live_jobs
+
+    cancel(config, job_name)
+    while live_jobs(config, job_name):
+        time.sleep(1)
+    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin.delete_topics([topic])[topic].result(30)
+    catalog = load_catalog(config)
+    for view_name in serving_views:
+        serving.drop(config, view_name)
+    for table in tables:
+        if catalog.table_exists(table):
+            catalog.purge_table(table)

@@ -34,15 +34,13 @@ from itertools import islice
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.report import RESULTS, save
-from lambdalake import ingest, serving, speed
+from bench.report import RESULTS, remove_run, save
+from lambdalake import ingest, speed
 from lambdalake.batch import Layers, ensure_serving
-from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, load_config
 from lambdalake.engines import fetch_json
 from lambdalake.engines.flink import Flink
 from lambdalake.generator import EventGenerator
-from lambdalake.jobs import cancel, live_jobs
 from lambdalake.maintenance import files_per_partition
 from lambdalake.producer import make_producer, produce
 from lambdalake.query import run_query
@@ -226,16 +224,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         return result
     finally:
         background.stopping.set()
-        cancel(config, target.job_name)
-        while live_jobs(config, target.job_name):
-            time.sleep(1)
-        admin.delete_topics([topic])[topic].result(30)
-        catalog = load_catalog(config)
-        for view_name in serving_tables:
-            serving.drop(config, view_name)
-        for table in tables:
-            if catalog.table_exists(table):
-                catalog.purge_table(table)
+        remove_run(config, target.job_name, topic, serving_tables, tables)
 
 
 if __name__ == "__main__":
