@@ -112,9 +112,9 @@ _SCHEMA_READY: set[tuple[str, int, str]] = set()
 def connect(config: Config):  # type: ignore[no-untyped-def]
     """A psycopg connection to the catalog's database, with the state tables in place.
 
-    The DDL runs once per process, under an advisory lock: run on every connection, two processes
-    deadlocked (each held the lock `create index if not exists` takes on the steps table, and
-    `alter table` wanted it exclusively), as platform_health's tasks and a test did in CI.
+    The DDL runs once per process, in one transaction under an advisory lock: run unordered, two
+    processes deadlocked (each held the lock `create index if not exists` takes on the steps table,
+    and `alter table` wanted it exclusively), as platform_health's tasks and a test did in CI.
     """
     from lambdalake.engines.postgres import Postgres
 
@@ -122,9 +122,11 @@ def connect(config: Config):  # type: ignore[no-untyped-def]
     connection = Postgres(config).connect(database)
     key = (config.host, config.postgres.port, database)
     if key not in _SCHEMA_READY:
-        connection.execute(f"select pg_advisory_xact_lock({SCHEMA_LOCK})")
-        connection.execute(SCHEMA)
-        connection.commit()
+        # one explicit transaction: the connection autocommits, and a transaction-level lock taken
+        # by a statement of its own is released before the DDL starts
+        with connection.transaction():
+            connection.execute("select pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            connection.execute(SCHEMA)
         _SCHEMA_READY.add(key)
     return connection
 

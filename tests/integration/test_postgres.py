@@ -43,3 +43,17 @@ def test_state_connections_from_many_new_processes_at_once_do_not_deadlock() -> 
     # spawned, not forked: each starts without this process's memory of the tables being in place
     with ProcessPoolExecutor(12, mp_context=multiprocessing.get_context("spawn")) as pool:
         assert sum(pool.map(_open_state_connection, range(48))) == 48
+
+
+def test_the_state_tables_ddl_runs_while_holding_the_schema_lock(config: Config, monkeypatch) -> None:
+    """The lock is a transaction's: taken in a statement of its own on an autocommit connection, it
+    was released before the DDL ran (and the deadlock above came back in CI)."""
+    from lambdalake import state
+
+    # what "the DDL" sees: the advisory locks its own session holds while it runs
+    monkeypatch.setattr(state, "SCHEMA", "create temporary table schema_lock_seen as select count(*) as held "
+                                         "from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() "
+                                         "and granted")
+    monkeypatch.setattr(state, "_SCHEMA_READY", set())
+    with state.connect(config) as connection:
+        assert connection.execute("select held from schema_lock_seen").fetchone() == (1,)
