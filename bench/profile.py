@@ -26,15 +26,14 @@ import uuid
 from collections import Counter
 from typing import Any
 
-import httpx
 import psutil
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import remove_run, save
 from lambdalake import ingest, speed
 from lambdalake.batch import Layers, ensure_serving
-from lambdalake.config import Config, load_config
-from lambdalake.engines.flink import Flink
+from lambdalake.config import load_config
+from lambdalake.flink_rest import FlinkRest
 from lambdalake.generator import EventGenerator
 from lambdalake.producer import produce
 from lambdalake.query import run_query
@@ -77,10 +76,9 @@ def stacks(node: dict[str, Any], path: list[str]) -> list[tuple[list[str], int]]
     return found
 
 
-def flamegraph(config: Config, job_id: str, vertex: str) -> tuple[int, dict[str, Any] | None]:
+def flamegraph(rest: FlinkRest, job_id: str, vertex: str) -> tuple[int, dict[str, Any] | None]:
     """(endTimestamp, root) of the vertex's latest on-CPU flame graph; root None until one is ready."""
-    url = f"{Flink(config).rest_url}/jobs/{job_id}/vertices/{vertex}/flamegraph"
-    data = httpx.get(url, params={"type": "on_cpu"}, timeout=30).json()
+    data = rest.flamegraph(job_id, vertex, "on_cpu")
     root = data.get("data") or None
     return data.get("endTimestamp", 0), root if root and root.get("value") else None
 
@@ -130,14 +128,14 @@ def main(job: str, events: int, parallelism: int) -> dict[str, object]:
         job_id = submit()
         if job == "speed":
             ensure_serving(config, layers)
-        vertices = {v["id"]: v["name"] for v in
-                    httpx.get(f"{Flink(config).rest_url}/jobs/{job_id}", timeout=30).json()["vertices"]}
+        rest = FlinkRest(config)
+        vertices = {v["id"]: v["name"] for v in rest.job(job_id, timeout=30)["vertices"]}
         seen_graphs: dict[str, int] = {}
         by_vertex: dict[str, Counter[str]] = {vertex: Counter() for vertex in vertices}
         cpu_before = processes_cpu()
         while (run_query(config, visible)[1][0][0] or 0) < events:
             for vertex in vertices:
-                at, root = flamegraph(config, job_id, vertex)
+                at, root = flamegraph(rest, job_id, vertex)
                 if root is not None and seen_graphs.get(vertex) != at:  # a new sample, not the cached one
                     seen_graphs[vertex] = at
                     for frames, samples in stacks(root, []):

@@ -38,8 +38,7 @@ from bench.report import RESULTS, remove_run, save
 from lambdalake import ingest, speed
 from lambdalake.batch import Layers, ensure_serving
 from lambdalake.config import Config, load_config
-from lambdalake.engines import fetch_json
-from lambdalake.engines.flink import Flink
+from lambdalake.flink_rest import FlinkRest
 from lambdalake.generator import EventGenerator
 from lambdalake.maintenance import files_per_partition
 from lambdalake.producer import make_producer, produce
@@ -193,7 +192,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
                 latency.append(time.monotonic() - query_started)
         streamed_hours = (time.monotonic() - started) / 3600
         files = {table: files_per_partition(config, table) for table in tables}
-        checkpoints = fetch_json(f"{Flink(config).rest_url}/jobs/{job_id}/checkpoints/config")
+        checkpoints = FlinkRest(config).checkpoint_config(job_id)
         result: dict[str, object] = {
             "job": job,
             "events": sent.sent,

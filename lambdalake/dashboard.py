@@ -59,7 +59,7 @@ def series(config: Config, since: datetime) -> dict[str, list[tuple[datetime, fl
 
 
 def gather(config: Config, hours: float, now: datetime | None = None) -> list[Panel]:
-    from lambdalake.engines.flink import Flink
+    from lambdalake.flink_rest import FlinkRest
     from lambdalake.jobs import live_jobs
 
     now = now or datetime.now(timezone.utc)
@@ -72,7 +72,7 @@ def gather(config: Config, hours: float, now: datetime | None = None) -> list[Pa
         moves = sorted((s.live_at, s.boundary) for s in serving.batch_steps(config, name)
                        if s.live_at is not None and s.boundary is not None and s.live_at >= since)
         live = live_jobs(config, measured.job) if measured.job else []
-        job_url = f"{Flink(config).rest_url}/#/job/running/{live[0]}/overview" if live else None
+        job_url = FlinkRest(config).ui_job_url(live[0]) if live else None
         panels.append(Panel(measured, history.get(name, []), moves, job_url, batch_share(config, views[measured.view])))
     return panels
 

@@ -13,11 +13,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import httpx
-
 from lambdalake.config import Config
 from lambdalake.engines.flink import Flink
 from lambdalake.errors import EngineError
+from lambdalake.flink_rest import FlinkRest
 
 #: Flink job states in which a job is, or is about to be, running
 LIVE_STATES = {"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING"}
@@ -25,8 +24,8 @@ LIVE_STATES = {"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING"
 
 def live_jobs(config: Config, job_name: str) -> list[str]:
     """Ids of the cluster's live jobs named job_name."""
-    overview = httpx.get(f"{Flink(config).rest_url}/jobs/overview", timeout=10).json()
-    return [job["jid"] for job in overview["jobs"] if job["name"] == job_name and job["state"] in LIVE_STATES]
+    return [job["jid"] for job in FlinkRest(config).jobs_overview()
+            if job["name"] == job_name and job["state"] in LIVE_STATES]
 
 
 def every_task_running(config: Config, job_name: str) -> bool:
@@ -34,7 +33,7 @@ def every_task_running(config: Config, job_name: str) -> bool:
     job_id = live_job_ids(config).get(job_name)
     if job_id is None:
         return False
-    vertices = httpx.get(f"{Flink(config).rest_url}/jobs/{job_id}", timeout=10).json()["vertices"]
+    vertices = FlinkRest(config).job(job_id)["vertices"]
     return all(vertex["status"] == "RUNNING" for vertex in vertices)
 
 
@@ -65,19 +64,15 @@ def submit_untracked(config: Config, job: Path, args: list[str], job_name: str, 
     return match.group(1)
 
 
-def _overview(config: Config) -> list[dict]:  # type: ignore[type-arg]
-    return httpx.get(f"{Flink(config).rest_url}/jobs/overview", timeout=10).json()["jobs"]
-
-
 def live_job_ids(config: Config) -> dict[str, str]:
     """Every live job's id, by name."""
-    return {job["name"]: job["jid"] for job in _overview(config) if job["state"] in LIVE_STATES}
+    return {job["name"]: job["jid"] for job in FlinkRest(config).jobs_overview() if job["state"] in LIVE_STATES}
 
 
 def job_states(config: Config) -> dict[str, str]:
     """Each job name's state on the cluster: a live job's, else its latest job's."""
     states: dict[str, tuple[bool, int, str]] = {}
-    for job in _overview(config):
+    for job in FlinkRest(config).jobs_overview():
         rank = (job["state"] in LIVE_STATES, job["start-time"], job["state"])
         states[job["name"]] = max(states.get(job["name"], rank), rank)
     return {name: rank[2] for name, rank in states.items()}
@@ -85,8 +80,8 @@ def job_states(config: Config) -> dict[str, str]:
 
 def started_at(config: Config, job_name: str) -> datetime | None:
     """When the live job named job_name started (UTC); None when none is live."""
-    overview = httpx.get(f"{Flink(config).rest_url}/jobs/overview", timeout=10).json()
-    starts = [job["start-time"] for job in overview["jobs"] if job["name"] == job_name and job["state"] in LIVE_STATES]
+    starts = [job["start-time"] for job in FlinkRest(config).jobs_overview()
+              if job["name"] == job_name and job["state"] in LIVE_STATES]
     return datetime.fromtimestamp(max(starts) / 1000, timezone.utc) if starts else None
 
 
@@ -114,35 +109,32 @@ def stop(config: Config, job_name: str, timeout: float = 180, *, drain: bool = F
 
 def stop_with_savepoint(config: Config, job_name: str, timeout: float = 180, *, drain: bool = False) -> str:
     """Stop the live job named job_name with a savepoint; return the savepoint's path."""
-    flink = Flink(config)
+    rest = FlinkRest(config)
     jobs = live_jobs(config, job_name)
     if not jobs:
         raise EngineError(f"no live Flink job named {job_name!r}")
     job_id = jobs[0]
-    trigger = httpx.post(f"{flink.rest_url}/jobs/{job_id}/stop", timeout=30,
-                         json={"targetDirectory": f"file://{flink.savepoints_dir}", "drain": drain})
-    trigger.raise_for_status()
-    trigger_id = trigger.json()["request-id"]
+    trigger_id = rest.stop_with_savepoint(job_id, f"file://{Flink(config).savepoints_dir}", drain=drain)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = httpx.get(f"{flink.rest_url}/jobs/{job_id}/savepoints/{trigger_id}", timeout=10).json()
+        status = rest.savepoint_status(job_id, trigger_id)
         if status["status"]["id"] == "COMPLETED":
             operation = status["operation"]
             if "failure-cause" in operation:
                 cause = operation["failure-cause"].get("stack-trace", "")[:2000]
                 raise EngineError(f"stopping {job_name} failed: {cause}")
-            _wait_terminal(flink, job_name, job_id, deadline)
+            _wait_terminal(rest, job_name, job_id, deadline)
             return operation["location"]
         time.sleep(1)
     raise EngineError(f"{job_name}: no savepoint after {timeout:.0f}s")
 
 
-def _wait_terminal(flink: Flink, job_name: str, job_id: str, deadline: float) -> None:
+def _wait_terminal(rest: FlinkRest, job_name: str, job_id: str, deadline: float) -> None:
     """Wait until the stopped job has ended: its sinks commit the savepoint when notified of its
     completion, and whoever rewrites the job's tables next (lambdalake.speed.restart) must not
     race that last commit. (It had ended each time it was looked at; Flink does not promise it.)"""
     while time.monotonic() < deadline:
-        state = httpx.get(f"{flink.rest_url}/jobs/{job_id}", timeout=10).json()["state"]
+        state = rest.job(job_id)["state"]
         if state in ("FINISHED", "CANCELED", "FAILED"):
             return
         time.sleep(0.2)
@@ -175,8 +167,9 @@ def cancel(config: Config, job_name: str) -> None:
     from lambdalake import state
 
     forgotten = state.forget(config, job_name)
+    rest = FlinkRest(config)
     for job_id in live_jobs(config, job_name):
-        httpx.patch(f"{Flink(config).rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=10)
+        rest.cancel(job_id)
     if forgotten is not None:
         # a savepoint of a job still expected was taken by `down`; one a user's `stop` took is theirs
         for ref in (forgotten.job_id, forgotten.restored_from, forgotten.savepoint if forgotten.expected else None):

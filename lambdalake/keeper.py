@@ -33,12 +33,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from lambdalake import jobs, state
 from lambdalake.config import Config, load_config
 from lambdalake.engines.flink import Flink
 from lambdalake.errors import EngineError
+from lambdalake.flink_rest import FlinkRest
 
 MAX_RESTORES = 3
 #: a job that failed this many times within LOOP_WINDOW_SECONDS is shown as restarting in a loop
@@ -135,8 +134,7 @@ def _restore_one(config: Config, job: state.ExpectedJob, say: Callable[[str], No
 
 def recent_failures(config: Config, job_id: str, now: float) -> list[str]:
     """The exceptions that failed (and restarted) the job in the last LOOP_WINDOW_SECONDS, newest first."""
-    history = httpx.get(f"{Flink(config).rest_url}/jobs/{job_id}/exceptions", params={"maxExceptions": 20},
-                        timeout=10).json().get("exceptionHistory", {}).get("entries", [])
+    history = FlinkRest(config).exceptions(job_id, max_exceptions=20)
     return [entry["exceptionName"] for entry in sorted(history, key=lambda e: -e["timestamp"])
             if now - entry["timestamp"] / 1000 <= LOOP_WINDOW_SECONDS]
 
