@@ -53,7 +53,7 @@ def speed_partition_by() -> list[dict[str, str]]:
 
 def _bucket(ms_column: str, minutes: int) -> str:
     width = minutes * 60_000
-    return f"TO_TIMESTAMP_LTZ({ms_column} - MOD({ms_column}, {width}), 3)"
+    return f"to_timestamp_ltz({ms_column} - mod({ms_column}, {width}), 3)"
 
 
 def speed_insert_sql(view: View, catalog: str, table: str, window_seconds: int, source: str = "counted_copies") -> str:
@@ -64,29 +64,30 @@ def speed_insert_sql(view: View, catalog: str, table: str, window_seconds: int, 
     ingest_time. A window closes when the watermark (the slowest partition's ingest time) passes
     its end; each row is keyed by its ingest and event-time buckets, so rows from successive
     windows simply add up in the serving layer.
+
+    The buckets are named once, in the `bucketed` step; it keeps every column of `source`, so
+    ingest_time is still the time attribute the window needs.
     """
     namespace, name = table.split(".")
-    ingest_bucket = _bucket("ingest_ms", INGEST_BUCKET_MINUTES)
-    event_bucket = _bucket("event_time_ms", view.bucket_minutes)
-    select = [f"{ingest_bucket} AS ingest_bucket", f"{event_bucket} AS event_time_bucket"]
-    select += [_ident(d) for d in view.dimensions]
-    for m in view.measures:
-        expression = "COUNT(*)" if m.agg == "count" else f"{m.agg.upper()}({_ident(m.column)})"  # type: ignore[arg-type]
-        select.append(f"{expression} AS {_ident(m.name)}")
-    where = [f"{_ident(column)} IN ({', '.join(_literal(v) for v in values)})" for column, values in view.where]
-    group_by = ["window_start", "window_end", ingest_bucket, event_bucket, *(_ident(d) for d in view.dimensions)]
-    lines = [
-        f"INSERT INTO {_ident(catalog)}.{_ident(namespace)}.{_ident(name)}",
-        "SELECT",
-        ",\n".join(f"    {s}" for s in select),
-        f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(ingest_time), INTERVAL '{int(window_seconds)}' SECOND))",
-    ]
-    if where:
-        lines.append("WHERE " + "\n  AND ".join(where))
-    lines.append("GROUP BY " + ", ".join(group_by))
-    return "\n".join(lines)
-
-
+    dims = [_ident(d) for d in view.dimensions]
+    aggs = [f"count(*) as {_ident(m.name)}" if m.agg == "count"
+            else f"{m.agg}({_ident(m.column)}) as {_ident(m.name)}"  # type: ignore[arg-type]
+            for m in view.measures]
+    filters = [f"{_ident(column)} in ({', '.join(_literal(v) for v in values)})" for column, values in view.where]
+    return "\n".join([
+        f"insert into {_ident(catalog)}.{_ident(namespace)}.{_ident(name)}",
+        "with bucketed as (",
+        "    select *,",
+        f"        {_bucket('ingest_ms', INGEST_BUCKET_MINUTES)} as ingest_bucket,",
+        f"        {_bucket('event_time_ms', view.bucket_minutes)} as event_time_bucket",
+        f"    from {source}",
+        ")",
+        "select",
+        ",\n".join(f"    {c}" for c in [*KEY_COLUMNS, *dims, *aggs]),
+        f"from table(tumble(table bucketed, descriptor(ingest_time), interval '{int(window_seconds)}' second))",
+        *(["where " + "\n  and ".join(filters)] if filters else []),
+        "group by " + ", ".join(["window_start", "window_end", *KEY_COLUMNS, *dims]),
+    ])
 
 
 # --- batch layer and serving layer (Trino SQL) ------------------------------------------------
@@ -163,12 +164,16 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
         f"    where {counts}",
         # an incremental run: only the copies from `since` on count (the earlier ones only judge them)
         *([f"      and ingest_time >= {trino_timestamp(since)}"] if since else []),
+        "),",
+        "bucketed as (",
+        f"    select *, {bucket} as event_time_bucket",
+        "    from counted_copies",
         ")",
         "select",
-        ",\n".join(f"    {c}" for c in [f"{bucket} as event_time_bucket", *dims, *aggs]),
-        "from counted_copies",
+        ",\n".join(f"    {c}" for c in ["event_time_bucket", *dims, *aggs]),
+        "from bucketed",
         *(["where " + "\n  and ".join(filters)] if filters else []),
-        "group by " + ", ".join(["1", *dims]),
+        "group by " + ", ".join(["event_time_bucket", *dims]),
     ])
 
 

@@ -45,7 +45,10 @@ def render(config: Config, view: View, layer: str) -> str:
         f"-- Made from views/{view.name}.yaml by `lambdalake views render {view.name} --layer {layer}`;"
         " do not edit.",
     ]
-    if layer == "batch":
+    if layer == "speed":
+        header.append("-- counted_copies: the copies that count, by the one dedup rule"
+                      " (lambdalake.streaming.register_counted_copies).")
+    elif layer == "batch":
         header.append(f"-- B = {EXAMPLE_BOUNDARY} UTC and snapshot {EXAMPLE_SNAPSHOT} stand for what each run fills in.")
     elif layer == "serving":
         header.append(f"-- B = {EXAMPLE_BOUNDARY} UTC and its batch table stand for what each run fills in.")

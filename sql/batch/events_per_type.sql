@@ -12,10 +12,14 @@ copies as (
 counted_copies as (
     select * from copies
     where previous_copy_time is null or previous_copy_time < ingest_time - interval '3600' second
+),
+bucketed as (
+    select *, cast(from_unixtime(floor(to_unixtime(event_time) / 60) * 60, 'UTC') as timestamp(6) with time zone) as event_time_bucket
+    from counted_copies
 )
 select
-    cast(from_unixtime(floor(to_unixtime(event_time) / 60) * 60, 'UTC') as timestamp(6) with time zone) as event_time_bucket,
+    event_time_bucket,
     "event_type",
     count(*) as "events"
-from counted_copies
-group by 1, "event_type"
+from bucketed
+group by event_time_bucket, "event_type"

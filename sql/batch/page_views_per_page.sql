@@ -12,11 +12,15 @@ copies as (
 counted_copies as (
     select * from copies
     where previous_copy_time is null or previous_copy_time < ingest_time - interval '3600' second
+),
+bucketed as (
+    select *, cast(from_unixtime(floor(to_unixtime(event_time) / 60) * 60, 'UTC') as timestamp(6) with time zone) as event_time_bucket
+    from counted_copies
 )
 select
-    cast(from_unixtime(floor(to_unixtime(event_time) / 60) * 60, 'UTC') as timestamp(6) with time zone) as event_time_bucket,
+    event_time_bucket,
     "page",
     count(*) as "page_views"
-from counted_copies
+from bucketed
 where "event_type" in ('page_view')
-group by 1, "page"
+group by event_time_bucket, "page"

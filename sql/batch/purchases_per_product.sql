@@ -12,13 +12,17 @@ copies as (
 counted_copies as (
     select * from copies
     where previous_copy_time is null or previous_copy_time < ingest_time - interval '3600' second
+),
+bucketed as (
+    select *, cast(from_unixtime(floor(to_unixtime(event_time) / 3600) * 3600, 'UTC') as timestamp(6) with time zone) as event_time_bucket
+    from counted_copies
 )
 select
-    cast(from_unixtime(floor(to_unixtime(event_time) / 3600) * 3600, 'UTC') as timestamp(6) with time zone) as event_time_bucket,
+    event_time_bucket,
     "product_id",
     count(*) as "purchases",
     sum("amount") as "revenue",
     max("amount") as "largest_purchase"
-from counted_copies
+from bucketed
 where "event_type" in ('purchase')
-group by 1, "product_id"
+group by event_time_bucket, "product_id"

@@ -1,11 +1,18 @@
 -- page_views_per_page v1 (lambda), speed layer: Flink SQL, one branch of the shared speed job (lambdalake.streaming).
 -- Made from views/page_views_per_page.yaml by `lambdalake views render page_views_per_page --layer speed`; do not edit.
-INSERT INTO `lake`.`speed`.`page_views_per_page`
-SELECT
-    TO_TIMESTAMP_LTZ(ingest_ms - MOD(ingest_ms, 60000), 3) AS ingest_bucket,
-    TO_TIMESTAMP_LTZ(event_time_ms - MOD(event_time_ms, 60000), 3) AS event_time_bucket,
+-- counted_copies: the copies that count, by the one dedup rule (lambdalake.streaming.register_counted_copies).
+insert into `lake`.`speed`.`page_views_per_page`
+with bucketed as (
+    select *,
+        to_timestamp_ltz(ingest_ms - mod(ingest_ms, 60000), 3) as ingest_bucket,
+        to_timestamp_ltz(event_time_ms - mod(event_time_ms, 60000), 3) as event_time_bucket
+    from counted_copies
+)
+select
+    ingest_bucket,
+    event_time_bucket,
     `page`,
-    COUNT(*) AS `page_views`
-FROM TABLE(TUMBLE(TABLE counted_copies, DESCRIPTOR(ingest_time), INTERVAL '1' SECOND))
-WHERE `event_type` IN ('page_view')
-GROUP BY window_start, window_end, TO_TIMESTAMP_LTZ(ingest_ms - MOD(ingest_ms, 60000), 3), TO_TIMESTAMP_LTZ(event_time_ms - MOD(event_time_ms, 60000), 3), `page`
+    count(*) as `page_views`
+from table(tumble(table bucketed, descriptor(ingest_time), interval '1' second))
+where `event_type` in ('page_view')
+group by window_start, window_end, ingest_bucket, event_time_bucket, `page`

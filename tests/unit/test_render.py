@@ -34,7 +34,7 @@ def test_render_prints_one_layer_and_refuses_a_bad_name() -> None:
     out = subprocess.run([cli, "views", "render", "events_per_type", "--layer", "batch"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "lag(ingest_time) over (partition by event_id" in out.stdout and "INSERT INTO" not in out.stdout
+    assert "lag(ingest_time) over (partition by event_id" in out.stdout and "insert into" not in out.stdout
     bad = subprocess.run([cli, "views", "render", "x'; drop table raw.events"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 1 and "must be lowercase letters" in bad.stderr, bad.stderr

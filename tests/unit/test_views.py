@@ -26,13 +26,12 @@ def test_a_fourth_view_defined_only_here_derives_its_sql_and_table() -> None:
     view = parse_view(VALID, "test")
     assert view.bucket_minutes == 5
     sql = speed_insert_sql(view, "lake", "speed.clicks_per_page", 7)
-    assert "INSERT INTO `lake`.`speed`.`clicks_per_page`" in sql
-    assert "TO_TIMESTAMP_LTZ(event_time_ms - MOD(event_time_ms, 300000), 3) AS event_time_bucket" in sql
-    assert "WHERE `event_type` IN ('click', 'add_to_cart')" in sql
-    assert "MIN(`amount`) AS `smallest`" in sql and "COUNT(*) AS `clicks`" in sql
-    assert "INTERVAL '7' SECOND" in sql
-    assert sql.rstrip().endswith("GROUP BY window_start, window_end, TO_TIMESTAMP_LTZ(ingest_ms - MOD(ingest_ms, "
-                                 "60000), 3), TO_TIMESTAMP_LTZ(event_time_ms - MOD(event_time_ms, 300000), 3), "
+    assert "insert into `lake`.`speed`.`clicks_per_page`" in sql
+    assert "to_timestamp_ltz(event_time_ms - mod(event_time_ms, 300000), 3) as event_time_bucket" in sql
+    assert "where `event_type` in ('click', 'add_to_cart')" in sql
+    assert "min(`amount`) as `smallest`" in sql and "count(*) as `clicks`" in sql
+    assert "interval '7' second" in sql
+    assert sql.rstrip().endswith("group by window_start, window_end, ingest_bucket, event_time_bucket, "
                                  "`page`, `product_id`")
     assert [(f["name"], f["type"]) for f in speed_fields(view)] == [
         ("ingest_bucket", "timestamptz"), ("event_time_bucket", "timestamptz"), ("page", "string"),
@@ -41,7 +40,7 @@ def test_a_fourth_view_defined_only_here_derives_its_sql_and_table() -> None:
 
 def test_filter_values_are_escaped_literals() -> None:
     view = parse_view({**VALID, "where": {"page": "/it's"}}, "test")
-    assert "`page` IN ('/it''s')" in speed_insert_sql(view, "lake", "speed.x", 5)
+    assert "`page` in ('/it''s')" in speed_insert_sql(view, "lake", "speed.x", 5)
 
 
 @pytest.mark.parametrize(("change", "field", "message"), [

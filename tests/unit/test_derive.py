@@ -1,0 +1,48 @@
+"""The SQL derived from a view reads as a CTE chain: each bucket expression is written once, in the
+`bucketed` step, and the final aggregate groups by named columns."""
+
+from __future__ import annotations
+
+from lambdalake.derive import batch_select_sql, speed_insert_sql
+from lambdalake.views import parse_view
+
+VIEW = parse_view({
+    "name": "clicks_per_page", "version": 2, "mode": "lambda", "source": "raw.events", "bucket": "5 minutes",
+    "where": {"event_type": ["click", "add_to_cart"]}, "dimensions": ["page", "product_id"],
+    "measures": [{"name": "clicks", "agg": "count"}, {"name": "smallest", "agg": "min", "column": "amount"}],
+}, "test")
+
+
+def test_the_speed_sql_names_each_bucket_once_and_windows_the_bucketed_copies() -> None:
+    sql = speed_insert_sql(VIEW, "lake", "speed.clicks_per_page", 7, source="new_copies")
+    ingest_bucket = "to_timestamp_ltz(ingest_ms - mod(ingest_ms, 60000), 3) as ingest_bucket"
+    event_bucket = "to_timestamp_ltz(event_time_ms - mod(event_time_ms, 300000), 3) as event_time_bucket"
+    assert sql.count("to_timestamp_ltz(") == 2 and ingest_bucket in sql and event_bucket in sql
+    assert sql.startswith("insert into `lake`.`speed`.`clicks_per_page`\nwith bucketed as (\n    select *,")
+    # `select *` keeps ingest_time, the time attribute the window needs
+    assert "    from new_copies\n)" in sql
+    assert "from table(tumble(table bucketed, descriptor(ingest_time), interval '7' second))" in sql
+    assert "where `event_type` in ('click', 'add_to_cart')" in sql
+    assert "min(`amount`) as `smallest`" in sql and "count(*) as `clicks`" in sql
+    assert sql.endswith("group by window_start, window_end, ingest_bucket, event_time_bucket, `page`, `product_id`")
+
+
+def test_filter_values_are_escaped_literals_in_both_layers() -> None:
+    view = parse_view({"name": "x", "version": 1, "mode": "lambda", "source": "raw.events", "bucket": "1 minute",
+                       "where": {"page": "/it's"}, "dimensions": ["page"],
+                       "measures": [{"name": "n", "agg": "count"}]}, "test")
+    assert "where `page` in ('/it''s')" in speed_insert_sql(view, "lake", "speed.x", 5)
+    assert "where \"page\" in ('/it''s')" in batch_select_sql(view, "lake", "raw.events", 1, "2026-11-26 14:30:00", 90)
+
+
+def test_the_batch_sql_names_the_event_time_bucket_once_and_groups_by_names() -> None:
+    sql = batch_select_sql(VIEW, "lake", "raw.events", 1, "2026-11-26 14:30:00", 90, (0, 2),
+                           since="2026-11-26 13:30:00")
+    bucket = ("cast(from_unixtime(floor(to_unixtime(event_time) / 300) * 300, 'UTC') as timestamp(6) with time zone)"
+              " as event_time_bucket")
+    assert sql.count("from_unixtime(") == 1
+    assert f"bucketed as (\n    select *, {bucket}\n    from counted_copies\n)" in sql
+    # the chain: import, dedup, bucket, then the final aggregate over named columns
+    steps = ["with events as (", "copies as (", "counted_copies as (", "bucketed as (", "from bucketed"]
+    assert [sql.index(step) for step in steps] == sorted(sql.index(step) for step in steps)
+    assert sql.endswith("group by event_time_bucket, \"page\", \"product_id\"") and "group by 1" not in sql
