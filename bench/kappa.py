@@ -21,7 +21,7 @@ import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import save
-from lambdalake import kappa, serving
+from lambdalake import kappa, serving, versions
 from lambdalake.config import load_config
 from lambdalake.generator import EventGenerator
 from lambdalake.jobs import cancel
@@ -67,7 +67,7 @@ def main(events: int) -> dict[str, object]:
     finally:
         cancel(config, kappa.version_job(name, 1))
         serving.drop(config, f"serving.{name}")
-        run_query(config, f"drop table if exists {kappa.version_table(name, 1)}")
+        versions.forget(config, name)
         view_file.unlink(missing_ok=True)
         admin.delete_topics([topic])[topic].result(30)
 

@@ -375,7 +375,7 @@ def ensure_serving(config: Config, layers: Layers, views: list[str] | None = Non
     for view in lambda_views():
         if (views and view.name not in views) or serving.live(config, layers.serving(view)) is not None:
             continue
-        table = create_base_table(config, view, layers.suffix)
+        table = create_base_table(config, view, layers.suffix).table_name
         with serving.lock(config, layers.serving(view)):
             if serving.live(config, layers.serving(view)) is None:
                 serving.publish(config, served(config, layers, view).view, layers.serving(view), kind="create",
@@ -394,6 +394,7 @@ def drop_layers(config: Config, layers: Layers) -> None:
         for table in (layers.speed(view), Served(view, layers.speed(view).split(".", 1)[1]).slices_table):
             if catalog.table_exists(table):
                 catalog.purge_table(table)
+        state.speed_table_dropped(config, layers.speed(view))
     for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):
         if catalog.table_exists(table):
             catalog.purge_table(table)

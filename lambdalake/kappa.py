@@ -3,15 +3,15 @@
 A view's stream logic has a version: the `version` of its definition in views/<view>.yaml.
 Reprocessing version N (DESIGN.md section 6):
 
-1. **start** — create `speed.<view>__v<N>` (the version's definition is kept in the table's
-   properties, so its logic stays pinned after the YAML moves on) and submit the Flink job
+1. **start** — create `speed.<view>__v<N>` (the state store keeps the definition it was made
+   for, so its logic stays pinned after the YAML moves on) and submit the Flink job
    `lambdalake-kappa-<view>-v<N>`. Its consumer group is new, so it reads from the earliest offset;
    Kafka keeps the events topic forever (`retention.ms=-1`).
 2. **catch up** — wait until the job's consumer lag (Kafka's high watermark minus the offset Flink
    committed at its last checkpoint, summed over partitions) is at most a threshold.
 3. **switch** — one `CREATE OR REPLACE VIEW serving.<view>` over the new table: every query
    answers from exactly one version.
-4. **retire** — cancel the other versions' jobs and mark their tables retired; drop each after a
+4. **retire** — cancel the other versions' jobs and record their tables retired; drop each after a
    grace period (queries that began before the switch may still read it).
 
 A **kappa** view is served from its live version alone. A **lambda** view is too, right after the
@@ -32,20 +32,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from lambdalake import jobs, names, offsets, serving
+from lambdalake import jobs, names, offsets, serving, state
 from lambdalake.config import Config
-from lambdalake.derive import speed_fields, speed_partition_by
 from lambdalake.errors import EngineError
-from lambdalake.query import run_query
 from lambdalake.serving import live_version
-from lambdalake.speed import SPEED_JOB, SPEED_JOB_PROPERTY, SpeedTarget, job_args, restart, resume
-from lambdalake.tables import build_schema, create_if_missing
-from lambdalake.versions import (DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table, pinned_definition,
-                                 pinned_view, table_versions, version_job, version_table)
+from lambdalake.speed import SPEED_JOB, SpeedTarget, job_args, restart, resume
+from lambdalake.versions import (base_table, drop_speed_table, make_speed_table, pinned_definition, pinned_view,
+                                 table_versions, version_job, version_table)
 from lambdalake.views import View, ViewError, find_view, parse_view
-
-#: on a retired base table: the cutoff of the shared job's restart without it, to resume from
-RESTART_CUTOFF_PROPERTY = "lambdalake.restart-cutoff"
 
 __all__ = ["live_version", "table_versions", "version_job", "version_table"]
 
@@ -119,16 +113,10 @@ def pinned_version(config: Config, view_name: str, number: int, topic: str) -> V
 
 
 def _pinned_definition(config: Config, version: Version) -> dict[str, Any]:
-    """Create the version's table with its definition, or check an existing one holds the same."""
-    from lambdalake.catalog import load_catalog
-
-    schema, spec = build_schema(speed_fields(version.view), speed_partition_by())
-    text = json.dumps(version.definition, sort_keys=True)
-    create_if_missing(config, version.table, schema, spec,
-                      f"Version {version.number} of view {version.view.name}, replayed from the log.",
-                      {DEFINITION_PROPERTY: text})
-    stored = load_catalog(config).load_table(version.table).properties.get(DEFINITION_PROPERTY)
-    if stored != text:
+    """Create the version's table with its definition, or check an existing one was made for the same."""
+    made = make_speed_table(config, version.table, version.view, version.number, version.definition,
+                            f"Version {version.number} of view {version.view.name}, replayed from the log.")
+    if made.definition != json.loads(json.dumps(version.definition)):
         raise ReprocessError(f"{version.table} was started from another definition of version {version.number}; "
                              f"views/{version.view.name}.yaml changed without a new version: bump it")
     return version.definition
@@ -182,54 +170,31 @@ def switch(config: Config, version: Version) -> None:
                         version=version.number)
 
 
-def _set_property(config: Config, table_name: str, key: str, value: str) -> None:
-    from lambdalake.catalog import load_catalog
-
-    with load_catalog(config).load_table(table_name).transaction() as transaction:
-        transaction.set_properties({key: value})
-
-
-def _retired_at(config: Config, table_name: str) -> datetime:
-    """Mark the table retired, once; return when it was."""
-    from lambdalake.catalog import load_catalog
-
-    retired_at = load_catalog(config).load_table(table_name).properties.get(RETIRED_PROPERTY)
-    if retired_at is None:
-        retired_at = datetime.now(timezone.utc).isoformat()
-        _set_property(config, table_name, RETIRED_PROPERTY, retired_at)
-    return datetime.fromisoformat(retired_at)
-
-
 def retire_others(config: Config, view_name: str, keep: int) -> list[str]:
-    """Stop every other version's stream job; mark their tables retired (once). Return those tables.
+    """Stop every other version's stream job; record their tables retired (once). Return those tables.
 
     A lambda view's base is a branch of the shared speed job: that job is restarted without it
     (unless it has been started since the base was retired), or resumed if a restart was cut short.
     """
-    from lambdalake.catalog import load_catalog
-
     if live_version(config, view_name) != keep:
         raise EngineError(f"serving.{view_name} does not read version {keep}: nothing is retired before the switch")
     retired = []
     for number in table_versions(config, view_name):
         if number != keep:
             jobs.cancel(config, version_job(view_name, number))
-            _retired_at(config, version_table(view_name, number))
+            state.retire_speed_table(config, version_table(view_name, number))
             retired.append(version_table(view_name, number))
-    base = base_table(view_name)
-    catalog = load_catalog(config)
-    if catalog.table_exists(base):
-        retired_at = _retired_at(config, base)
-        properties = catalog.load_table(base).properties
-        if SPEED_JOB_PROPERTY in properties:
-            target = SpeedTarget.from_json(properties[SPEED_JOB_PROPERTY])
+    base = state.speed_table(config, base_table(view_name))
+    if base is not None:
+        retired_at = state.retire_speed_table(config, base.table_name)
+        if base.speed_job is not None:
+            target = SpeedTarget.from_record(base.speed_job)
             started = jobs.started_at(config, target.job_name)
             if started is not None and started < retired_at:
-                restart(config, target, lambda cutoff: _set_property(config, base, RESTART_CUTOFF_PROPERTY,
-                                                                     cutoff.isoformat()))
-            elif started is None and RESTART_CUTOFF_PROPERTY in properties:
-                resume(config, target, datetime.fromisoformat(properties[RESTART_CUTOFF_PROPERTY]))
-        retired.append(base)
+                restart(config, target, lambda cutoff: state.set_restart_cutoff(config, base.table_name, cutoff))
+            elif started is None and base.restart_cutoff is not None:
+                resume(config, target, base.restart_cutoff)
+        retired.append(base.table_name)
     return retired
 
 
@@ -248,27 +213,23 @@ def drop_retired(config: Config, view_name: str, grace_seconds: int) -> Retireme
     Tables past their grace period but within the retention are neither waiting nor dropped: the
     janitor (lambdalake.janitor) runs this again later.
     """
-    from lambdalake.catalog import load_catalog
-
-    catalog = load_catalog(config)
     live = live_version(config, view_name)
-    candidates = [version_table(view_name, n) for n in table_versions(config, view_name) if n != live]
-    if live is not None and catalog.table_exists(base_table(view_name)):
-        candidates.append(base_table(view_name))
+    candidates = [t for t in state.version_tables(config, view_name) if t.version != live]
+    if live is not None and (base := state.speed_table(config, base_table(view_name))) is not None:
+        candidates.append(base)
     waiting, dropped = [], []
     for table in candidates:
-        retired_at = catalog.load_table(table).properties.get(RETIRED_PROPERTY)
-        if retired_at is None:
+        if table.retired_at is None:
             continue
-        age = (datetime.now(timezone.utc) - datetime.fromisoformat(retired_at)).total_seconds()
+        age = (datetime.now(timezone.utc) - table.retired_at).total_seconds()
         if age < grace_seconds:
-            waiting.append(table)
+            waiting.append(table.table_name)
             continue
         if age < config.serving.history_seconds:
             continue
-        dropped += serving.drop_batch_tables(config, f"serving.{view_name}", speed_table=table)
-        run_query(config, f"drop table if exists {table}")
-        dropped.append(table)
+        dropped += serving.drop_batch_tables(config, f"serving.{view_name}", speed_table=table.table_name)
+        drop_speed_table(config, table.table_name)
+        dropped.append(table.table_name)
     return Retirement(waiting, dropped)
 
 
@@ -313,28 +274,23 @@ class VersionStatus:
 def describe(config: Config, view_names: list[str]) -> list[VersionStatus]:
     """Every version with a table, for each named view (a lambda view's base first): whether
     serving reads it, its job and that job's state, when it was retired, its consumer lag."""
-    from lambdalake.catalog import load_catalog
-
-    catalog = load_catalog(config)
     statuses = []
     for name in map(names.view_name, view_names):
         live = live_version(config, name)
         found = []
-        if catalog.table_exists(base_table(name)):
-            properties = catalog.load_table(base_table(name)).properties
-            if SPEED_JOB_PROPERTY in properties and DEFINITION_PROPERTY in properties:
-                target = SpeedTarget.from_json(properties[SPEED_JOB_PROPERTY])
-                number = json.loads(properties[DEFINITION_PROPERTY])["version"]
-                found.append((number, base_table(name), target.job_name, target.topic, target.group_id,
-                              live is None, properties))
-        for number in table_versions(config, name):
-            properties = catalog.load_table(version_table(name, number)).properties
-            job = version_job(name, number)
-            found.append((number, version_table(name, number), job, config.kafka.events_topic,
-                          f"{job}-{config.kafka.events_topic}", number == live, properties))
-        for number, table, job, topic, group_id, is_live, properties in found:
-            retired = properties.get(RETIRED_PROPERTY)
-            running = bool(jobs.live_jobs(config, job)) and retired is None
-            statuses.append(VersionStatus(name, number, table, is_live, job, "running" if running else "not running",
-                                          retired, offsets.lag(config, topic, group_id) if running else None))
+        base = state.speed_table(config, base_table(name))
+        if base is not None and base.speed_job is not None:
+            target = SpeedTarget.from_record(base.speed_job)
+            found.append((base.definition["version"], base, target.job_name, target.topic, target.group_id,
+                          live is None))
+        for table in state.version_tables(config, name):
+            job = version_job(name, table.version)
+            found.append((table.version, table, job, config.kafka.events_topic,
+                          f"{job}-{config.kafka.events_topic}", table.version == live))
+        for number, table, job, topic, group_id, is_live in found:
+            running = bool(jobs.live_jobs(config, job)) and table.retired_at is None
+            statuses.append(VersionStatus(name, number, table.table_name, is_live, job,
+                                          "running" if running else "not running",
+                                          None if table.retired_at is None else table.retired_at.isoformat(),
+                                          offsets.lag(config, topic, group_id) if running else None))
     return statuses

@@ -1,7 +1,7 @@
 """The shared speed job (flink_jobs/speed.py): lambda views' real-time parts, into `speed.<view>` tables.
 
 `start` creates each view's speed table (its schema derived from the view definition, the
-definition pinned in its properties) before submitting; `lambdalake.jobs.stop` stops it with a
+definition pinned with it in the state store) before submitting; `lambdalake.jobs.stop` stops it with a
 savepoint to resume from. A view that has been reprocessed (lambdalake.kappa) runs in a job of
 its own instead: `restart` resubmits the shared job without it, exactly.
 """
@@ -14,18 +14,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from lambdalake import jobs, names, offsets
+from lambdalake import jobs, names, offsets, state
 from lambdalake.config import PROJECT_ROOT, Config
-from lambdalake.derive import speed_fields, speed_partition_by
 from lambdalake.query import run_query
 from lambdalake.serving import live_version
-from lambdalake.tables import build_schema, create_if_missing
-from lambdalake.versions import DEFINITION_PROPERTY, RETIRED_PROPERTY, base_table
+from lambdalake.versions import base_table, make_speed_table
 from lambdalake.views import View, floor_to_bucket, lambda_views
 
 SPEED_JOB = PROJECT_ROOT / "flink_jobs" / "speed.py"
-#: on a base speed table: the SpeedTarget (JSON) of the shared job that writes it
-SPEED_JOB_PROPERTY = "lambdalake.speed-job"
 
 
 @dataclass(frozen=True)
@@ -48,12 +44,12 @@ class SpeedTarget:
         return cls(config.kafka.events_topic, config.speed.group_id, config.speed.job_name)
 
     @classmethod
-    def from_json(cls, text: str) -> SpeedTarget:
-        data = json.loads(text)
+    def from_record(cls, data: dict[str, Any]) -> SpeedTarget:
+        """The target as recorded with the base tables it writes (to_record)."""
         return cls(**{**data, "views": tuple(data.get("views", ()))})
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+    def to_record(self) -> dict[str, Any]:
+        return {**asdict(self), "views": list(self.views)}
 
     def __post_init__(self) -> None:
         names.topic_name(self.topic)
@@ -65,41 +61,32 @@ class SpeedTarget:
         return base_table(view.name, self.table_suffix)
 
 
-def create_base_table(config: Config, view: View, suffix: str = "") -> str:
-    """Create speed.<view><suffix> if missing, with the view's definition pinned in it; return its name."""
-    schema, spec = build_schema(speed_fields(view), speed_partition_by())
-    name = base_table(view.name, suffix)
-    create_if_missing(config, name, schema, spec, f"Real-time part of view {view.name}, appended by the speed job.",
-                      {DEFINITION_PROPERTY: json.dumps(view_definition(view.name), sort_keys=True)})
-    return name
+def create_base_table(config: Config, view: View, suffix: str = "") -> state.SpeedTable:
+    """Create speed.<view><suffix> if missing, with the view's definition pinned to it; return its record."""
+    return make_speed_table(config, base_table(view.name, suffix), view, None, view_definition(view.name),
+                            f"Real-time part of view {view.name}, appended by the speed job.")
 
 
 def ensure_speed_tables(config: Config, target: SpeedTarget) -> list[dict[str, Any]]:
     """Create the target's speed tables that are missing; return what its job runs: [{table, definition}].
 
-    A table's definition is the one pinned in its properties (pinned now if it has none), so a
-    restart runs the logic the table was started with; the table also names the job that
-    writes it. Views whose base is retired, or whose serving reads a reprocessed version, are
-    left to their own jobs.
+    A table's definition is the one pinned to it in the state store when it was made, so a restart
+    runs the logic the table was started with; the store also records the job that writes it.
+    Views whose base is retired, or whose serving reads a reprocessed version, are left to their
+    own jobs.
     """
-    from lambdalake.catalog import load_catalog
-
-    catalog = load_catalog(config)
     running = []
     for view in lambda_views():
         if target.views and view.name not in target.views:
             continue
         if not target.table_suffix and live_version(config, view.name) is not None:
             continue  # reprocessed: its own job writes speed.<view>__v<N>
-        table = catalog.load_table(create_base_table(config, view, target.table_suffix))
-        if RETIRED_PROPERTY in table.properties:
+        table = create_base_table(config, view, target.table_suffix)
+        if table.retired_at is not None:
             continue
-        pinned = {DEFINITION_PROPERTY: table.properties.get(DEFINITION_PROPERTY)
-                  or json.dumps(view_definition(view.name), sort_keys=True), SPEED_JOB_PROPERTY: target.to_json()}
-        if any(table.properties.get(key) != value for key, value in pinned.items()):
-            with table.transaction() as transaction:
-                transaction.set_properties(pinned)
-        running.append({"table": target.table(view), "definition": json.loads(pinned[DEFINITION_PROPERTY])})
+        if table.speed_job != target.to_record():
+            state.set_speed_job(config, table.table_name, target.to_record())
+        running.append({"table": table.table_name, "definition": table.definition})
     return running
 
 

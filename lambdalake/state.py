@@ -13,6 +13,12 @@ One module writes it:
   before and after, rows written, seconds, the Airflow run; for a batch run, whether it was full
   or incremental and why, and the event-time buckets it recomputed. lambdalake.serving writes a step as
   pending, replaces the view, then marks it live.
+- `lambdalake_speed_tables`: every speed table the platform made, which is every version of a
+  view: a view's base (`speed.<view>`, a branch of the shared speed job) and each reprocessed
+  version (`speed.<view>__v<N>`, a job of its own). It holds the definition the table's rows are
+  computed with (pinned when the table was made, so a version keeps its logic after
+  views/<view>.yaml moves on), the shared job that writes a base, when the table was retired,
+  the cut-off of a restart of the shared job without it, and when it was dropped.
 
 Why PostgreSQL and not an Iceberg `meta` schema: a step's state changes three times in seconds
 and must be read under the same advisory lock that orders the swaps (lambdalake.serving.lock);
@@ -31,6 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from lambdalake.config import Config
+from lambdalake.errors import EngineError
 
 SCHEMA = """
 create table if not exists lambdalake_watched_topics (
@@ -89,6 +96,25 @@ alter table lambdalake_serving_steps add column if not exists slices int;
 alter table lambdalake_serving_steps add column if not exists buckets_recomputed bigint;
 alter table lambdalake_serving_steps add column if not exists buckets_first timestamptz;
 alter table lambdalake_serving_steps add column if not exists buckets_last timestamptz;
+create table if not exists lambdalake_speed_tables (
+    table_name text primary key,
+    -- the Iceberg table's uuid: a table dropped and made again under the same name is another table
+    table_uuid text not null,
+    view_name text not null,
+    -- the reprocessed version it holds; null for the view's base
+    version int,
+    -- the view definition its rows are computed with
+    definition jsonb not null,
+    -- a base's writer: the shared speed job (lambdalake.speed.SpeedTarget)
+    speed_job jsonb,
+    -- a retired base: the cut-off of the shared job's restart without it, to resume an interrupted one
+    restart_cutoff timestamptz,
+    created_at timestamptz not null default now(),
+    -- when serving stopped reading it; the table is dropped a grace period (and the history retention) later
+    retired_at timestamptz,
+    dropped_at timestamptz
+);
+create index if not exists lambdalake_speed_tables_view on lambdalake_speed_tables (view_name);
 create table if not exists lambdalake_serving (
     serving_view text primary key,
     step_id bigint not null references lambdalake_serving_steps (id),
@@ -371,3 +397,98 @@ def forget_serving(config: Config, serving_view: str) -> None:
     with connect(config) as connection, connection.transaction():
         connection.execute("delete from lambdalake_serving where serving_view = %s", (serving_view,))
         connection.execute("delete from lambdalake_serving_steps where serving_view = %s", (serving_view,))
+
+
+# --- speed tables: the versions of each view --------------------------------------------------
+
+@dataclass(frozen=True)
+class SpeedTable:
+    """A speed table the platform made (lambdalake_speed_tables)."""
+
+    table_name: str
+    table_uuid: str
+    view_name: str
+    #: the reprocessed version it holds; None for the view's base
+    version: int | None
+    #: the view definition its rows are computed with
+    definition: dict[str, Any]
+    #: a base's writer: the shared speed job's SpeedTarget fields
+    speed_job: dict[str, Any] | None
+    restart_cutoff: datetime | None
+    created_at: datetime
+    retired_at: datetime | None
+    dropped_at: datetime | None
+
+
+_SPEED_TABLE_COLUMNS = ", ".join(f.name for f in fields(SpeedTable))
+
+
+def pin_speed_table(config: Config, table_name: str, table_uuid: str, view_name: str, version: int | None,
+                    definition: dict[str, Any]) -> SpeedTable:
+    """Record the speed table with the definition it is made for, unless it is recorded already;
+    return what is recorded (a table made again under the same name starts a new record)."""
+    with connect(config) as connection, connection.transaction():
+        connection.execute(
+            "insert into lambdalake_speed_tables (table_name, table_uuid, view_name, version, definition) "
+            "values (%s, %s, %s, %s, %s::jsonb) on conflict (table_name) do update set "
+            "table_uuid = excluded.table_uuid, view_name = excluded.view_name, version = excluded.version, "
+            "definition = excluded.definition, speed_job = null, restart_cutoff = null, created_at = now(), "
+            "retired_at = null, dropped_at = null "
+            "where lambdalake_speed_tables.table_uuid <> excluded.table_uuid",
+            (table_name, table_uuid, view_name, version, json.dumps(definition, sort_keys=True)))
+        row = connection.execute(f"select {_SPEED_TABLE_COLUMNS} from lambdalake_speed_tables where table_name = %s",
+                                 (table_name,)).fetchone()
+        return SpeedTable(*row)
+
+
+def speed_table(config: Config, table_name: str, *, dropped: bool = False) -> SpeedTable | None:
+    """The recorded speed table (also once dropped, with dropped); None when there is none."""
+    with connect(config) as connection:
+        row = connection.execute(
+            f"select {_SPEED_TABLE_COLUMNS} from lambdalake_speed_tables where table_name = %s"
+            + ("" if dropped else " and dropped_at is null"), (table_name,)).fetchone()
+        return None if row is None else SpeedTable(*row)
+
+
+def version_tables(config: Config, view_name: str) -> list[SpeedTable]:
+    """The view's reprocessed versions whose tables are not dropped, oldest first."""
+    with connect(config) as connection:
+        return [SpeedTable(*row) for row in connection.execute(
+            f"select {_SPEED_TABLE_COLUMNS} from lambdalake_speed_tables where view_name = %s "
+            "and version is not null and dropped_at is null order by version", (view_name,))]
+
+
+def set_speed_job(config: Config, table_name: str, speed_job: dict[str, Any]) -> None:
+    """The shared speed job that writes the base table now."""
+    with connect(config) as connection:
+        connection.execute("update lambdalake_speed_tables set speed_job = %s::jsonb where table_name = %s",
+                           (json.dumps(speed_job, sort_keys=True), table_name))
+
+
+def set_restart_cutoff(config: Config, table_name: str, cutoff: datetime) -> None:
+    with connect(config) as connection:
+        connection.execute("update lambdalake_speed_tables set restart_cutoff = %s where table_name = %s",
+                           (cutoff, table_name))
+
+
+def retire_speed_table(config: Config, table_name: str) -> datetime:
+    """Mark the table retired (once); return when it was."""
+    with connect(config) as connection:
+        row = connection.execute("update lambdalake_speed_tables set retired_at = coalesce(retired_at, now()) "
+                                 "where table_name = %s returning retired_at", (table_name,)).fetchone()
+        if row is None:
+            raise EngineError(f"{table_name} is not a speed table the platform made (lambdalake_speed_tables): "
+                              "nothing to retire")
+        return row[0]
+
+
+def speed_table_dropped(config: Config, table_name: str) -> None:
+    with connect(config) as connection:
+        connection.execute("update lambdalake_speed_tables set dropped_at = coalesce(dropped_at, now()) "
+                           "where table_name = %s", (table_name,))
+
+
+def forget_speed_tables(config: Config, view_name: str) -> None:
+    """The view's speed tables were dropped with it (a test's or a bench's view): forget them."""
+    with connect(config) as connection:
+        connection.execute("delete from lambdalake_speed_tables where view_name = %s", (view_name,))

@@ -30,7 +30,7 @@ import httpx
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lambdalake import jobs, serving
+from lambdalake import jobs, serving, versions
 from lambdalake.batch import Layers, drop_layers, ensure_serving, run_once
 from lambdalake.config import Config
 from lambdalake.engines.flink import Flink
@@ -124,7 +124,7 @@ def pipeline(config: Config) -> Iterator[Pipeline]:
     for job in (ingest.job_name, speed.job_name, version_job(kappa.name, 1)):
         jobs.cancel(config, job)
     serving.drop(config, f"serving.{kappa.name}")
-    run_query(config, f"drop table if exists speed.{kappa.name}__v1")
+    versions.forget(config, kappa.name)
     admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
     admin.delete_topics([topic])[topic].result(30)
     drop_layers(config, layers)

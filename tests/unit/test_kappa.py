@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lambdalake.config import Config, FlinkConfig
@@ -29,7 +31,7 @@ def test_the_version_must_be_the_one_the_definition_states() -> None:
 
 def test_a_shared_speed_job_target_survives_its_table_property() -> None:
     target = SpeedTarget("events", "group", "job", "__t1", ("a", "b"))
-    assert SpeedTarget.from_json(target.to_json()) == target
+    assert SpeedTarget.from_record(json.loads(json.dumps(target.to_record()))) == target
 
 
 @pytest.mark.parametrize("version", [0, -1, True, "2", 1.5])
