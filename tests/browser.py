@@ -4,13 +4,15 @@ Playwright (`.ci/run` installs it; Playwright's own browser download does not wo
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from lambdalake.config import Config
-from lambdalake.engines.airflow import Airflow
+from lambdalake.engines.airflow import Airflow, AirflowApi
 
 BROWSER = "chromium-headless-shell"
 #: without these, Chromium keeps calling Google's hosts, which this machine refuses
@@ -52,3 +54,24 @@ def trino_login(config: Config, browser: Browser) -> Page:
     page.get_by_role("button", name="Log In").click()
     expect(page.get_by_text("Query Details")).to_be_visible()
     return page
+
+
+def open_form(page: Page, config: Config, dag_id: str):  # type: ignore[no-untyped-def]
+    """The DAG's trigger form, opened from its page as a person does."""
+    page.goto(f"{Airflow(config).url}/dags/{dag_id}")
+    page.get_by_role("button", name="Trigger Dag").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text(f"Trigger Dag - {dag_id}")).to_be_visible()
+    return dialog
+
+
+def wait_for_new_run(api: AirflowApi, dag_id: str, since: datetime, timeout: float = 60) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = api.client.get(f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 5})
+        response.raise_for_status()
+        for run in response.json()["dag_runs"]:
+            if run["run_type"] == "manual" and datetime.fromisoformat(run["run_after"]) >= since:
+                return run
+        time.sleep(1)
+    raise AssertionError(f"no run of {dag_id} since {since} appeared after clicking Trigger")

@@ -1,8 +1,8 @@
 """Reprocessing on the real engines: a view's logic changes, the log is replayed, serving switches.
 
 A kappa view of the test's own (a file in views/, removed afterwards) is deployed at version 1.
-While events stream, its logic changes (a filter and a new measure) and `kappa_reprocess` runs
-through Airflow's REST API. Every serving answer must come from exactly one version and not
+While events stream, its logic changes (a filter and a new measure) and a person triggers
+`kappa_reprocess` from its form in the Airflow UI (a real browser: tests/browser.py). Every serving answer must come from exactly one version and not
 exceed that version's truth; after the switch serving equals the new logic's truth over every
 event ever produced. The truth is computed here in plain Python from the records sent.
 
@@ -31,7 +31,7 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lambdalake import history
+from lambdalake import history, versions
 from lambdalake import serving as serving_layer
 from lambdalake.batch import Layers, ensure_serving, run_once
 from lambdalake.catalog import load_catalog
@@ -47,6 +47,7 @@ from lambdalake.query import run_query
 from lambdalake.speed import SpeedTarget
 from lambdalake.speed import start as start_speed
 from lambdalake.views import VIEWS_DIR, ViewError, find_view
+from tests.browser import airflow_login, chromium, open_form, wait_for_new_run
 from tests.integration.test_batch import Stream
 from tests.integration.test_speed import first_good_events, floor, send
 
@@ -91,8 +92,7 @@ def view(config: Config) -> Iterator[KappaView]:
         for number in (1, 2):
             cancel(config, version_job(view.name, number))
         serving_layer.drop(config, f"serving.{view.name}")
-        for number in table_versions(config, view.name):
-            run_query(config, f"drop table if exists speed.{view.name}__v{number}")
+        versions.forget(config, view.name)
         admin.delete_topics([view.topic])[view.topic].result(30)
 
 
@@ -151,7 +151,8 @@ def test_reprocessing_switches_serving_atomically_to_the_new_logic(config: Confi
     try:
         time.sleep(10)
         view.define(2)  # the user changes the logic and bumps the version
-        run_id = api.trigger(DAG_ID, {"view": view.name, "version": 2, "topic": view.topic, "grace_seconds": 15})
+        run_id = trigger_from_the_form(config, {"view": view.name, "version": "2", "topic": view.topic,
+                                                "grace_seconds": "15"})
 
         def check() -> None:  # every answer comes from one version and never exceeds its truth
             version, rows = serving(config, view)
@@ -177,6 +178,20 @@ def test_reprocessing_switches_serving_atomically_to_the_new_logic(config: Confi
     assert_answers_reproduced_as_of(config, view, answers)
     sweep(without_history(config))
     assert table_versions(config, view.name) == [2], "the janitor did not drop the old version's table"
+
+
+def trigger_from_the_form(config: Config, fields: dict[str, str]) -> str:
+    """Log in to Airflow, fill the DAG's trigger form as a person does, click Trigger; the run's id."""
+    with chromium() as browser:
+        page = airflow_login(config, browser)
+        dialog = open_form(page, config, DAG_ID)
+        for name, value in fields.items():
+            dialog.locator(f"input[name=element_{name}]").fill(value)
+        before = datetime.now(timezone.utc)
+        dialog.get_by_role("button", name="Trigger").click()
+        run = wait_for_new_run(AirflowApi(Airflow(config)), DAG_ID, before)
+        assert run["conf"]["view"] == fields["view"] and run["conf"]["version"] == int(fields["version"]), run
+        return str(run["dag_run_id"])
 
 
 def without_history(config: Config) -> Config:
@@ -210,10 +225,10 @@ def test_bad_reprocess_requests_are_refused_before_anything_starts(config: Confi
 
     # a version not greater than the live one: make a version live without its job
     def make_live(number: int) -> None:
-        run_query(config, f"create table speed.{view.name}__v{number} (ingest_bucket timestamp(6) with time zone, "
-                          "event_time_bucket timestamp(6) with time zone, event_type varchar, events bigint)")
+        defined, definition = find_view(view.name)
+        versions.make_speed_table(config, f"speed.{view.name}__v{number}", defined, number, definition, "a test's")
         with serving_layer.lock(config, f"serving.{view.name}"):
-            serving_layer.publish(config, find_view(view.name)[0], f"serving.{view.name}", kind="switch",
+            serving_layer.publish(config, defined, f"serving.{view.name}", kind="switch",
                                   speed_table=f"speed.{view.name}__v{number}", version=number)
 
     make_live(1)
@@ -272,9 +287,7 @@ def deployment(config: Config) -> Iterator[LambdaDeployment]:
         catalog = load_catalog(config)
         for view in (changed, other):
             serving_layer.drop(config, f"serving.{view.name}")
-            for table in (f"speed.{view.name}", f"speed.{view.name}__v2"):
-                if catalog.table_exists(table):
-                    catalog.purge_table(table)
+            versions.forget(config, view.name)
         for table in (layers.events_table, layers.rejected_table):
             if catalog.table_exists(table):
                 catalog.purge_table(table)

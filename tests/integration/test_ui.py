@@ -10,7 +10,6 @@ lambdalake's dashboard from Airflow's navigation.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +24,7 @@ from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.engines.flink import Flink
 from lambdalake.tables import ensure_table
 from lambdalake.views import load_views
-from tests.browser import VIEWPORT, airflow_login, chromium, trino_login
+from tests.browser import VIEWPORT, airflow_login, chromium, open_form, trino_login, wait_for_new_run
 
 DAGS = ("batch_recompute", "kappa_reprocess", "iceberg_maintenance", "platform_health", "speed_layer")
 
@@ -41,14 +40,6 @@ def airflow_page(config: Config, browser: Browser) -> Iterator[Page]:
     page = airflow_login(config, browser)
     yield page
     page.close()
-
-
-def open_form(page: Page, config: Config, dag_id: str):  # type: ignore[no-untyped-def]
-    page.goto(f"{Airflow(config).url}/dags/{dag_id}")
-    page.get_by_role("button", name="Trigger Dag").click()
-    dialog = page.get_by_role("dialog")
-    expect(dialog.get_by_text(f"Trigger Dag - {dag_id}")).to_be_visible()
-    return dialog
 
 
 def test_each_dag_opens_with_its_docs_and_its_form_triggers_with_the_defaults(config: Config,
@@ -101,18 +92,6 @@ def test_dags_triggered_from_their_forms_succeed_and_trino_shows_their_queries_b
         expect(trino.get_by_text(re.compile("lambdalake-airflow iceberg_maint")).first).to_be_visible()
     finally:
         trino.close()
-
-
-def wait_for_new_run(api: AirflowApi, dag_id: str, since: datetime, timeout: float = 60) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = api.client.get(f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 5})
-        response.raise_for_status()
-        for run in response.json()["dag_runs"]:
-            if run["run_type"] == "manual" and datetime.fromisoformat(run["run_after"]) >= since:
-                return run
-        time.sleep(1)
-    raise AssertionError(f"no run of {dag_id} since {since} appeared after clicking Trigger")
 
 
 def test_the_speed_layer_comes_up_from_the_form_and_back_from_a_users_savepoint(config: Config,
