@@ -33,7 +33,7 @@ def main(events: int, counts: list[int], runs: int, view_name: str) -> dict[str,
     view = next(v for v in lambda_views() if v.name == view_name)
     try:
         snapshot = fill(config, table, events)
-        boundary = datetime.now(timezone.utc).replace(second=0, microsecond=0).strftime("%Y-%m-%d %H:%M:%S")
+        boundary = datetime.now(timezone.utc).replace(second=0, microsecond=0)
         seconds: dict[int, list[float]] = {count: [] for count in counts}
         peaks: dict[int, int] = {count: 0 for count in counts}
         for _ in range(runs):

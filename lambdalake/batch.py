@@ -37,15 +37,15 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from lambdalake import names, offsets, serving, state
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
-from lambdalake.derive import batch_select_sql, incremental_merge_sql, merge_slices_sql, qualified, trino_timestamp
+from lambdalake.derive import batch_select_sql, incremental_merge_sql, merge_slices_sql
 from lambdalake.errors import EngineError
+from lambdalake.names import trino_table
 from lambdalake.query import run_query
-from lambdalake.serving import BOUNDARY_FORMAT
 from lambdalake.tables import heartbeats_table
 from lambdalake.versions import base_table, pinned_view, version_table
 from lambdalake.views import View, floor_to_bucket, lambda_views
@@ -115,10 +115,6 @@ class Boundary:
     moment: datetime
     #: the snapshot of the master dataset every view of this run is computed from
     events_snapshot: int
-
-    @property
-    def literal(self) -> str:
-        return self.moment.strftime(BOUNDARY_FORMAT)
 
 
 def complete_until(ingested: dict[int, tuple[int, datetime]], high_watermarks: dict[int, int],
@@ -203,15 +199,11 @@ def history_rows(config: Config, events_table: str, snapshot: int) -> int:
 def _count_rows(config: Config, layers: Layers, boundary: Boundary, since: datetime) -> int:
     """The master dataset's rows an incremental run reads (from one horizon before since to B)."""
     _, rows = run_query(
-        config, f"select count(*) from {qualified(config.iceberg.catalog_name, layers.events_table)} "
+        config, f"select count(*) from {trino_table(layers.events_table, config.iceberg.catalog_name)} "
                 f"for version as of {int(boundary.events_snapshot)} "
-                f"where ingest_time >= {trino_timestamp(_literal(since))} - interval '{layers.horizon(config)}' second "
-                f"and ingest_time < {trino_timestamp(boundary.literal)}", session=batch_session(config))
+                "where ingest_time >= ? and ingest_time < ?",
+        [since - timedelta(seconds=layers.horizon(config)), boundary.moment], session=batch_session(config))
     return int(rows[0][0])
-
-
-def _literal(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime(BOUNDARY_FORMAT)
 
 
 #: Trino query states before the end
@@ -225,7 +217,7 @@ def kill_stale_writes(config: Config, tables: list[str]) -> list[str]:
     whose commit would land in the tables the next run writes. The next run kills it first.
     """
     catalog = config.iceberg.catalog_name
-    wanted = [qualified(catalog, table) for table in tables]
+    wanted = [trino_table(table, catalog) for table in tables]
     _, rows = run_query(config, "select query_id, query from system.runtime.queries where state in ("
                                 + ", ".join(f"'{s}'" for s in RUNNING_STATES) + ")")
     stale = [query_id for query_id, text in rows
@@ -264,7 +256,8 @@ def plan_run(config: Config, layers: Layers, target: Served, *, full: bool = Fal
                 f"{config.batch.full_recompute_every!r}"), None
     if not load_catalog(config).table_exists(previous.batch_table):
         return f"full: the previous batch table {previous.batch_table} is gone", None
-    return f"incremental: the copies that arrived from B={_literal(previous.boundary)} on", previous
+    since = previous.boundary.astimezone(timezone.utc)
+    return f"incremental: the copies that arrived from B={since:%Y-%m-%d %H:%M:%S} on", previous
 
 
 def write_batch_table(config: Config, layers: Layers, target: Served, boundary: Boundary, table: str,
@@ -288,14 +281,14 @@ def write_batch_table(config: Config, layers: Layers, target: Served, boundary: 
 
     def select(event_slice: tuple[int, int] | None) -> str:
         return batch_select_sql(target.view, catalog, layers.events_table, boundary.events_snapshot,
-                                boundary.literal, horizon, event_slice, None if since is None else _literal(since))
+                                boundary.moment, horizon, event_slice, since)
 
     run = state.BatchRun("full" if previous is None else "incremental", reason, horizon, since, slices)
     if previous is None and slices == 1:
-        _, rows = run_query(config, f"create or replace table {qualified(catalog, table)} as\n{select(None)}",
+        _, rows = run_query(config, f"create or replace table {trino_table(table, catalog)} as\n{select(None)}",
                             session=session)
         return (rows[0][0] if rows else None), run
-    staging = qualified(catalog, target.slices_table)
+    staging = trino_table(target.slices_table, catalog)
     # one table per view, replaced by the next run: a run killed midway leaves nothing else behind
     run_query(config, f"create or replace table {staging} as\n{select((0, slices) if slices > 1 else None)}",
               session=session)
@@ -309,7 +302,7 @@ def write_batch_table(config: Config, layers: Layers, target: Served, boundary: 
                                        f"max(event_time_bucket) from {staging}")
         run = dataclasses.replace(run, buckets_recomputed=touched[0][0], buckets_first=touched[0][1],
                                   buckets_last=touched[0][2])
-    _, rows = run_query(config, f"create or replace table {qualified(catalog, table)} as\n{merge}", session=session)
+    _, rows = run_query(config, f"create or replace table {trino_table(table, catalog)} as\n{merge}", session=session)
     run_query(config, f"drop table {staging}")
     return (rows[0][0] if rows else None), run
 
@@ -337,7 +330,7 @@ def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundar
             # another version went live, or another run swapped first (this one added to a table
             # that is no longer live): the next run starts from what is live then
             if live_now is None or live_now.batch_table != table:
-                run_query(config, f"drop table if exists {table}")
+                run_query(config, f"drop table if exists {trino_table(table)}")
             return None
         serving.publish(config, target.view, layers.serving(view), kind="batch", speed_table=target.speed_table,
                         version=target.version, batch_table=table, boundary=boundary.moment,
@@ -362,9 +355,7 @@ def expire_speed_rows(config: Config, layers: Layers, view: View) -> datetime | 
     if len(boundaries) < 2:
         return None
     limit = boundaries[1]
-    namespace, name = target.speed_table.split(".")
-    run_query(config, f'delete from "{namespace}"."{name}" '
-                      f"where ingest_bucket < {trino_timestamp(limit.astimezone(timezone.utc).strftime(BOUNDARY_FORMAT))}")
+    run_query(config, f"delete from {trino_table(target.speed_table)} where ingest_bucket < ?", [limit])
     return limit
 
 

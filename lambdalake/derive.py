@@ -1,22 +1,22 @@
 """Everything made from a view definition, in one place: its tables and the SQL of each layer.
 
 The speed layer's Flink SQL, the batch recompute and the Trino serving view are all made here,
-so no view is ever written twice, and both layers apply one dedup rule. Names reaching SQL come from validated definitions
-(lambdalake.views) and are quoted; filter values are escaped literals.
+so no view is ever written twice, and both layers apply one dedup rule. Names reaching SQL come
+from validated definitions (lambdalake.views) and are quoted by lambdalake.names, per dialect;
+filter values are escaped literals, and instants (B, the start of an incremental run, an as-of
+instant) come as datetimes, written by trino_timestamp alone.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
+from lambdalake.names import TableName, flink_ident, trino_ident, trino_table
 from lambdalake.views import INGEST_BUCKET_MINUTES, View, source_columns
 
 #: columns every speed row starts with: where its events entered the log, and their bucket
 KEY_COLUMNS = ("ingest_bucket", "event_time_bucket")
-
-
-def _ident(name: str) -> str:
-    return f"`{name}`"
 
 
 def _literal(value: str) -> str:
@@ -68,14 +68,13 @@ def speed_insert_sql(view: View, catalog: str, table: str, window_seconds: int, 
     The buckets are named once, in the `bucketed` step; it keeps every column of `source`, so
     ingest_time is still the time attribute the window needs.
     """
-    namespace, name = table.split(".")
-    dims = [_ident(d) for d in view.dimensions]
-    aggs = [f"count(*) as {_ident(m.name)}" if m.agg == "count"
-            else f"{m.agg}({_ident(m.column)}) as {_ident(m.name)}"  # type: ignore[arg-type]
+    dims = [flink_ident(d) for d in view.dimensions]
+    aggs = [f"count(*) as {flink_ident(m.name)}" if m.agg == "count"
+            else f"{m.agg}({flink_ident(m.column)}) as {flink_ident(m.name)}"  # type: ignore[arg-type]
             for m in view.measures]
-    filters = [f"{_ident(column)} in ({', '.join(_literal(v) for v in values)})" for column, values in view.where]
+    filters = [f"{flink_ident(column)} in ({', '.join(_literal(v) for v in values)})" for column, values in view.where]
     return "\n".join([
-        f"insert into {_ident(catalog)}.{_ident(namespace)}.{_ident(name)}",
+        f"insert into {TableName.parse(table).flink(catalog)}",
         "with bucketed as (",
         "    select *,",
         f"        {_bucket('ingest_ms', INGEST_BUCKET_MINUTES)} as ingest_bucket,",
@@ -96,23 +95,18 @@ MERGE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
 TIMESTAMP = "timestamp(6) with time zone"
 
 
-def _trino_ident(name: str) -> str:
-    return '"' + name + '"'
-
-
 def _trino_bucket(column: str, minutes: int) -> str:
     seconds = minutes * 60
     return f"cast(from_unixtime(floor(to_unixtime({column}) / {seconds}) * {seconds}, 'UTC') as {TIMESTAMP})"
 
 
-def trino_timestamp(moment: str) -> str:
-    """A Trino literal for an ISO-8601 UTC instant such as '2026-11-26 14:30:00'."""
-    return f"timestamp '{moment} UTC'"
-
-
-def qualified(catalog: str, table: str) -> str:
-    namespace, name = table.split(".")
-    return f"{_trino_ident(catalog)}.{_trino_ident(namespace)}.{_trino_ident(name)}"
+def trino_timestamp(moment: datetime) -> str:
+    """The Trino literal of an instant, in UTC: `timestamp '2026-11-26 14:30:00 UTC'` (with
+    microseconds when it has them). The one place an instant is written into SQL text."""
+    if moment.tzinfo is None:
+        raise ValueError(f"instant {moment!r} has no time zone; give it one (UTC)")
+    utc = moment.astimezone(timezone.utc)
+    return f"timestamp '{utc.strftime('%Y-%m-%d %H:%M:%S.%f' if utc.microsecond else '%Y-%m-%d %H:%M:%S')} UTC'"
 
 
 def event_slice_sql(index: int, count: int) -> str:
@@ -122,8 +116,9 @@ def event_slice_sql(index: int, count: int) -> str:
             f" = {int(index)}")
 
 
-def batch_select_sql(view: View, catalog: str, source_table: str, source_snapshot: int, boundary: str,
-                     horizon_seconds: int, event_slice: tuple[int, int] | None = None, since: str | None = None) -> str:
+def batch_select_sql(view: View, catalog: str, source_table: str, source_snapshot: int, boundary: datetime,
+                     horizon_seconds: int, event_slice: tuple[int, int] | None = None,
+                     since: datetime | None = None) -> str:
     """Trino SQL: the view over every copy that counts and reached Kafka before `boundary`, from one snapshot.
 
     The platform's one dedup rule, as the speed layer applies it (lambdalake.streaming): a copy
@@ -138,17 +133,17 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
     the copies before `since` are never needed.
     """
     bucket = _trino_bucket("event_time", view.bucket_minutes)
-    dims = [_trino_ident(d) for d in view.dimensions]
-    aggs = [f"count(*) as {_trino_ident(m.name)}" if m.agg == "count"
-            else f"{m.agg}({_trino_ident(m.column)}) as {_trino_ident(m.name)}"  # type: ignore[arg-type]
+    dims = [trino_ident(d) for d in view.dimensions]
+    aggs = [f"count(*) as {trino_ident(m.name)}" if m.agg == "count"
+            else f"{m.agg}({trino_ident(m.column)}) as {trino_ident(m.name)}"  # type: ignore[arg-type]
             for m in view.measures]
-    filters = [f"{_trino_ident(c)} in ({', '.join(_literal(v) for v in values)})" for c, values in view.where]
+    filters = [f"{trino_ident(c)} in ({', '.join(_literal(v) for v in values)})" for c, values in view.where]
     counts = f"previous_copy_time is null or previous_copy_time < ingest_time - interval '{int(horizon_seconds)}' second"
     if since:
         counts = f"({counts})"
     return "\n".join([
         "with events as (",
-        f"    select * from {qualified(catalog, source_table)} for version as of {int(source_snapshot)}",
+        f"    select * from {trino_table(source_table, catalog)} for version as of {int(source_snapshot)}",
         f"    where ingest_time < {trino_timestamp(boundary)}",
         *([f"      and ingest_time >= {trino_timestamp(since)} - interval '{int(horizon_seconds)}' second"]
           if since else []),
@@ -179,16 +174,16 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
 
 def _merged_measures(view: View) -> list[str]:
     """Each measure re-aggregated over rows of partial aggregates (counts and sums add up)."""
-    return [f"{MERGE[m.agg]}({_trino_ident(m.name)}) as {_trino_ident(m.name)}" for m in view.measures]
+    return [f"{MERGE[m.agg]}({trino_ident(m.name)}) as {trino_ident(m.name)}" for m in view.measures]
 
 
 def merge_slices_sql(view: View, catalog: str, slices_table: str) -> str:
     """Trino SQL: the batch rows of every slice in `slices_table`, merged into one row per bucket."""
-    dims = [_trino_ident(d) for d in view.dimensions]
+    dims = [trino_ident(d) for d in view.dimensions]
     merged = _merged_measures(view)
     return "\n".join([
         "select " + ", ".join(["event_time_bucket", *dims, *merged]),
-        f"from {qualified(catalog, slices_table)}",
+        f"from {trino_table(slices_table, catalog)}",
         "group by " + ", ".join(["event_time_bucket", *dims]),
     ])
 
@@ -199,9 +194,9 @@ def incremental_merge_sql(view: View, catalog: str, previous_table: str, delta_t
     Event-time buckets the delta does not touch are carried over as they are; only the touched
     ones are re-aggregated, so the work grows with the delta, not with the table.
     """
-    dims = [_trino_ident(d) for d in view.dimensions]
-    columns = ", ".join(["event_time_bucket", *dims, *(_trino_ident(m.name) for m in view.measures)])
-    previous, delta = qualified(catalog, previous_table), qualified(catalog, delta_table)
+    dims = [trino_ident(d) for d in view.dimensions]
+    columns = ", ".join(["event_time_bucket", *dims, *(trino_ident(m.name) for m in view.measures)])
+    previous, delta = trino_table(previous_table, catalog), trino_table(delta_table, catalog)
     touched = f"(select distinct event_time_bucket from {delta})"
     return "\n".join([
         f"select {columns} from {previous}",
@@ -217,15 +212,17 @@ def incremental_merge_sql(view: View, catalog: str, previous_table: str, delta_t
     ])
 
 
-def _serving_parts(view: View, catalog: str, speed_table: str, batch_table: str | None, boundary: str | None,
-                   columns: str, as_of: str | None = None, empty: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+def _serving_parts(view: View, catalog: str, speed_table: str, batch_table: str | None, boundary: datetime | None,
+                   columns: str, as_of: datetime | None = None,
+                   empty: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
     """(layer, select of `columns`) for each part serving.<view> reads: the batch rows, and the
     speed rows at or after the boundary (speed alone before the first batch run)."""
 
     def source(table: str) -> str:
         if as_of is None:
-            return qualified(catalog, table)
-        return qualified(catalog, table) + ("" if table in empty else f" for timestamp as of {as_of}")
+            return trino_table(table, catalog)
+        as_of_clause = "" if table in empty else f" for timestamp as of {trino_timestamp(as_of)}"
+        return trino_table(table, catalog) + as_of_clause
 
     def unless_empty(table: str, where: str | None = None) -> str:
         conditions = [*([where] if where else []), *(["false"] if table in empty else [])]
@@ -238,16 +235,17 @@ def _serving_parts(view: View, catalog: str, speed_table: str, batch_table: str 
                       f"{unless_empty(speed_table, f'ingest_bucket >= {trino_timestamp(boundary)}')}")]  # type: ignore[arg-type]
 
 
-def serving_select_sql(view: View, catalog: str, speed_table: str, batch_table: str | None, boundary: str | None,
-                       as_of: str | None = None, empty: frozenset[str] = frozenset()) -> str:
+def serving_select_sql(view: View, catalog: str, speed_table: str, batch_table: str | None,
+                       boundary: datetime | None, as_of: datetime | None = None,
+                       empty: frozenset[str] = frozenset()) -> str:
     """Trino SQL: batch rows, plus speed rows at or after the boundary, re-aggregated (speed alone
     before the first batch run, batch_table None).
 
-    `as_of` (a Trino timestamp literal) reads every table as it was at that instant; a table in
+    `as_of` reads every table as it was at that instant; a table in
     `empty` had no snapshot yet then, and contributes no rows.
     """
-    dims = [_trino_ident(d) for d in view.dimensions]
-    measures = [_trino_ident(m.name) for m in view.measures]
+    dims = [trino_ident(d) for d in view.dimensions]
+    measures = [trino_ident(m.name) for m in view.measures]
     columns = ", ".join(["event_time_bucket", *dims, *measures])
     parts = _serving_parts(view, catalog, speed_table, batch_table, boundary, columns, as_of, empty)
     return "\n".join([
@@ -261,22 +259,22 @@ def serving_select_sql(view: View, catalog: str, speed_table: str, batch_table: 
 
 
 def serving_split_sql(view: View, catalog: str, speed_table: str, batch_table: str | None,
-                      boundary: str | None) -> str:
+                      boundary: datetime | None) -> str:
     """Trino SQL: how much of serving.<view>'s answer each layer gives, as rows (layer, amount):
     the sum of the view's first count or sum measure over that layer's part, else (min and max
     do not add up) its rows."""
     additive = next((m for m in view.measures if m.agg in ("count", "sum")), None)
-    amount = f"coalesce(sum({_trino_ident(additive.name)}), 0)" if additive else "count(*)"
+    amount = f"coalesce(sum({trino_ident(additive.name)}), 0)" if additive else "count(*)"
     parts = _serving_parts(view, catalog, speed_table, batch_table, boundary, "*")
     return "\nunion all\n".join(f"select '{layer}' as layer, {amount} as amount from ({select})"
                                  for layer, select in parts)
 
 
 def serving_view_sql(view: View, catalog: str, serving_table: str, speed_table: str, batch_table: str | None,
-                     boundary: str | None) -> str:
+                     boundary: datetime | None) -> str:
     """Trino SQL for serving.<view>: serving_select_sql as a view.
 
     The boundary is a literal in the view, so replacing the view moves batch table and boundary in one step.
     """
-    return (f"create or replace view {qualified(catalog, serving_table)} as\n"
+    return (f"create or replace view {trino_table(serving_table, catalog)} as\n"
             + serving_select_sql(view, catalog, speed_table, batch_table, boundary))

@@ -27,7 +27,7 @@ from typing import Any
 
 from lambdalake import offsets, state
 from lambdalake.config import Config
-from lambdalake.serving import BOUNDARY_FORMAT, live_version
+from lambdalake.serving import live_version
 from lambdalake.versions import base_table, version_job
 from lambdalake.views import View, load_views
 
@@ -112,8 +112,7 @@ def batch_share(config: Config, view: View) -> float | None:
     step = state.live_step(config, f"serving.{view.name}")
     if step is None:
         return None
-    boundary = None if step.boundary is None else step.boundary.astimezone(timezone.utc).strftime(BOUNDARY_FORMAT)
-    sql = serving_split_sql(view, config.iceberg.catalog_name, step.speed_table, step.batch_table, boundary)
+    sql = serving_split_sql(view, config.iceberg.catalog_name, step.speed_table, step.batch_table, step.boundary)
     try:
         _, rows = run_query(config, sql)
     except QueryError:

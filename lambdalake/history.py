@@ -23,13 +23,12 @@ from sqlglot import exp
 
 from lambdalake import names, state
 from lambdalake.config import Config
-from lambdalake.derive import serving_select_sql, trino_timestamp
+from lambdalake.derive import serving_select_sql
 from lambdalake.errors import LambdalakeError
 from lambdalake.query import run_query
 from lambdalake.versions import pinned_view
 from lambdalake.views import View, find_view
 
-INSTANT_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class HistoryError(LambdalakeError):
@@ -68,9 +67,8 @@ def _had_snapshot(config: Config, table: str, instant: datetime) -> bool:
     if not load_catalog(config).table_exists(table):
         raise HistoryError(f"{table}, which serving read at {instant.isoformat()}, has been dropped: answers that "
                            f"need it are gone (history_retention is {config.serving.history_retention})")
-    namespace, name = table.split(".")
-    _, [[count]] = run_query(config, f'select count(*) from "{namespace}"."{name}$snapshots" where committed_at <= ?',
-                             [instant])
+    snapshots = names.TableName.parse(table).trino_metadata("snapshots")
+    _, [[count]] = run_query(config, f"select count(*) from {snapshots} where committed_at <= ?", [instant])
     return bool(count)
 
 
@@ -84,9 +82,8 @@ def as_of_sql(config: Config, serving_view: str, instant: datetime) -> str:
                            f"see `lambdalake serving history {serving_view.split('.', 1)[1]}`")
     tables = [t for t in (step.speed_table, step.batch_table) if t is not None]
     empty = frozenset(t for t in tables if not _had_snapshot(config, t, instant))
-    boundary = None if step.boundary is None else step.boundary.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     return serving_select_sql(_definition(config, step), config.iceberg.catalog_name, step.speed_table,
-                              step.batch_table, boundary, trino_timestamp(instant.strftime(INSTANT_FORMAT)), empty)
+                              step.batch_table, step.boundary, instant, empty)
 
 
 def rewrite(config: Config, sql: str, instant: datetime) -> str:

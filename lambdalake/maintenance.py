@@ -47,22 +47,21 @@ def maintained_tables(config: Config) -> list[str]:
     """Every table of MAINTAINED_NAMESPACES."""
     tables = []
     for namespace in MAINTAINED_NAMESPACES:
-        _, rows = run_query(config, f"show tables from {namespace}")
+        _, rows = run_query(config, f"show tables from {names.trino_ident(namespace)}")
         tables += [f"{namespace}.{name}" for (name,) in rows]
     return sorted(tables)
 
 
 def files_per_partition(config: Config, table: str) -> list[int]:
     """Data files in each partition of the table (one entry for an unpartitioned table)."""
-    namespace, name = names.table_name(table).split(".")
-    _, rows = run_query(config, f'select file_count from "{namespace}"."{name}$partitions"')
+    partitions = names.TableName.parse(table).trino_metadata("partitions")
+    _, rows = run_query(config, f"select file_count from {partitions}")
     return [count for (count,) in rows]
 
 
 def maintain(config: Config, table: str, say: Callable[[str], None] = print) -> Maintained:
     """Compact the table's small files, then expire its old snapshots and remove orphan files."""
-    namespace, name = names.table_name(table).split(".")
-    quoted = f'"{namespace}"."{name}"'
+    quoted = names.trino_table(table)
     settings = checked_settings(config.maintenance)
     retention = config.serving.checked_history_retention
     before = files_per_partition(config, table)

@@ -9,7 +9,7 @@ configured ones. `make sql` writes the files again; a unit test fails when one i
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from lambdalake.config import PROJECT_ROOT, Config
@@ -19,7 +19,7 @@ from lambdalake.views import View
 LAYERS = ("speed", "batch", "serving")
 SQL_DIR = PROJECT_ROOT / "sql"
 #: stand-ins for what each batch run fills in
-EXAMPLE_BOUNDARY = "2026-11-26 14:30:00"
+EXAMPLE_BOUNDARY = datetime(2026, 11, 26, 14, 30, tzinfo=timezone.utc)
 EXAMPLE_SNAPSHOT = 42
 
 
@@ -28,7 +28,7 @@ def render(config: Config, view: View, layer: str) -> str:
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
     catalog = config.iceberg.catalog_name
-    batch_table = f"batch.{view.name}__b{datetime.fromisoformat(EXAMPLE_BOUNDARY):%Y%m%d%H%M}"
+    batch_table = f"batch.{view.name}__b{EXAMPLE_BOUNDARY:%Y%m%d%H%M}"
     if layer == "speed":
         dialect = "Flink SQL, one branch of the shared speed job (lambdalake.streaming)"
         sql = speed_insert_sql(view, catalog, view.speed_table, config.speed.window_seconds)
@@ -49,9 +49,11 @@ def render(config: Config, view: View, layer: str) -> str:
         header.append("-- counted_copies: the copies that count, by the one dedup rule"
                       " (lambdalake.streaming.register_counted_copies).")
     elif layer == "batch":
-        header.append(f"-- B = {EXAMPLE_BOUNDARY} UTC and snapshot {EXAMPLE_SNAPSHOT} stand for what each run fills in.")
+        header.append(f"-- B = {EXAMPLE_BOUNDARY:%Y-%m-%d %H:%M:%S} UTC and snapshot {EXAMPLE_SNAPSHOT} stand for what "
+                      "each run fills in.")
     elif layer == "serving":
-        header.append(f"-- B = {EXAMPLE_BOUNDARY} UTC and its batch table stand for what each run fills in.")
+        header.append(f"-- B = {EXAMPLE_BOUNDARY:%Y-%m-%d %H:%M:%S} UTC and its batch table stand for what each run "
+                      "fills in.")
     return "\n".join([*header, sql]) + "\n"
 
 

@@ -28,11 +28,9 @@ from datetime import datetime, timezone
 from lambdalake import state
 from lambdalake.config import Config
 from lambdalake.derive import serving_view_sql
+from lambdalake.names import trino_table
 from lambdalake.query import run_query
 from lambdalake.views import View
-
-BOUNDARY_FORMAT = "%Y-%m-%d %H:%M:%S"
-
 
 @contextmanager
 def lock(config: Config, serving_view: str) -> Iterator[None]:
@@ -110,8 +108,7 @@ def publish(config: Config, view: View, serving_view: str, *, kind: str, speed_t
     """Replace serving_view: the speed table alone (create, switch) or with a batch table below B
     (batch). The caller holds the view's lock and has checked the step still applies."""
     reconcile(config, serving_view)
-    literal = None if boundary is None else boundary.astimezone(timezone.utc).strftime(BOUNDARY_FORMAT)
-    sql = serving_view_sql(view, config.iceberg.catalog_name, serving_view, speed_table, batch_table, literal)
+    sql = serving_view_sql(view, config.iceberg.catalog_name, serving_view, speed_table, batch_table, boundary)
     step = state.begin_step(config, serving_view, kind, view.name, version, speed_table, batch_table, boundary,
                             events_snapshot, rows_written, airflow_run_id, sql,
                             started_at or datetime.now(timezone.utc), run)
@@ -149,7 +146,7 @@ def drop_batch_tables(config: Config, serving_view: str, *, keep: int = 0, speed
             newest.append(step.batch_table)
             continue
         if step.dropped_at is None and step.batch_table not in kept:
-            run_query(config, f"drop table if exists {step.batch_table}")
+            run_query(config, f"drop table if exists {trino_table(step.batch_table)}")
             state.batch_table_dropped(config, step.id)
             dropped.append(step.batch_table)
     return dropped
@@ -158,8 +155,8 @@ def drop_batch_tables(config: Config, serving_view: str, *, keep: int = 0, speed
 def drop(config: Config, serving_view: str) -> None:
     """Drop the view and its batch tables, and forget them (tests' and benches' own views)."""
     with lock(config, serving_view):
-        run_query(config, f"drop view if exists {serving_view}")
+        run_query(config, f"drop view if exists {trino_table(serving_view)}")
         for step in batch_steps(config, serving_view):
             if step.batch_table and step.dropped_at is None:
-                run_query(config, f"drop table if exists {step.batch_table}")
+                run_query(config, f"drop table if exists {trino_table(step.batch_table)}")
         state.forget_serving(config, serving_view)

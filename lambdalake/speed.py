@@ -161,7 +161,5 @@ def resume(config: Config, target: SpeedTarget, cutoff: datetime) -> str | None:
     below the truth for a moment, never above it.
     """
     for view in ensure_speed_tables(config, target):
-        namespace, name = view["table"].split(".")
-        run_query(config, f'delete from "{namespace}"."{name}" '
-                          f"where ingest_bucket >= timestamp '{cutoff:%Y-%m-%d %H:%M:%S} UTC'")
+        run_query(config, f"delete from {names.trino_table(view['table'])} where ingest_bucket >= ?", [cutoff])
     return start(config, target, emit_from=cutoff)

@@ -16,6 +16,7 @@ from typing import Any
 from lambdalake import state
 from lambdalake.config import Config
 from lambdalake.derive import speed_fields, speed_partition_by
+from lambdalake.names import trino_table
 from lambdalake.query import run_query
 from lambdalake.tables import build_schema, create_if_missing
 from lambdalake.views import View, parse_view
@@ -61,14 +62,14 @@ def pinned_view(config: Config, table: str) -> View | None:
 
 def drop_speed_table(config: Config, table: str) -> None:
     """Drop the speed table and record it dropped."""
-    run_query(config, f"drop table if exists {table}")
+    run_query(config, f"drop table if exists {trino_table(table)}")
     state.speed_table_dropped(config, table)
 
 
 def forget(config: Config, view_name: str) -> None:
     """Drop every speed table recorded for the view and forget them (a test's or a bench's view)."""
     for table in state.version_tables(config, view_name):
-        run_query(config, f"drop table if exists {table.table_name}")
+        run_query(config, f"drop table if exists {trino_table(table.table_name)}")
     if state.speed_table(config, base_table(view_name)) is not None:
-        run_query(config, f"drop table if exists {base_table(view_name)}")
+        run_query(config, f"drop table if exists {trino_table(base_table(view_name))}")
     state.forget_speed_tables(config, view_name)

@@ -316,7 +316,7 @@ def test_a_step_a_crash_left_pending_is_rolled_forward_by_up(config: Config, lay
     older = next(s for s in serving.batch_steps(config, name) if s.batch_table != before.batch_table)
     # the step of a run that recomputed at the previous B, recorded and then killed before its swap
     sql = serving_view_sql(view, config.iceberg.catalog_name, name, older.speed_table, older.batch_table,
-                                   older.boundary.strftime(serving.BOUNDARY_FORMAT))  # type: ignore[union-attr]
+                           older.boundary)
     pending = state.begin_step(config, name, "batch", view.name, None, older.speed_table, older.batch_table,
                                        older.boundary, older.events_snapshot, older.rows_written, "killed-run", sql,
                                        older.started_at)

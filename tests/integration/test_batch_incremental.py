@@ -171,7 +171,7 @@ def test_incremental_runs_equal_the_full_recompute_row_for_row(config: Config, l
             assert step is not None and step.batch_table == batch_table
             assert step.run_mode == ("full" if wave == 0 else "incremental"), step.run_reason
             full = batch_select_sql(served(config, layers, view(name)).view, catalog, layers.events_table,
-                                    boundary.events_snapshot, boundary.literal, HORIZON)
+                                    boundary.events_snapshot, boundary.moment, HORIZON)
             assert table_rows(config, f"select * from {batch_table}") == table_rows(config, full), \
                 f"{name} after wave {wave}: the incremental run differs from the full recompute"
         events = table_rows(config, f"select * from {served(config, layers, view('events_per_type')).batch_table(boundary.moment)}")

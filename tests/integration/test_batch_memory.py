@@ -96,7 +96,7 @@ def as_counter(rows: list[list]) -> Counter[tuple[datetime, str]]:  # type: igno
 def test_one_query_over_the_history_exceeds_the_batch_memory(config: Config, history) -> None:  # type: ignore[no-untyped-def]
     layers, boundary, _ = history
     sql = batch_select_sql(events_per_type(), config.iceberg.catalog_name, layers.events_table,
-                           boundary.events_snapshot, boundary.literal, layers.horizon(config))
+                           boundary.events_snapshot, boundary.moment, layers.horizon(config))
     with pytest.raises(QueryError, match="EXCEEDED_.*MEMORY_LIMIT"):
         run_query(config, sql, session={"query_max_memory": LIMIT})
 

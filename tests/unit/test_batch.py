@@ -13,6 +13,10 @@ from lambdalake.derive import batch_select_sql, incremental_merge_sql, serving_v
 from lambdalake.errors import ConfigError
 from lambdalake.views import floor_to_bucket, load_views
 
+#: B and the start of an incremental run, as a batch run passes them
+B = datetime(2026, 11, 26, 14, 30, tzinfo=timezone.utc)
+SINCE = datetime(2026, 11, 26, 13, 30, tzinfo=timezone.utc)
+
 NOW = datetime(2026, 11, 26, 14, 37, 42, tzinfo=timezone.utc)
 
 
@@ -53,7 +57,7 @@ def test_floor_to_bucket() -> None:
 
 
 def test_a_copy_is_judged_against_the_copy_just_before_it_in_log_order_within_the_horizon() -> None:
-    batch = batch_select_sql(load_views()[0], "lake", "raw.events", 1, "2026-11-26 14:30:00", 90)
+    batch = batch_select_sql(load_views()[0], "lake", "raw.events", 1, B, 90)
     assert "lag(ingest_time) over (partition by event_id order by ingest_time, kafka_partition, kafka_offset)" in batch
     assert "previous_copy_time < ingest_time - interval '90' second" in batch
     # every earlier copy of a copy before B is before B: the boundary filter may come first
@@ -61,15 +65,15 @@ def test_a_copy_is_judged_against_the_copy_just_before_it_in_log_order_within_th
 
 
 def test_a_slice_holds_every_copy_of_its_events_and_is_chosen_before_the_dedup() -> None:
-    batch = batch_select_sql(load_views()[0], "lake", "raw.events", 1, "2026-11-26 14:30:00", 90, (2, 5))
+    batch = batch_select_sql(load_views()[0], "lake", "raw.events", 1, B, 90, (2, 5))
     assert "xxhash64(to_utf8(event_id))" in batch and "% 5 = 2" in batch
     assert batch.index("% 5 = 2") < batch.index("lag(")
-    assert "xxhash64" not in batch_select_sql(load_views()[0], "lake", "raw.events", 1, "2026-11-26 14:30:00", 90)
+    assert "xxhash64" not in batch_select_sql(load_views()[0], "lake", "raw.events", 1, B, 90)
 
 
 def test_an_incremental_run_counts_copies_from_since_judged_by_one_horizon_before_it() -> None:
-    batch = batch_select_sql(load_views()[0], "lake", "raw.events", 1, "2026-11-26 14:30:00", 90,
-                             since="2026-11-26 13:30:00")
+    batch = batch_select_sql(load_views()[0], "lake", "raw.events", 1, B, 90,
+                             since=SINCE)
     # read from one horizon before `since`: the copies that judge the first counted ones
     assert "and ingest_time >= timestamp '2026-11-26 13:30:00 UTC' - interval '90' second" in batch
     assert batch.index("- interval '90' second") < batch.index("lag(")

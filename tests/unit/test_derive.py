@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from lambdalake.derive import batch_select_sql, speed_insert_sql
 from lambdalake.views import parse_view
+
+#: B and the start of an incremental run, as a batch run passes them
+B = datetime(2026, 11, 26, 14, 30, tzinfo=timezone.utc)
+SINCE = datetime(2026, 11, 26, 13, 30, tzinfo=timezone.utc)
 
 VIEW = parse_view({
     "name": "clicks_per_page", "version": 2, "mode": "lambda", "source": "raw.events", "bucket": "5 minutes",
@@ -32,12 +38,12 @@ def test_filter_values_are_escaped_literals_in_both_layers() -> None:
                        "where": {"page": "/it's"}, "dimensions": ["page"],
                        "measures": [{"name": "n", "agg": "count"}]}, "test")
     assert "where `page` in ('/it''s')" in speed_insert_sql(view, "lake", "speed.x", 5)
-    assert "where \"page\" in ('/it''s')" in batch_select_sql(view, "lake", "raw.events", 1, "2026-11-26 14:30:00", 90)
+    assert "where \"page\" in ('/it''s')" in batch_select_sql(view, "lake", "raw.events", 1, B, 90)
 
 
 def test_the_batch_sql_names_the_event_time_bucket_once_and_groups_by_names() -> None:
-    sql = batch_select_sql(VIEW, "lake", "raw.events", 1, "2026-11-26 14:30:00", 90, (0, 2),
-                           since="2026-11-26 13:30:00")
+    sql = batch_select_sql(VIEW, "lake", "raw.events", 1, B, 90, (0, 2),
+                           since=SINCE)
     bucket = ("cast(from_unixtime(floor(to_unixtime(event_time) / 300) * 300, 'UTC') as timestamp(6) with time zone)"
               " as event_time_bucket")
     assert sql.count("from_unixtime(") == 1

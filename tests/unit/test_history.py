@@ -31,9 +31,9 @@ def test_answers_are_kept_for_the_history_retention_only() -> None:
 
 def test_as_of_reads_every_table_at_the_instant_and_a_table_with_no_snapshot_then_as_empty() -> None:
     view = load_views()[0]
-    at = "timestamp '2026-11-27 12:00:00.000000 UTC'"
-    sql = serving_select_sql(view, "lake", "speed.x", "batch.x__b1", "2026-11-27 11:00:00", at)
-    assert sql.count(f"for timestamp as of {at}") == 2
+    at = datetime(2026, 11, 27, 12, 0, 0, 250000, tzinfo=timezone.utc)
+    sql = serving_select_sql(view, "lake", "speed.x", "batch.x__b1", datetime(2026, 11, 27, 11, tzinfo=timezone.utc), at)
+    assert sql.count("for timestamp as of timestamp '2026-11-27 12:00:00.250000 UTC'") == 2
     assert "ingest_bucket >= timestamp '2026-11-27 11:00:00 UTC'" in sql
     empty = serving_select_sql(view, "lake", "speed.x", None, None, at, frozenset({"speed.x"}))
     assert "for timestamp as of" not in empty and 'from "lake"."speed"."x" where false' in empty

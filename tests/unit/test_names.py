@@ -48,3 +48,36 @@ def test_good_names_pass_unchanged() -> None:
 def test_the_patterns_are_anchored_for_the_dag_forms(pattern: str) -> None:
     # Airflow's forms check them as JSON Schema (ECMA-262) patterns, which match anywhere unless anchored
     assert pattern.startswith("^") and pattern.endswith("$")
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=repr)
+def test_no_hostile_name_is_quoted_into_sql_in_either_dialect(value: object) -> None:
+    for quote in (names.trino_ident, names.flink_ident, names.trino_table, names.TableName.parse):
+        with pytest.raises(ConfigError):
+            quote(value)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        names.TableName("raw", value)  # type: ignore[arg-type]
+
+
+def test_a_table_name_is_quoted_per_dialect() -> None:
+    table = names.TableName.parse("speed.events_per_type__v2")
+    assert str(table) == "speed.events_per_type__v2"
+    assert table.trino("lake") == '"lake"."speed"."events_per_type__v2"'
+    assert table.trino() == '"speed"."events_per_type__v2"'
+    assert table.flink("lake") == "`lake`.`speed`.`events_per_type__v2`"
+    assert table.trino_metadata("snapshots") == '"speed"."events_per_type__v2$snapshots"'
+    with pytest.raises(ConfigError, match="metadata table"):
+        table.trino_metadata("snapshots\"; drop")
+
+
+def test_an_instant_is_written_in_utc_and_a_naive_one_is_refused() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from lambdalake.derive import trino_timestamp
+
+    paris = timezone(timedelta(hours=1))
+    assert trino_timestamp(datetime(2026, 11, 26, 15, 30, tzinfo=paris)) == "timestamp '2026-11-26 14:30:00 UTC'"
+    assert trino_timestamp(datetime(2026, 11, 26, 14, 30, 0, 5, tzinfo=timezone.utc)) == \
+        "timestamp '2026-11-26 14:30:00.000005 UTC'"
+    with pytest.raises(ValueError, match="no time zone"):
+        trino_timestamp(datetime(2026, 11, 26, 14, 30))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,9 @@ import pytest
 from lambdalake.config import load_config
 from lambdalake.render import LAYERS, SQL_DIR, render, sql_file
 from lambdalake.views import View, load_views
+
+#: B and the start of an incremental run, as a batch run passes them
+B = datetime(2026, 11, 26, 14, 30, tzinfo=timezone.utc)
 
 SHIPPED = [view for view in load_views() if not view.name.startswith("test_")]  # tests add views of their own
 
@@ -46,9 +51,9 @@ def test_the_split_query_reads_the_same_parts_as_the_serving_view() -> None:
 
     view = next(v for v in load_views() if v.name == "purchases_per_product")
     split = serving_split_sql(view, "lake", "speed.purchases_per_product", "batch.purchases_per_product__b1",
-                              "2026-11-26 14:30:00")
+                              B)
     served = serving_select_sql(view, "lake", "speed.purchases_per_product", "batch.purchases_per_product__b1",
-                                "2026-11-26 14:30:00")
+                                B)
     assert split.count("union all") == 1 and "'batch' as layer" in split and "'speed' as layer" in split
     assert "where ingest_bucket >= timestamp '2026-11-26 14:30:00 UTC'" in split
     assert served.count("where ingest_bucket >= timestamp '2026-11-26 14:30:00 UTC'") == 1
