@@ -11,6 +11,9 @@ Runs every few minutes (`[serving] health_schedule`) and fails, naming what is w
    view's batch run is overdue (`[serving] batch_overdue`). What it measured is appended to
    the Iceberg table `meta.view_freshness`, a time series kept for `[serving] meta_retention`.
 
+It also copies the serving state store's history into the Iceberg table `meta.serving_steps`
+(**serving_history**), so that any Trino client can query what serving answered from and when.
+
 A fresh `up`, before any job was started, is healthy. A failed run shows in the UI; set
 `on_failure_callback` in `lambdalake/dag_defaults.py` (or Airflow's own notifiers) to send a
 mail or a chat message.
@@ -74,7 +77,17 @@ def platform_health() -> None:
             raise AirflowFailException("; ".join(found))
         return [m.to_dict() for m in measured]
 
-    engines() >> [jobs(), views()]
+    @task
+    def serving_history() -> int:
+        from datetime import datetime, timezone
+
+        from lambdalake.state import LAKE_COPY, copy_to_lake
+
+        copied = copy_to_lake(load_config(), datetime.now(timezone.utc))
+        print(f"copied {copied} serving steps into {LAKE_COPY}")
+        return copied
+
+    engines() >> [jobs(), views(), serving_history()]
 
 
 platform_health()

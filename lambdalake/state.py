@@ -23,7 +23,9 @@ One module writes it:
 Why PostgreSQL and not an Iceberg `meta` schema: a step's state changes three times in seconds
 and must be read under the same advisory lock that orders the swaps (lambdalake.serving.lock);
 row updates in a transaction are what PostgreSQL does, where each Iceberg write is a snapshot.
-`lambdalake serving` and `lambdalake serving history VIEW` print them (`--json` too).
+`lambdalake serving` and `lambdalake serving history VIEW` print them (`--json` too). Trino cannot
+read PostgreSQL here, so platform_health copies the steps into the Iceberg table
+`meta.serving_steps` (copy_to_lake) for SQL clients; nothing of the platform reads that copy.
 
 Nothing here is parsed out of names: a job is found by the name it was submitted under, and its
 restore point is the savepoint or retained checkpoint recorded or found for its last job id.
@@ -492,3 +494,32 @@ def forget_speed_tables(config: Config, view_name: str) -> None:
     """The view's speed tables were dropped with it (a test's or a bench's view): forget them."""
     with connect(config) as connection:
         connection.execute("delete from lambdalake_speed_tables where view_name = %s", (view_name,))
+
+
+# --- a copy for Trino clients -----------------------------------------------------------------
+
+#: the Iceberg copy of lambdalake_serving_steps (iceberg/tables.yaml): Trino has no way to read
+#: PostgreSQL here (its connector is not among the artifacts the platform can fetch)
+LAKE_COPY = "meta.serving_steps"
+_COPIED_COLUMNS = ("id", "serving_view", "kind", "status", "view_name", "version", "speed_table", "batch_table",
+                   "boundary_before", "boundary", "events_snapshot", "rows_written", "airflow_run_id", "started_at",
+                   "live_at", "seconds", "dropped_at", "run_mode", "run_reason", "slices", "buckets_recomputed")
+
+
+def copy_to_lake(config: Config, now: datetime) -> int:
+    """Rewrite meta.serving_steps with every step in the store, in one Iceberg commit (a reader
+    sees the old copy or the new one); return the rows written. The store stays the authority:
+    nothing of the platform reads the copy."""
+    import pyarrow as pa
+
+    from lambdalake.tables import ensure_table
+
+    with connect(config) as connection:
+        rows = connection.execute(
+            f"select {', '.join('s.' + c for c in _COPIED_COLUMNS)}, v.step_id is not null "
+            "from lambdalake_serving_steps s left join lambdalake_serving v on v.step_id = s.id "
+            "order by s.id").fetchall()
+    table = ensure_table(config, LAKE_COPY)
+    records = [{**dict(zip(_COPIED_COLUMNS, row)), "is_live": row[-1], "copied_at": now} for row in rows]
+    table.overwrite(pa.Table.from_pylist(records, schema=table.schema().as_arrow()))
+    return len(records)

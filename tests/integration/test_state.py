@@ -68,3 +68,31 @@ def test_versions_are_the_recorded_tables_not_dropped_oldest_first(config: Confi
 def test_retiring_a_table_the_platform_never_made_is_refused(config: Config, view_name: str) -> None:
     with pytest.raises(EngineError, match="not a speed table the platform made"):
         state.retire_speed_table(config, f"speed.{view_name}")
+
+
+def test_trino_clients_read_the_store_s_history_from_its_copy_in_the_lake(config: Config, view_name: str) -> None:
+    """meta.serving_steps, rewritten whole from the store (as platform_health does), read back
+    through Trino: the same steps, the live one marked; a forgotten view's steps go with the next copy."""
+    from datetime import datetime, timezone
+
+    from lambdalake.query import run_query
+
+    serving_view = f"serving.{view_name}"
+    now = datetime.now(timezone.utc)
+    made = [state.begin_step(config, serving_view, kind, view_name, None, f"speed.{view_name}", batch, boundary,
+                             7, 12, "run-1", "-- not run", now)
+            for kind, batch, boundary in [("create", None, None), ("batch", f"batch.{view_name}__b1", now)]]
+    for step in made:
+        state.step_live(config, step.id)
+    try:
+        state.copy_to_lake(config, now)
+        _, rows = run_query(config, "select id, kind, status, is_live, batch_table, boundary, copied_at "
+                                    "from meta.serving_steps where serving_view = ? order by id", [serving_view])
+        assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
+            (made[0].id, "create", "live", False, None), (made[1].id, "batch", "live", True, f"batch.{view_name}__b1")]
+        assert rows[1][5] == now and rows[1][6] == now
+    finally:
+        state.forget_serving(config, serving_view)
+    state.copy_to_lake(config, datetime.now(timezone.utc))
+    _, rows = run_query(config, "select count(*) from meta.serving_steps where serving_view = ?", [serving_view])
+    assert rows == [[0]]
