@@ -14,6 +14,9 @@ Runs every few minutes (`[serving] health_schedule`) and fails, naming what is w
 It also copies the serving state store's history into the Iceberg table `meta.serving_steps`
 (**serving_history**), so that any Trino client can query what serving answered from and when.
 
+Triggered by hand, **Freshness grace** overrides `[serving] freshness_grace` for that run: `0 s`
+checks every view against its target strictly, now. Scheduled runs use the configured grace.
+
 A fresh `up`, before any job was started, is healthy. A failed run shows in the UI; set
 `on_failure_callback` in `lambdalake/dag_defaults.py` (or Airflow's own notifiers) to send a
 mail or a chat message.
@@ -23,9 +26,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
-from lambdalake.config import load_config
+from lambdalake.config import DURATION_PATTERN, load_config
 from lambdalake.dag_defaults import dag_defaults
 
 
@@ -35,6 +38,12 @@ from lambdalake.dag_defaults import dag_defaults
     **dag_defaults(retries=1, retry_delay_seconds=10),  # AirflowFailException is not retried
     schedule=load_config().serving.health_schedule,
     tags=["lambdalake", "platform"],
+    params={
+        # optional: null allowed, else Airflow's form shows it as required (DEVELOPERS.md)
+        "freshness_grace": Param(None, type=["null", "string"], pattern=DURATION_PATTERN, title="Freshness grace",
+                                 description="How long a view may be past its freshness target before this run "
+                                             "fails, such as '0 s' or '30 s'; empty: [serving] freshness_grace"),
+    },
 )
 def platform_health() -> None:
     @task
@@ -58,21 +67,24 @@ def platform_health() -> None:
         return [s.name for s in statuses]
 
     @task
-    def views() -> list[dict]:  # type: ignore[type-arg]
+    def views(params: dict) -> list[dict]:  # type: ignore[type-arg]
         from airflow.sdk.exceptions import AirflowFailException
 
         from datetime import datetime, timezone
 
+        from lambdalake.config import duration_seconds
         from lambdalake.freshness import measure_all, problems, record
 
         config = load_config()
+        grace = params.get("freshness_grace")
+        grace_seconds = None if grace is None else duration_seconds(grace, "param freshness_grace")
         now = datetime.now(timezone.utc)
-        measured = measure_all(config, now)
+        measured = measure_all(config, now, split=True)
         record(config, measured, now)  # kept whatever the check finds: the history shows the miss
         for m in measured:
             print(f"serving.{m.view}: freshness {m.freshness_seconds} s (target {m.target_seconds} s), "
                   f"lag {m.lag_records} records, B {m.boundary}")
-        found = problems(config, measured)
+        found = problems(config, measured, grace_seconds)
         if found:
             raise AirflowFailException("; ".join(found))
         return [m.to_dict() for m in measured]

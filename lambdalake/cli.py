@@ -70,10 +70,11 @@ def status(
     report = engine_status(config)
     expected_jobs = job_status(config, report)
     views = []
-    if {"postgres", "kafka"} <= {s.name for s in report if s.healthy}:
+    healthy = {s.name for s in report if s.healthy}
+    if {"postgres", "kafka"} <= healthy:
         from lambdalake.freshness import measure_all
 
-        views = measure_all(config)
+        views = measure_all(config, split="trino" in healthy)
     if as_json:
         say(json.dumps([{"kind": "engine", **vars(s)} for s in report]
                        + [{"kind": "job", **vars(j)} for j in expected_jobs]
@@ -96,7 +97,7 @@ def _print_freshness(views) -> None:  # type: ignore[no-untyped-def]
 
     if not views:
         return
-    table = Table("view", "target", "freshness", "lag", "B", "B age", "last batch", title="views")
+    table = Table("view", "target", "freshness", "lag", "B", "B age", "last batch", "from batch", title="views")
     for v in views:
         fresh = "not started" if v.freshness_seconds is None else f"{v.freshness_seconds:.0f} s"
         style = "red" if v.on_target is False else None
@@ -105,6 +106,7 @@ def _print_freshness(views) -> None:  # type: ignore[no-untyped-def]
                       "-" if v.boundary is None else f"{v.boundary:%Y-%m-%d %H:%M}",
                       "-" if v.boundary_age_seconds is None else f"{v.boundary_age_seconds / 60:.0f} min",
                       "-" if v.last_batch_seconds is None else f"{v.last_batch_seconds:.1f} s at {v.last_batch_at:%H:%M}",
+                      "-" if v.batch_share is None else f"{100 * v.batch_share:.0f} %",
                       style=style)
     Console(width=160).print(table)
 

@@ -102,12 +102,17 @@ class IngestConfig:
     parallelism: int = 1
 
 
+#: a Flink duration, as duration_seconds reads it
+DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds?|min|mins|minutes?|h|hours?|d|days?)?\s*")
+#: the same, as the pattern of a DAG param that takes one
+DURATION_PATTERN = f"^{DURATION.pattern}$"
+
+
 def duration_seconds(text: str, key: str) -> float:
     """A Flink duration ('5 s', '500 ms', '1 min', '1 h') in seconds; ConfigError naming key if it is none."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds?|min|mins|minutes?|h|hours?|d|days?)?\s*",
-                         text)
+    match = DURATION.fullmatch(text) if isinstance(text, str) else None
     if not match:
-        raise ConfigError(f"{key} = {text!r} is not a duration")
+        raise ConfigError(f"{key} = {text!r} is not a duration such as '30 s', '2 min' or '1 h'")
     unit = match[2] or "ms"  # Flink reads a bare number as milliseconds
     scale = {"m": 0.001, "s": 1, "i": 60, "h": 3600, "d": 86400}["i" if unit.startswith("min") else unit[0]]
     return float(match[1]) * scale

@@ -21,8 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 from lambdalake import serving
 from lambdalake.config import Config
-from lambdalake.freshness import META_TABLE, Freshness, batch_share, measure_all
-from lambdalake.views import load_views
+from lambdalake.freshness import META_TABLE, Freshness, measure_all
 
 #: how often the live page reloads itself, in seconds
 REFRESH_SECONDS = 60
@@ -39,8 +38,6 @@ class Panel:
     boundary_moves: list[tuple[datetime, datetime]]
     #: the Flink UI page of the job feeding the view; None when it is not running
     job_url: str | None
-    #: the share of the answer from batch now, 0 to 1 (lambdalake.freshness.batch_share)
-    batch_share: float | None = None
 
 
 def series(config: Config, since: datetime) -> dict[str, list[tuple[datetime, float | None, float | None]]]:
@@ -65,15 +62,14 @@ def gather(config: Config, hours: float, now: datetime | None = None) -> list[Pa
     now = now or datetime.now(timezone.utc)
     since = now - timedelta(hours=hours)
     history = series(config, since)
-    views = {view.name: view for view in load_views()}
     panels = []
-    for measured in measure_all(config, now):
+    for measured in measure_all(config, now, split=True):
         name = f"serving.{measured.view}"
         moves = sorted((s.live_at, s.boundary) for s in serving.batch_steps(config, name)
                        if s.live_at is not None and s.boundary is not None and s.live_at >= since)
         live = live_jobs(config, measured.job) if measured.job else []
         job_url = FlinkRest(config).ui_job_url(live[0]) if live else None
-        panels.append(Panel(measured, history.get(name, []), moves, job_url, batch_share(config, views[measured.view])))
+        panels.append(Panel(measured, history.get(name, []), moves, job_url))
     return panels
 
 
@@ -95,8 +91,8 @@ def chart(panel: Panel, since: datetime, now: datetime) -> str:
     left.set(title="freshness (s)", xlim=(since, now), ylim=(0, None))
     left.legend(loc="upper left", fontsize="small")
     shares = [(at, 100 * share) for at, _, share in panel.series if share is not None]
-    if panel.batch_share is not None:
-        shares.append((now, 100 * panel.batch_share))
+    if panel.now.batch_share is not None:
+        shares.append((now, 100 * panel.now.batch_share))
     if shares:
         middle.plot([at for at, _ in shares], [share for _, share in shares], marker=".", color="tab:green")
     middle.set(title="answer from batch (%)", xlim=(since, now), ylim=(0, 100))
@@ -143,7 +139,7 @@ def page(panels: list[Panel], hours: float, now: datetime, airflow: str, trino: 
             f"</td><td>{e(m.mode)}</td><td>{m.target_seconds:.0f} s</td><td>{e(fresh)}</td><td>{e(state)}</td>"
             f"<td>{'-' if m.lag_records is None else m.lag_records}</td>"
             f"<td>{'-' if m.boundary is None else f'{m.boundary:%Y-%m-%d %H:%M} UTC'}</td>"
-            f"<td>{'-' if p.batch_share is None else f'{100 * p.batch_share:.0f} %'}</td><td>{job}</td></tr>")
+            f"<td>{'-' if p.now.batch_share is None else f'{100 * p.now.batch_share:.0f} %'}</td><td>{job}</td></tr>")
         sections.append(f'<section id="{e(m.view)}"><h2>serving.{e(m.view)}</h2>{chart(p, since, now)}</section>')
     refresh = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">' if live else ""
     return f"""<!doctype html>

@@ -47,6 +47,9 @@ class Freshness:
     last_batch_at: datetime | None
     #: the speed table serving reads now; None before the view is first published
     speed_table: str | None = None
+    #: the share of its answer now from the batch part, 0 to 1 (batch_share); None when not asked
+    #: for (measure's `split`), or while it answers nothing
+    batch_share: float | None = None
 
     @property
     def on_target(self) -> bool | None:
@@ -75,9 +78,9 @@ def _arg(job: state.ExpectedJob, flag: str) -> str:
 
 
 def measure(config: Config, view: View, now: datetime | None = None,
-            job: state.ExpectedJob | None = None) -> Freshness:
+            job: state.ExpectedJob | None = None, split: bool = False) -> Freshness:
     """The view's freshness and batch state now; `job` overrides feeding_job (tests feed a view
-    from a job of their own)."""
+    from a job of their own); `split` also asks Trino for its batch share."""
     now = now or datetime.now(timezone.utc)
     target = view.freshness_seconds or config.serving.seconds("freshness_target")
     job = job or feeding_job(config, view)
@@ -93,12 +96,12 @@ def measure(config: Config, view: View, now: datetime | None = None,
     return Freshness(view.name, view.mode, target, None if job is None else job.name, freshness, lag, boundary,
                      None if boundary is None else (now - boundary).total_seconds(),
                      None if batch is None else batch.seconds, None if batch is None else batch.live_at,
-                     None if step is None else step.speed_table)
+                     None if step is None else step.speed_table, batch_share(config, view) if split else None)
 
 
-def measure_all(config: Config, now: datetime | None = None) -> list[Freshness]:
+def measure_all(config: Config, now: datetime | None = None, split: bool = False) -> list[Freshness]:
     now = now or datetime.now(timezone.utc)
-    return [measure(config, view, now) for view in load_views()]
+    return [measure(config, view, now, split=split) for view in load_views()]
 
 
 def batch_share(config: Config, view: View) -> float | None:
@@ -131,7 +134,8 @@ META_COLUMNS = ("measured_at", "view", "mode", "target_seconds", "freshness_seco
 
 def record(config: Config, measured: list[Freshness], now: datetime) -> None:
     """Append one row per view measured at `now` to meta.view_freshness (created on first use),
-    with the data files of its live speed table and its batch share; then drop the whole days older than
+    with the data files of its live speed table (and its batch share, when measured with
+    `split`); then drop the whole days older than
     `[serving] meta_retention` (a metadata-only delete: the table is partitioned by day)."""
     from lambdalake.maintenance import files_per_partition
     from lambdalake.query import run_query
@@ -140,13 +144,12 @@ def record(config: Config, measured: list[Freshness], now: datetime) -> None:
     if not measured:
         return
     ensure_table(config, META_TABLE)
-    views = {view.name: view for view in load_views()}
     rows = []
     for m in measured:
         files = sum(files_per_partition(config, m.speed_table)) if m.speed_table else None
         rows.append((now, f"serving.{m.view}", m.mode, m.target_seconds, m.freshness_seconds, m.on_target,
                      m.lag_records, m.job, m.boundary, m.boundary_age_seconds, m.last_batch_seconds,
-                     m.last_batch_at, files, batch_share(config, views[m.view])))
+                     m.last_batch_at, files, m.batch_share))
     row = "(" + ", ".join("?" for _ in META_COLUMNS) + ")"
     run_query(config, f"insert into {META_TABLE} ({', '.join(META_COLUMNS)}) values {', '.join(row for _ in rows)}",
               [value for r in rows for value in r])
@@ -155,10 +158,12 @@ def record(config: Config, measured: list[Freshness], now: datetime) -> None:
     run_query(config, f"delete from {META_TABLE} where measured_at < ?", [oldest_kept])
 
 
-def problems(config: Config, measured: list[Freshness]) -> list[str]:
-    """What `platform_health` fails on: views past their target by more than the grace, lambda
-    views whose batch run is overdue. Each names the view, the target and what was measured."""
-    grace, overdue = config.serving.seconds("freshness_grace"), config.serving.seconds("batch_overdue")
+def problems(config: Config, measured: list[Freshness], grace: float | None = None) -> list[str]:
+    """What `platform_health` fails on: views past their target by more than the grace
+    (`[serving] freshness_grace` unless given, in seconds), lambda views whose batch run is
+    overdue. Each names the view, the target and what was measured."""
+    grace = config.serving.seconds("freshness_grace") if grace is None else grace
+    overdue = config.serving.seconds("batch_overdue")
     found = []
     for m in measured:
         if m.freshness_seconds is not None and m.freshness_seconds > m.target_seconds + grace:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -13,6 +15,9 @@ from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
 from lambdalake.ingest import IngestTarget, start
 from lambdalake.tables import heartbeats_table
+
+#: the CLI as a user runs it, from the venv running the tests
+LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
 
 
 @pytest.fixture

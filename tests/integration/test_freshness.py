@@ -1,6 +1,7 @@
 """Freshness on the real engines: measured from the speed job's committed offsets, it agrees with
-when the test itself sent the records the job has not counted, and `platform_health`'s check
-names a view past its target until its job runs again."""
+an independent probe (one event sent, the time until Trino counts it) and with when the test
+itself sent the records the job has not counted, and `platform_health`'s check names a view past
+its target until its job runs again. (test_ui sees the scheduled DAG itself fail and recover.)"""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from lambdalake.config import Config
 from lambdalake.freshness import measure, problems
 from lambdalake.generator import EventGenerator
 from lambdalake.producer import produce
+from lambdalake.query import run_query
 from lambdalake.speed import SpeedTarget, start
 from lambdalake.views import View, lambda_views
 
@@ -68,6 +70,24 @@ def test_freshness_follows_the_speed_jobs_committed_offsets(config: Config, targ
 
     wait_for(lambda: fresh() == 0.0, 120)  # all counted and committed: fresh, and an idle stream stays so
     assert problems(config, [measure(config, view, job=recorded(config, target.job_name))]) == []
+
+    # the probe: one event sent, then the time until Trino counts it, while the platform measures.
+    # The job commits an event's offset at the first checkpoint after reading it; the event's row
+    # waits for its window to close and is committed to Iceberg by a checkpoint too, so the
+    # measured freshness may lag the probe by up to one window plus one checkpoint (README)
+    table = f"speed.events_per_type{target.table_suffix}"
+    allowed = config.speed.window_seconds + config.flink.checkpoint_seconds + 1.0  # + a sampling step
+    for seed in (181, 182, 183):
+        counted = run_query(config, f"select coalesce(sum(events), 0) from {table}")[1][0][0]
+        sent = time.monotonic()
+        produce(config, EventGenerator(seed=seed), target.topic, count=1)
+        highest = 0.0
+        while run_query(config, f"select coalesce(sum(events), 0) from {table}")[1][0][0] == counted:
+            assert time.monotonic() - sent < 60, "Trino never counted the probe"
+            highest = max(highest, fresh() or 0.0)
+        probe = time.monotonic() - sent
+        assert probe - allowed <= highest <= probe + 1.0, (seed, highest, probe, allowed)
+        wait_for(lambda: fresh() == 0.0, 60)
 
     savepoint = jobs.stop(config, target.job_name)
     sent_at = datetime.now(timezone.utc)

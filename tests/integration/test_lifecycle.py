@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
@@ -12,8 +11,8 @@ import pytest
 
 from lambdalake.config import Config
 from lambdalake.supervisor import Supervisor
+from tests.integration.conftest import LAMBDALAKE
 
-LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
 
 
 def processes_using(path: Path) -> list[str]:

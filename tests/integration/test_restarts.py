@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -46,8 +45,8 @@ from tests.integration.test_batch import serving_totals
 from tests.integration.test_exactness import Log, Watch
 from tests.integration.test_kappa import KappaView, above
 from tests.integration.test_kappa import serving as kappa_serving
+from tests.integration.conftest import LAMBDALAKE
 
-LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
 FAULTS = Faults(late_fraction=0.1, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
 
 

@@ -4,7 +4,6 @@ names who sent it."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,8 +17,8 @@ from lambdalake.install import jdk24_home
 from lambdalake.platform import status
 from lambdalake.query import run_query
 from lambdalake.supervisor import Supervisor
+from tests.integration.conftest import LAMBDALAKE
 
-LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
 
 
 def test_select_through_the_python_dbapi(config: Config) -> None:

@@ -4,27 +4,37 @@ Playwright drives Debian's chromium-headless-shell (tests/browser.py). The tests
 Airflow, open each DAG and its docs, trigger `batch_recompute`, `iceberg_maintenance` and
 `speed_layer` from their forms with the defaults, submit a bad param and read the message, find
 a run's queries by their source in Trino's UI, open a running Flink job's flame graph, and open
-lambdalake's dashboard from Airflow's navigation.
+lambdalake's dashboard from Airflow's navigation. While the platform's speed job is stopped, the
+`platform_health` DAG fails naming a view behind its target, and succeeds once it runs again.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page, expect
 
-from lambdalake import jobs
+from lambdalake import jobs, serving, versions
 from lambdalake.config import Config
 from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.engines.flink import Flink
+from lambdalake.freshness import feeding_job, measure
+from lambdalake.generator import EventGenerator
+from lambdalake.producer import produce
 from lambdalake.tables import ensure_table
-from lambdalake.views import load_views
+from lambdalake.views import VIEWS_DIR, find_view, load_views
 from tests.browser import VIEWPORT, airflow_login, chromium, open_form, trino_login, wait_for_new_run
+from tests.integration.conftest import LAMBDALAKE
 
 DAGS = ("batch_recompute", "kappa_reprocess", "iceberg_maintenance", "platform_health", "speed_layer")
 
@@ -94,12 +104,39 @@ def test_dags_triggered_from_their_forms_succeed_and_trino_shows_their_queries_b
         trino.close()
 
 
-def test_the_speed_layer_comes_up_from_the_form_and_back_from_a_users_savepoint(config: Config,
-                                                                               airflow_page: Page) -> None:
+@pytest.fixture
+def strict_view(config: Config) -> Iterator[str]:
+    """A lambda view of the test's own with a 1 s freshness target, in views/ (so the platform's
+    speed job feeds it and `platform_health` checks it), removed afterwards."""
+    name = f"test_health_{uuid.uuid4().hex[:8]}"
+    path = VIEWS_DIR / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "version": 1, "mode": "lambda", "source": "raw.events",
+                                    "bucket": "1 minute", "dimensions": ["event_type"], "freshness": "1 s",
+                                    "measures": [{"name": "events", "agg": "count"}]}))
+    try:
+        yield name
+    finally:
+        path.unlink(missing_ok=True)
+        serving.drop(config, f"serving.{name}")
+        versions.forget(config, name)
+
+
+def health_run(api: AirflowApi, grace: str) -> tuple[str, str]:
+    """Trigger platform_health with the given grace; its final state and its `views` task's log."""
+    run_id = api.trigger("platform_health", {"freshness_grace": grace})
+    state = api.wait("platform_health", run_id, timeout=300)
+    return state, api.task_log("platform_health", run_id, "views")
+
+
+def test_the_speed_layer_comes_up_from_the_form_and_back_from_a_users_savepoint(
+        config: Config, airflow_page: Page, strict_view: str) -> None:
     """`speed_layer` with its defaults submits the platform's ingest and speed jobs; after a user
-    stopped the speed job with a savepoint, a second run resubmits it from that savepoint."""
+    stopped the speed job with a savepoint, `platform_health` fails naming the view that is now
+    behind its target, and a second `speed_layer` run resubmits the job from that savepoint, after
+    which `platform_health` succeeds again."""
     ingest, speed = config.ingest.job_name, config.speed.job_name
     api = AirflowApi(Airflow(config))
+    view, _ = find_view(strict_view)
     try:
         before = datetime.now(timezone.utc)
         dialog = open_form(airflow_page, config, "speed_layer")
@@ -107,13 +144,42 @@ def test_the_speed_layer_comes_up_from_the_form_and_back_from_a_users_savepoint(
         run = wait_for_new_run(api, "speed_layer", before)
         assert api.wait("speed_layer", run["dag_run_id"], timeout=600) == "success", run
         assert jobs.every_task_running(config, ingest) and jobs.every_task_running(config, speed)
+        assert feeding_job(config, view) is not None  # the platform's speed job feeds the test's view
+
         savepoint = jobs.stop(config, speed)
+        produce(config, EventGenerator(seed=16), config.kafka.events_topic, count=20)
+        deadline = time.monotonic() + 60
+        while (measure(config, view).freshness_seconds or 0.0) <= 2.0:  # past its 1 s target
+            assert time.monotonic() < deadline, measure(config, view)
+            time.sleep(0.5)
+        state, log = health_run(api, "0 s")
+        assert state == "failed", log[-3000:]
+        assert re.search(rf"serving\.{strict_view}: freshness \d+ s, target 1 s \(\+0 s grace\); its job {speed}",
+                         log), log[-3000:]
+
         assert api.wait("speed_layer", api.trigger("speed_layer"), timeout=600) == "success"
         assert jobs.every_task_running(config, speed)
         job_id = jobs.live_job_ids(config)[speed]
         checkpoints = httpx.get(f"{Flink(config).rest_url}/jobs/{job_id}/checkpoints", timeout=10).json()
         restored = checkpoints["latest"]["restored"]  # what Flink itself says the job started from
         assert restored and restored["external_path"].removeprefix("file:") == savepoint.removeprefix("file:"), restored
+        deadline = time.monotonic() + 120
+        while measure(config, view).freshness_seconds != 0.0:  # caught up: every event committed
+            assert time.monotonic() < deadline, measure(config, view)
+            time.sleep(1)
+        state, log = health_run(api, "0 s")
+        assert state == "success", log[-3000:]
+
+        # `status --json` says how much of each answer comes from batch: the 20 events above are
+        # above B, in the speed part, so events_per_type does not answer wholly from batch
+        status = subprocess.run([LAMBDALAKE, "status", "--json"], capture_output=True, text=True, timeout=120)
+        shares = {r["view"]: r["batch_share"] for r in json.loads(status.stdout) if r["kind"] == "view"}
+        assert shares.keys() == {v.name for v in load_views()}, shares
+        published = [name for name in shares if serving.live(config, f"serving.{name}") is not None]
+        assert "events_per_type" in published, shares  # test_dags_triggered_from_their_forms ran batch_recompute
+        assert shares["events_per_type"] is not None and 0.0 <= shares["events_per_type"] < 1.0, shares
+        # (a view none of the 20 events reaches answers nothing: no share)
+        assert all(shares[name] is None or 0.0 <= shares[name] <= 1.0 for name in published), shares
     finally:
         for name in (speed, ingest):
             jobs.cancel(config, name)

@@ -28,3 +28,30 @@ def test_dag_file_loads_with_docs_and_tags(dag_file: Path) -> None:
         for task in dag.tasks:
             assert task.owner == "lambdalake", task.task_id
             assert task.retries >= 1, task.task_id
+
+
+@pytest.mark.parametrize("value", ["0 s", "30 s", "2 min", "1h", "500 ms", "1.5 hours", "x", "-1 s", "1 week", "",
+                                   "5 s; drop"])
+def test_platform_healths_grace_param_takes_exactly_the_durations_the_check_reads(value: str) -> None:
+    """The form refuses what the `views` task could not read, and only that."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    from lambdalake.config import duration_seconds
+    from lambdalake.errors import ConfigError
+
+    [dag] = DagBag(dag_folder=str(DAGS_FOLDER / "platform_health.py")).dags.values()
+    param = dag.params.get_param("freshness_grace")
+    assert param.resolve(None) is None  # optional: scheduled runs use [serving] freshness_grace
+    try:
+        duration_seconds(value, "param freshness_grace")
+        readable = True
+    except ConfigError as error:
+        readable = False
+        assert repr(value) in str(error) and "such as" in str(error)
+    try:
+        param.resolve(value)
+        accepted = True
+    except ParamValidationError:
+        accepted = False
+    assert accepted == readable, value

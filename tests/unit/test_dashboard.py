@@ -8,18 +8,19 @@ from lambdalake.freshness import Freshness
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
 
-def freshness(view: str, mode: str, seconds: float | None, boundary: datetime | None) -> Freshness:
+def freshness(view: str, mode: str, seconds: float | None, boundary: datetime | None,
+              batch_share: float | None = None) -> Freshness:
     return Freshness(view, mode, 60.0, None if seconds is None else "lambdalake-speed", seconds,
-                     None if seconds is None else 12, boundary, None, None, None)
+                     None if seconds is None else 12, boundary, None, None, None, batch_share=batch_share)
 
 
 def test_the_page_shows_every_view_marks_a_miss_and_escapes_names() -> None:
     panels = [
-        Panel(freshness("events_per_type", "lambda", 4.0, NOW - timedelta(minutes=30)),
+        Panel(freshness("events_per_type", "lambda", 4.0, NOW - timedelta(minutes=30), 0.93),
               [(NOW - timedelta(minutes=m), float(m), 0.9) for m in (50, 40, 30)],
               [(NOW - timedelta(minutes=90), NOW - timedelta(minutes=95)),
                (NOW - timedelta(minutes=30), NOW - timedelta(minutes=35))],
-              "http://127.0.0.1:8081/#/job/running/abc/overview", 0.93),
+              "http://127.0.0.1:8081/#/job/running/abc/overview"),
         Panel(freshness("late_<b>", "lambda", 600.0, None), [], [], None),
         Panel(freshness("by_kappa", "kappa", None, None), [], [], None),
     ]
