@@ -170,13 +170,21 @@ class AirflowApi:
         return response.json()["asset_events"]
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, try_number: int = 1) -> str:
-        """A task instance's log, as the UI shows it: one event per line."""
+        """A task instance's log, as the UI shows it: one event per line, and a failure's
+        exception as `<type>: <message>` after its event."""
         response = self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
                                    params={"map_index": map_index, "full_content": True},
                                    headers={"Accept": "application/json"})
         response.raise_for_status()
         content = response.json()["content"]
-        return "\n".join(str(line.get("event", line)) if isinstance(line, dict) else str(line) for line in content)
+        lines = []
+        for line in content:
+            if not isinstance(line, dict):
+                lines.append(str(line))
+                continue
+            lines.append(str(line.get("event", line)))
+            lines.extend(f"{error.get('exc_type')}: {error.get('exc_value')}" for error in line.get("error_detail") or ())
+        return "\n".join(lines)
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 300,
              while_waiting: Callable[[], None] = lambda: None) -> str:
