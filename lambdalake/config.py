@@ -56,12 +56,19 @@ class KafkaConfig:
     heap: str = "1g"
     events_topic: str = "events"
     events_partitions: int = 4
+    #: copies of each partition: 1 on one machine; the cluster profile's brokers keep 3
+    replication_factor: int = 1
     #: how often the jobs look for partitions added to their topic (Flink duration); the
     #: connector's default, 5 min, would leave an added partition unread, and B stuck, that long
     partition_discovery: str = "1 s"
     #: a heartbeat goes to each partition of a watched topic that received nothing for this long
     #: (seconds), so that the speed layer's watermark, and so its rows, keep moving when idle
     heartbeat_seconds: float = 1.0
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """All replicas but one must have an acks=all write, so one broker may be down at a time."""
+        return max(1, self.replication_factor - 1)
 
     @property
     def watermark_delay_seconds(self) -> float:
@@ -259,6 +266,55 @@ class IcebergConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    """Where the Iceberg warehouse lives: the local disk (default) or an S3-compatible object store."""
+    #: `file://` path or `s3://bucket/prefix`; empty means file://<data_dir>/warehouse
+    warehouse: str = ""
+    #: the S3 API's URL (SeaweedFS's S3 gateway, or any S3); used only for an s3:// warehouse
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = "lambdalake"
+    s3_secret_key: str = "lambdalake-secret"
+    #: bucket-in-path URLs (http://host:port/bucket/key), which SeaweedFS and other self-hosted stores need
+    s3_path_style: bool = True
+
+
+@dataclass(frozen=True)
+class AddressesConfig:
+    """Where clients reach each engine when it is not on `host` (compose service names, cluster DNS).
+
+    Empty means `host`. Kafka takes the bootstrap list, e.g. "kafka-1:9092,kafka-2:9092".
+    """
+    postgres: str = ""
+    kafka: str = ""
+    flink: str = ""
+    trino: str = ""
+    airflow: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The multi-host topology `lambdalake compose` renders into docker/ (DESIGN.md section 2)."""
+    kafka_brokers: int = 3
+    #: replication factor of every topic; min.insync.replicas is one less, so one broker may be down
+    kafka_replication: int = 3
+    flink_taskmanagers: int = 2
+    trino_workers: int = 1
+    airflow_workers: int = 1
+    #: images without a pin elsewhere (Kafka, Flink, Trino and Airflow follow engines/pom.xml and pyproject.toml)
+    postgres_image: str = "postgres:15.13"
+    seaweedfs_image: str = "chrislusf/seaweedfs:3.97"
+    redis_image: str = "redis:7.4.5"
+    #: per container, sized for one 2-core, 24 GiB host running the whole topology
+    kafka_heap: str = "512m"
+    jobmanager_memory: str = "1024m"
+    taskmanager_memory: str = "2048m"
+    trino_heap: str = "2G"
+    trino_query_max_memory: str = "1200MB"
+    s3_port: int = 8333
+
+
+@dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
     #: seconds `up` waits for each engine's health check
@@ -278,6 +334,18 @@ class Config:
     serving: ServingConfig = field(default_factory=ServingConfig)
     airflow: AirflowConfig = field(default_factory=AirflowConfig)
     iceberg: IcebergConfig = field(default_factory=IcebergConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    addresses: AddressesConfig = field(default_factory=AddressesConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def address(self, engine: str) -> str:
+        """The host clients use for `engine` (a field of [addresses]): its address there, else `host`."""
+        return getattr(self.addresses, engine) or self.host
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """The bootstrap servers every Kafka client (jobs, producer, heartbeat) is given."""
+        return self.addresses.kafka or f"{self.host}:{self.kafka.port}"
 
     @property
     def data_dir(self) -> Path:
@@ -326,6 +394,12 @@ def _coerce(raw: Any, kind: Any, where: str) -> Any:
             return float(raw)
         if kind is str:
             return str(raw)
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("true", "false"):  # from the environment
+                return str(raw).lower() == "true"
+            raise ValueError
         if kind is Path:
             return Path(str(raw))
         if kind == tuple[str, ...]:

@@ -36,7 +36,7 @@ class Heartbeat:
         from confluent_kafka import Producer
         from confluent_kafka.admin import AdminClient
 
-        servers = f"{config.host}:{config.kafka.port}"
+        servers = config.kafka_bootstrap
         self.config = config
         self.producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True, "acks": "all",
                                   "linger.ms": 0, "log_level": 3})

@@ -37,7 +37,7 @@ class Position:
 def _consumer(config: Config, group_id: str) -> Iterator[Any]:
     from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": f"{config.host}:{config.kafka.port}", "group.id": group_id,
+    consumer = Consumer({"bootstrap.servers": config.kafka_bootstrap, "group.id": group_id,
                          "enable.auto.commit": False, "log_level": 0})
     try:
         yield consumer

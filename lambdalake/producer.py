@@ -20,7 +20,7 @@ def make_producer(config: Config):  # type: ignore[no-untyped-def]
     from confluent_kafka import Producer
 
     return Producer({
-        "bootstrap.servers": f"{config.host}:{config.kafka.port}",
+        "bootstrap.servers": config.kafka_bootstrap,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 20,

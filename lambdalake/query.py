@@ -38,7 +38,7 @@ def connect(config: Config, schema: str | None = None,
     import trino
 
     source, tags = attribution()
-    return trino.dbapi.connect(host=config.host, port=config.trino.port, user="lambdalake",
+    return trino.dbapi.connect(host=config.address('trino'), port=config.trino.port, user="lambdalake",
                                catalog=config.iceberg.catalog_name, schema=schema, source=source, client_tags=tags,
                                session_properties=session or {})
 

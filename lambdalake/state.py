@@ -148,7 +148,7 @@ def connect(config: Config):  # type: ignore[no-untyped-def]
 
     database = config.postgres.catalog_database
     connection = Postgres(config).connect(database)
-    key = (config.host, config.postgres.port, database)
+    key = (config.address('postgres'), config.postgres.port, database)
     if key not in _SCHEMA_READY:
         # one explicit transaction: the connection autocommits, and a transaction-level lock taken
         # by a statement of its own is released before the DDL starts

@@ -81,7 +81,7 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
         ) WITH (
             'connector' = 'kafka',
             'topic' = '{topic}',
-            'properties.bootstrap.servers' = '{config.host}:{config.kafka.port}',
+            'properties.bootstrap.servers' = '{config.kafka_bootstrap}',
             'properties.group.id' = '{group_id}',
             'properties.isolation.level' = 'read_committed',
             {startup},

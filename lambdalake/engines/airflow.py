@@ -8,13 +8,14 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from lambdalake.commands import run
-from lambdalake.config import PROJECT_ROOT
+from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.engines import Engine, Program, fetch_json
 from lambdalake.errors import EngineError
 
@@ -23,6 +24,52 @@ DAGS_FOLDER = PROJECT_ROOT / "dags"
 PLUGINS_FOLDER = PROJECT_ROOT / "airflow_plugins"
 #: the triggerer runs deferred tasks; without it the UI's health shows a red cross
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+@dataclass(frozen=True)
+class AirflowNode:
+    """Where Airflow's components run and find their files and keys: the embedded ones, or containers."""
+    executor: str
+    bind_host: str
+    base_url: str
+    dags_folder: str
+    plugins_folder: str
+    log_folder: str
+    passwords_file: str
+    fernet_key: str
+    jwt_secret: str
+    api_secret_key: str
+
+
+def airflow_settings(config: Config, node: AirflowNode) -> dict[str, dict[str, Any]]:
+    """airflow.cfg's sections and options, from the config: what `up` writes, and what `lambdalake
+    compose` gives every Airflow container as AIRFLOW__SECTION__KEY variables."""
+    airflow, pg = config.airflow, config.postgres
+    return {
+        "core": {
+            "dags_folder": node.dags_folder,
+            "plugins_folder": node.plugins_folder,
+            "executor": node.executor,
+            "parallelism": airflow.parallelism,
+            "load_examples": "False",
+            "fernet_key": node.fernet_key,
+            "simple_auth_manager_users": f"{airflow.admin_user}:admin",
+            "simple_auth_manager_passwords_file": node.passwords_file,
+            "execution_api_server_url": f"{node.base_url}/execution/",
+            # scheduled DAGs (batch_recompute, iceberg_maintenance, platform_health) run on
+            # their schedule from the first `up`; pause one in the UI to stop it
+            "dags_are_paused_at_creation": "False",
+        },
+        "database": {
+            "sql_alchemy_conn": f"postgresql+psycopg2://{pg.user}:{pg.password}@{config.address('postgres')}:{pg.port}"
+                                f"/{pg.airflow_database}",
+        },
+        "api": {"host": node.bind_host, "port": airflow.port, "workers": 1, "secret_key": node.api_secret_key,
+                "base_url": node.base_url},
+        "api_auth": {"jwt_secret": node.jwt_secret},
+        "logging": {"base_log_folder": node.log_folder},
+        "dag_processor": {"refresh_interval": 30},
+    }
 
 
 class Airflow(Engine):
@@ -35,7 +82,7 @@ class Airflow(Engine):
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.config.airflow.port}"
+        return f"http://{self.config.address('airflow')}:{self.config.airflow.port}"
 
     @property
     def secrets_file(self) -> Path:
@@ -81,36 +128,16 @@ class Airflow(Engine):
         return self.secrets()["admin_password"]
 
     def prepare(self) -> None:
-        config, airflow, pg = self.config, self.config.airflow, self.config.postgres
+        config, airflow = self.config, self.config.airflow
         values = self.secrets()
         passwords = self.home / "passwords.json"
         passwords.touch(mode=0o600)
         passwords.write_text(json.dumps({airflow.admin_user: values["admin_password"]}))
-        sections = {
-            "core": {
-                "dags_folder": DAGS_FOLDER,
-                "plugins_folder": PLUGINS_FOLDER,
-                "executor": "LocalExecutor",
-                "parallelism": airflow.parallelism,
-                "load_examples": "False",
-                "fernet_key": values["fernet_key"],
-                "simple_auth_manager_users": f"{airflow.admin_user}:admin",
-                "simple_auth_manager_passwords_file": passwords,
-                "execution_api_server_url": f"{self.url}/execution/",
-                # scheduled DAGs (batch_recompute, iceberg_maintenance, platform_health) run on
-                # their schedule from the first `up`; pause one in the UI to stop it
-                "dags_are_paused_at_creation": "False",
-            },
-            "database": {
-                "sql_alchemy_conn": f"postgresql+psycopg2://{pg.user}:{pg.password}@{config.host}:{pg.port}"
-                                    f"/{pg.airflow_database}",
-            },
-            "api": {"host": config.host, "port": airflow.port, "workers": 1, "secret_key": values["api_secret_key"],
-                    "base_url": self.url},
-            "api_auth": {"jwt_secret": values["jwt_secret"]},
-            "logging": {"base_log_folder": self.config.logs_dir / "airflow"},
-            "dag_processor": {"refresh_interval": 30},
-        }
+        sections = airflow_settings(config, AirflowNode(
+            executor="LocalExecutor", bind_host=config.host, base_url=self.url, dags_folder=str(DAGS_FOLDER),
+            plugins_folder=str(PLUGINS_FOLDER), log_folder=str(self.config.logs_dir / "airflow"),
+            passwords_file=str(passwords), fernet_key=values["fernet_key"], jwt_secret=values["jwt_secret"],
+            api_secret_key=values["api_secret_key"]))
         lines = ["# written by lambdalake from lambdalake.toml; edits are overwritten"]
         for section, options in sections.items():
             lines += [f"[{section}]", *(f"{key} = {value}" for key, value in options.items()), ""]

@@ -7,13 +7,15 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lambdalake.catalog import on_object_store
 from lambdalake.commands import run
-from lambdalake.config import PROJECT_ROOT
+from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.engines import Engine, Program, fetch_json
 from lambdalake.install import flink_home, flink_venv, jdk17_home
 
@@ -29,6 +31,67 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+@dataclass(frozen=True)
+class FlinkNode:
+    """Where one Flink process runs and keeps its state: the embedded cluster's, or a container's."""
+    rpc_address: str
+    bind_host: str
+    advertised_host: str
+    checkpoints: str
+    savepoints: str
+    work_dir: str
+    python: str
+    jobmanager_memory: str
+    taskmanager_memory: str
+
+
+def flink_settings(config: Config, node: FlinkNode) -> dict[str, Any]:
+    """The settings lambdalake puts over Flink's shipped config.yaml: what `up` writes for its cluster
+    and `lambdalake compose` gives the cluster's JobManager and TaskManagers."""
+    flink = config.flink
+    return {
+        "jobmanager.rpc.address": node.rpc_address,
+        "jobmanager.bind-host": node.bind_host,
+        "jobmanager.memory.process.size": node.jobmanager_memory,
+        "taskmanager.host": node.advertised_host,
+        "taskmanager.bind-host": node.bind_host,
+        "taskmanager.numberOfTaskSlots": flink.task_slots,
+        "taskmanager.memory.process.size": node.taskmanager_memory,
+        "taskmanager.memory.task.off-heap.size": flink.task_off_heap,
+        "taskmanager.memory.jvm-metaspace.size": flink.taskmanager_metaspace,
+        "rest.address": node.advertised_host,
+        "rest.bind-address": node.bind_host,
+        "rest.port": flink.rest_port,
+        "parallelism.default": 1,
+        "execution.checkpointing.interval": flink.checkpoint_interval,
+        # the speed job remembers every event_id for [dedup] horizon: millions of keys, which
+        # on the heap backend filled the TaskManager's heap (back-to-back full GCs at ~600K keys
+        # in bench/streaming.py). RocksDB keeps them in managed memory and on disk.
+        "state.backend.type": "rocksdb",
+        "execution.checkpointing.incremental": True,
+        "execution.checkpointing.dir": node.checkpoints,
+        "execution.checkpointing.savepoint-dir": node.savepoints,
+        # keep the last checkpoint when a job is cancelled: it can be restarted from it
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": flink.retained_checkpoints,
+        # the Flink UI's flame graphs (sampled JVM stacks) and profiler (native code too, such
+        # as RocksDB), on for users and for profiling the jobs
+        "rest.flamegraph.enabled": True,
+        "rest.profiling.enabled": True,
+        "rest.profiling.dir": f"{node.work_dir}/profiling",
+        "io.tmp.dirs": f"{node.work_dir}/tmp",
+        # `flink run` is a short-lived JVM that plans one job: the C1 compiler alone and the
+        # serial GC cut its CPU time by a third (25.6 s to 16.2 s per PyFlink submission here)
+        "env.java.opts.client": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        "python.executable": node.python,
+        "python.client.executable": node.python,
+        # checkpoints and savepoints on the object store, through Flink's S3 file system plugin
+        **({"s3.endpoint": config.storage.s3_endpoint, "s3.path.style.access": config.storage.s3_path_style,
+            "s3.access-key": config.storage.s3_access_key, "s3.secret-key": config.storage.s3_secret_key}
+           if on_object_store(config) else {}),
+    }
 
 
 class Flink(Engine):
@@ -49,7 +112,7 @@ class Flink(Engine):
 
     @property
     def rest_url(self) -> str:
-        return f"http://{self.config.host}:{self.config.flink.rest_port}"
+        return f"http://{self.config.address('flink')}:{self.config.flink.rest_port}"
 
     def environment(self) -> dict[str, str]:
         """What Flink's scripts (cluster and `flink run`) need: JDK 17, our conf and log dirs."""
@@ -81,45 +144,12 @@ class Flink(Engine):
         shipped = flink_home(self.config) / "conf"
         for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
             shutil.copyfile(shipped / name, self.conf_dir / name)
-        python = flink_venv(self.config) / "bin" / "python"
+        python = str(flink_venv(self.config) / "bin" / "python")
         host = self.config.host
-        settings = {
-            "jobmanager.rpc.address": host,
-            "jobmanager.bind-host": host,
-            "jobmanager.memory.process.size": flink.jobmanager_memory,
-            "taskmanager.host": host,
-            "taskmanager.bind-host": host,
-            "taskmanager.numberOfTaskSlots": flink.task_slots,
-            "taskmanager.memory.process.size": flink.taskmanager_memory,
-            "taskmanager.memory.task.off-heap.size": flink.task_off_heap,
-            "taskmanager.memory.jvm-metaspace.size": flink.taskmanager_metaspace,
-            "rest.address": host,
-            "rest.bind-address": host,
-            "rest.port": flink.rest_port,
-            "parallelism.default": 1,
-            "execution.checkpointing.interval": flink.checkpoint_interval,
-            # the speed job remembers every event_id for [dedup] horizon: millions of keys, which
-            # on the heap backend filled the TaskManager's heap (back-to-back full GCs at ~600K keys
-            # in bench/streaming.py). RocksDB keeps them in managed memory and on disk.
-            "state.backend.type": "rocksdb",
-            "execution.checkpointing.incremental": True,
-            "execution.checkpointing.dir": f"file://{self.checkpoints_dir}",
-            "execution.checkpointing.savepoint-dir": f"file://{self.savepoints_dir}",
-            # keep the last checkpoint when a job is cancelled: it can be restarted from it
-            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-            "execution.checkpointing.num-retained": flink.retained_checkpoints,
-            # the Flink UI's flame graphs (sampled JVM stacks) and profiler (native code too, such
-            # as RocksDB), on for users and for profiling the jobs
-            "rest.flamegraph.enabled": True,
-            "rest.profiling.enabled": True,
-            "rest.profiling.dir": str(self.state_dir / "profiling"),
-            "io.tmp.dirs": str(self.state_dir / "tmp"),
-            # `flink run` is a short-lived JVM that plans one job: the C1 compiler alone and the
-            # serial GC cut its CPU time by a third (25.6 s to 16.2 s per PyFlink submission here)
-            "env.java.opts.client": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-            "python.executable": str(python),
-            "python.client.executable": str(python),
-        }
+        settings = flink_settings(self.config, FlinkNode(
+            rpc_address=host, bind_host=host, advertised_host=host, checkpoints=f"file://{self.checkpoints_dir}",
+            savepoints=f"file://{self.savepoints_dir}", work_dir=str(self.state_dir), python=python,
+            jobmanager_memory=flink.jobmanager_memory, taskmanager_memory=flink.taskmanager_memory))
         (self.state_dir / "tmp").mkdir(exist_ok=True)
         (self.state_dir / "profiling").mkdir(exist_ok=True)
         # start from Flink's shipped config: it carries the JVM --add-opens flags Flink needs
@@ -134,7 +164,7 @@ class Flink(Engine):
     def run_python_job(self, job: Path, *args: str, detached: bool = False, parallelism: int | None = None,
                        savepoint: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """`flink run -py JOB ARGS` against the session cluster; raises EngineError on failure."""
-        cmd = [str(self.flink_bin() / "flink"), "run", "-m", f"{self.config.host}:{self.config.flink.rest_port}"]
+        cmd = [str(self.flink_bin() / "flink"), "run", "-m", f"{self.config.address('flink')}:{self.config.flink.rest_port}"]
         if detached:
             cmd.append("--detached")
         if parallelism is not None:

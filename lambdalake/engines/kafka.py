@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from lambdalake.commands import run
+from lambdalake.config import Config
 from lambdalake.engines import Engine, Program
 from lambdalake.install import engines_dir, jdk17_home, only_child
 
@@ -41,6 +42,48 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+def broker_properties(config: Config, *, node_id: int, voters: str, listeners: str, advertised: str,
+                      protocols: str, log_dir: str) -> dict[str, str]:
+    """One combined broker and controller's settings, from the config: what `up` writes for its single
+    node and `lambdalake compose` gives each of the cluster's brokers."""
+    kafka = config.kafka
+    internal = str(kafka.replication_factor)
+    return {
+        "process.roles": "broker,controller",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters,
+        "listeners": listeners,
+        "advertised.listeners": advertised,
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": protocols,
+        "log.dirs": log_dir,
+        "num.partitions": str(kafka.events_partitions),
+        "auto.create.topics.enable": "false",
+        # ingest_time is when the platform received a record: the broker's clock, never a
+        # producer's; per partition it only grows, which the batch boundary relies on
+        "log.message.timestamp.type": "LogAppendTime",
+        # room for oversized records, so that the ingest job (not the broker) rejects them
+        "message.max.bytes": "4194304",
+        # the log is the system of record: Kappa reprocessing replays it from the start
+        "log.retention.ms": "-1",
+        # the internal topics (offsets, transactions) as replicated as the events
+        "offsets.topic.replication.factor": internal,
+        "transaction.state.log.replication.factor": internal,
+        "transaction.state.log.min.isr": str(kafka.min_insync_replicas),
+        "share.coordinator.state.topic.replication.factor": internal,
+        "share.coordinator.state.topic.min.isr": str(kafka.min_insync_replicas),
+        "min.insync.replicas": str(kafka.min_insync_replicas),
+        "group.initial.rebalance.delay.ms": "0",
+    }
+
+
+def topic_config(config: Config) -> dict[str, str]:
+    """The events topic's settings: kept forever (kappa views replay it from the first event, DESIGN.md
+    section 6), and as many in-sync replicas as the config asks of an acks=all write."""
+    return {"retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": str(config.kafka.min_insync_replicas)}
+
+
 class Kafka(Engine):
     name = "kafka"
     program_names = ("kafka", "kafka-heartbeat")
@@ -55,7 +98,7 @@ class Kafka(Engine):
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"{self.config.host}:{self.config.kafka.port}"
+        return self.config.kafka_bootstrap
 
     def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
         libs = only_child(engines_dir(self.config), "kafka-*") / "libs"
@@ -75,34 +118,13 @@ class Kafka(Engine):
 
     def server_properties(self) -> str:
         host, kafka = self.config.host, self.config.kafka
-        return "\n".join([
-            "# written by lambdalake from lambdalake.toml; edits are overwritten",
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@{host}:{kafka.controller_port}",
-            f"listeners=PLAINTEXT://{host}:{kafka.port},CONTROLLER://{host}:{kafka.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{host}:{kafka.port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={self.log_dir}",
-            f"num.partitions={kafka.events_partitions}",
-            "auto.create.topics.enable=false",
-            # ingest_time is when the platform received a record: the broker's clock, never a
-            # producer's; per partition it only grows, which the batch boundary relies on
-            "log.message.timestamp.type=LogAppendTime",
-            # room for oversized records, so that the ingest job (not the broker) rejects them
-            "message.max.bytes=4194304",
-            # the log is the system of record: Kappa reprocessing replays it from the start
-            "log.retention.ms=-1",
-            "offsets.topic.replication.factor=1",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "",
-        ])
+        properties = broker_properties(
+            self.config, node_id=1, voters=f"1@{host}:{kafka.controller_port}",
+            listeners=f"PLAINTEXT://{host}:{kafka.port},CONTROLLER://{host}:{kafka.controller_port}",
+            advertised=f"PLAINTEXT://{host}:{kafka.port}", protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            log_dir=str(self.log_dir))
+        return "\n".join(["# written by lambdalake from lambdalake.toml; edits are overwritten",
+                          *(f"{key}={value}" for key, value in properties.items()), ""])
 
     def prepare(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +153,8 @@ class Kafka(Engine):
         if topic in admin.list_topics(timeout=10).topics:
             return
         # kept forever: kappa views replay it from the first event (DESIGN.md section 6)
-        futures = admin.create_topics([NewTopic(topic, num_partitions=self.config.kafka.events_partitions,
-                                                replication_factor=1,
-                                                config={"retention.ms": "-1", "retention.bytes": "-1"})])
+        kafka = self.config.kafka
+        futures = admin.create_topics([NewTopic(topic, num_partitions=kafka.events_partitions,
+                                                replication_factor=kafka.replication_factor,
+                                                config=topic_config(self.config))])
         futures[topic].result(timeout=30)

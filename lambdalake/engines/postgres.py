@@ -106,7 +106,7 @@ class Postgres(Engine):
         import psycopg
 
         pg = self.config.postgres
-        return psycopg.connect(host=self.config.host, port=pg.port, user=pg.user, password=pg.password,
+        return psycopg.connect(host=self.config.address('postgres'), port=pg.port, user=pg.user, password=pg.password,
                                dbname=dbname, connect_timeout=3, autocommit=True)
 
     def probe(self) -> str | None:

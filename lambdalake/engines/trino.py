@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from lambdalake.catalog import RETRYABLE_SQL_STATES, warehouse_uri
-from lambdalake.config import PROJECT_ROOT
+from lambdalake.catalog import RETRYABLE_SQL_STATES, on_object_store, warehouse_uri
+from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.engines import Engine, Program, fetch_json
 from lambdalake.install import engines_dir, jdk24_home, only_child
 
@@ -27,6 +28,65 @@ JVM_OPTIONS = [
 ]
 
 
+@dataclass(frozen=True)
+class TrinoNode:
+    """One Trino server: the coordinator (which also works on one machine) or a worker."""
+    node_id: str
+    coordinator: bool
+    bind_ip: str
+    data_dir: str
+    discovery_uri: str
+    heap: str
+    query_max_memory: str
+    #: a coordinator leaves the work to its workers when it has them
+    include_coordinator: bool = True
+
+
+def filesystem_properties(config: Config) -> str:
+    """The catalog's file system lines: Trino's native S3 for an s3:// warehouse, else the local disk."""
+    if not on_object_store(config):
+        return "fs.native-local.enabled=true\nlocal.location=/"
+    s3 = config.storage
+    return "\n".join(["fs.native-s3.enabled=true", f"s3.endpoint={s3.s3_endpoint}", f"s3.region={s3.s3_region}",
+                      f"s3.path-style-access={str(s3.s3_path_style).lower()}", f"s3.aws-access-key={s3.s3_access_key}",
+                      f"s3.aws-secret-key={s3.s3_secret_key}"])
+
+
+def etc_files(config: Config, node: TrinoNode) -> dict[str, str]:
+    """Every file of one node's etc/ directory (relative path -> text), from the config: what `up` writes
+    for its single node and `lambdalake compose` for the cluster's."""
+    role = (f"coordinator=true\nnode-scheduler.include-coordinator={str(node.include_coordinator).lower()}\n"
+            if node.coordinator else "coordinator=false\n")
+    files = {
+        "node.properties": (f"node.environment=lambdalake\nnode.id={node.node_id}\nnode.data-dir={node.data_dir}\n"
+                            f"node.bind-ip={node.bind_ip}\n"
+                            + (f"node.internal-address={node.bind_ip}\n" if node.bind_ip != "0.0.0.0" else "")),
+        "jvm.config": "\n".join(["-server", f"-Xmx{node.heap}", *JVM_OPTIONS]) + "\n",
+        "config.properties": (f"{role}http-server.http.port={config.trino.port}\ndiscovery.uri={node.discovery_uri}\n"
+                              f"query.max-memory={node.query_max_memory}\n"
+                              f"query.max-memory-per-node={node.query_max_memory}\nhttp-server.log.enabled=false\n"),
+        "log.properties": "io.trino=INFO\n",
+    }
+    values = {
+        "catalog_name": config.iceberg.catalog_name,
+        "host": config.address("postgres"),
+        "postgres_port": config.postgres.port,
+        "catalog_database": config.postgres.catalog_database,
+        "postgres_user": config.postgres.user,
+        "postgres_password": config.postgres.password,
+        "warehouse_uri": warehouse_uri(config),
+        "filesystem": filesystem_properties(config),
+        "snapshot_retention": config.serving.history_retention,
+        "orphan_retention": config.maintenance.orphan_retention,
+        "retryable_sql_states": ",".join(RETRYABLE_SQL_STATES),
+    }
+    for template in sorted(CATALOG_TEMPLATES.glob("*.properties")):
+        # the file's name is the catalog's name in Trino
+        name = config.iceberg.catalog_name if template.stem == "lake" else template.stem
+        files[f"catalog/{name}.properties"] = Template(template.read_text()).substitute(values)
+    return files
+
+
 class Trino(Engine):
     name = "trino"
     program_names = ("trino",)
@@ -37,7 +97,7 @@ class Trino(Engine):
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.config.trino.port}"
+        return f"http://{self.config.address('trino')}:{self.config.trino.port}"
 
     def programs(self) -> list[Program]:
         home = only_child(engines_dir(self.config), "trino-server-core-*")
@@ -64,7 +124,7 @@ class Trino(Engine):
 
     @property
     def jdbc_url(self) -> str:
-        return f"jdbc:trino://{self.config.host}:{self.config.trino.port}/{self.config.iceberg.catalog_name}"
+        return f"jdbc:trino://{self.config.address('trino')}:{self.config.trino.port}/{self.config.iceberg.catalog_name}"
 
     def cli_command(self, *args: str) -> list[str]:
         """The Trino CLI on catalog `lake`, its queries tagged as the CLI's in Trino's UI."""
@@ -75,38 +135,13 @@ class Trino(Engine):
                 "--client-tags=cli", *args]
 
     def prepare(self) -> None:
-        config, trino = self.config, self.config.trino
-        (self.etc_dir / "catalog").mkdir(parents=True, exist_ok=True)
-        (self.state_dir / "data").mkdir(exist_ok=True)
-        (self.etc_dir / "node.properties").write_text(
-            "node.environment=lambdalake\nnode.id=lambdalake-coordinator\n"
-            f"node.data-dir={self.state_dir / 'data'}\n"
-            f"node.bind-ip={config.host}\nnode.internal-address={config.host}\n")
-        (self.etc_dir / "jvm.config").write_text(
-            "\n".join(["-server", f"-Xmx{trino.heap}", *JVM_OPTIONS]) + "\n")
-        (self.etc_dir / "config.properties").write_text(
-            "coordinator=true\nnode-scheduler.include-coordinator=true\n"
-            f"http-server.http.port={trino.port}\ndiscovery.uri={self.url}\n"
-            f"query.max-memory={trino.query_max_memory}\nquery.max-memory-per-node={trino.query_max_memory}\n"
-            "http-server.log.enabled=false\n")
-        (self.etc_dir / "log.properties").write_text("io.trino=INFO\n")
-        values = {
-            "catalog_name": config.iceberg.catalog_name,
-            "host": config.host,
-            "postgres_port": config.postgres.port,
-            "catalog_database": config.postgres.catalog_database,
-            "postgres_user": config.postgres.user,
-            "postgres_password": config.postgres.password,
-            "warehouse_uri": warehouse_uri(config),
-            "snapshot_retention": config.serving.history_retention,
-            "orphan_retention": config.maintenance.orphan_retention,
-            "retryable_sql_states": ",".join(RETRYABLE_SQL_STATES),
-        }
-        for template in CATALOG_TEMPLATES.glob("*.properties"):
-            # the file's name is the catalog's name in Trino
-            name = config.iceberg.catalog_name if template.stem == "lake" else template.stem
-            rendered = Template(template.read_text()).substitute(values)
-            (self.etc_dir / "catalog" / f"{name}.properties").write_text(rendered)
+        (self.state_dir / "data").mkdir(parents=True, exist_ok=True)
+        node = TrinoNode("lambdalake-coordinator", coordinator=True, bind_ip=self.config.host,
+                         data_dir=str(self.state_dir / "data"), discovery_uri=self.url,
+                         heap=self.config.trino.heap, query_max_memory=self.config.trino.query_max_memory)
+        for name, text in etc_files(self.config, node).items():
+            (self.etc_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.etc_dir / name).write_text(text)
 
     def probe(self) -> str | None:
         return "still starting" if fetch_json(f"{self.url}/v1/info").get("starting") else None
