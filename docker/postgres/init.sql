@@ -1,0 +1,2 @@
+-- Airflow's metadata database, beside the catalog's
+CREATE DATABASE airflow;
