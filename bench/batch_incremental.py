@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from bench.batch import peak_memory_bytes
-from bench.report import save
+from bench.report import RESULTS, save
 from lambdalake import serving, state
 from lambdalake.batch import Boundary, Layers, ensure_serving, recompute_view
 from lambdalake.catalog import load_catalog
@@ -133,15 +133,53 @@ def one_size(config: Config, history: int, new: int) -> dict[str, object]:
             catalog.purge_table(layers.events_table)
 
 
+def merged(results: list[dict[str, object]]) -> list[dict[str, object]]:
+    """This run's sizes over those already in results/batch-incremental.json (a size run again replaces
+    its point), each with the day it was measured, smallest history first."""
+    path = RESULTS / "batch-incremental.json"
+    earlier = json.loads(path.read_text()) if path.exists() else {"sizes": []}
+    today = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    sizes = {s["history_events"]: {"measured_at": earlier.get("measured_at"), **s} for s in earlier["sizes"]}
+    sizes.update({r["history_events"]: {**r, "measured_at": today} for r in results})
+    return [sizes[k] for k in sorted(sizes)]  # type: ignore[index]
+
+
+def plot(sizes: list[dict[str, object]]) -> Path:
+    """Both curves, time against history size (log-log): the full run grows with history, the
+    incremental one with what arrived."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = [s["history_events"] for s in sizes]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for run, style in (("full", "o-"), ("incremental", "s-")):
+        axis.plot(history, [s[run]["seconds"] for s in sizes], style, label=f"{run} run")  # type: ignore[index]
+    axis.set(xscale="log", yscale="log", xlabel="events of history", ylabel="seconds (every lambda view)",
+             title=f"batch run time by history size ({sizes[0]['new_events']:,} new events)")
+    axis.legend()
+    axis.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    path = RESULTS / "batch-incremental.png"
+    figure.savefig(path)
+    return path
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--history", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--new", type=int, default=100_000)
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved results")
     args = parser.parse_args()
+    if args.plot_only:
+        print(plot(json.loads((RESULTS / "batch-incremental.json").read_text())["sizes"]))
+        raise SystemExit
     config = load_config()
     results = [one_size(config, history, args.new) for history in args.history]
     print(json.dumps(results, indent=2, default=str))
-    save("batch-incremental", {"sizes": results},
+    save("batch-incremental", {"sizes": merged(results)},
          "incremental vs full batch run (every lambda view) by history size: "
          + "; ".join(f"{r['history_events']:,} events: incremental {r['incremental']['seconds']} s, "  # type: ignore[index]
                      f"full {r['full']['seconds']} s ({r['full_over_incremental']}x)" for r in results))
+    plot(merged([]))

@@ -35,7 +35,7 @@ def main(events: int) -> dict[str, object]:
     suffix = uuid.uuid4().hex[:8]
     name, topic = f"bench_kappa_{suffix}", f"bench-kappa-{suffix}"
     view_file = VIEWS_DIR / f"{name}.yaml"
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
                                   replication_factor=1)])[topic].result(30)
     view_file.write_text(yaml.safe_dump({"name": name, "version": 1, "mode": "kappa", "source": "raw.events",

@@ -118,7 +118,7 @@ def main(job: str, events: int, parallelism: int) -> dict[str, object]:
         serving_tables = [layers.serving(view) for view in lambda_views()]
         visible = f"select sum(events) from speed.events_per_type{target.table_suffix}"
         submit = lambda: speed.start(config, target, parallelism=parallelism)  # noqa: E731
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
                                   replication_factor=1)])[topic].result(30)
     try:

@@ -157,7 +157,7 @@ def main(faults: list[str], runs: int, rate: int, target: float, settle: float) 
                                         f"{topic}-ingest")
     speed_target = speed.SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", layers.suffix)
     names = [ingest_target.job_name, speed_target.job_name]
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
                                   replication_factor=1)])[topic].result(30)
     page_views = next(view for view in lambda_views() if view.name == "page_views_per_page")

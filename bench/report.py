@@ -58,7 +58,7 @@ def remove_run(config, job_name: str, topic: str, serving_views: list[str], tabl
     cancel(config, job_name)
     while live_jobs(config, job_name):
         time.sleep(1)
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.delete_topics([topic])[topic].result(30)
     catalog = load_catalog(config)
     for view_name in serving_views:

@@ -54,7 +54,7 @@ def main(minutes: float, rate: int) -> dict[str, object]:
     speed_target = speed.SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", f"__f{suffix}")
     tables = [ingest_target.events_table, ingest_target.rejected_table,
               *(speed_target.table(view) for view in lambda_views())]
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
                                   replication_factor=1)])[topic].result(30)
     background = Background(config, topic, rate)

@@ -52,7 +52,7 @@ def scalar(config: Config, sql: str) -> int:
 
 def plain_consumer_rate(config: Config, topic: str, events: int) -> float:
     """Events/s one confluent-kafka consumer reads the whole topic at, from the earliest offset."""
-    consumer = Consumer({"bootstrap.servers": f"{config.host}:{config.kafka.port}", "group.id": f"{topic}-plain",
+    consumer = Consumer({"bootstrap.servers": config.kafka_bootstrap, "group.id": f"{topic}-plain",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
     read, started = 0, None
@@ -141,7 +141,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         found = f"select count(*) from {page_views} where page = '{{page}}'"
         submit = lambda: speed.start(config, target, parallelism=parallelism,  # noqa: E731
                                      checkpoint_interval=checkpoint_interval)
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
                                   replication_factor=1)])[topic].result(30)
     background = Background(config, topic, rate)

@@ -167,7 +167,7 @@ def platform(config: Config) -> Iterator[Platform]:
     layers = Layers(topic=topic, events_table=f"raw.test_exact_events_{suffix}",
                     rejected_table=f"raw.test_exact_rejected_{suffix}", suffix=f"__t{suffix}",
                     horizon_seconds=HORIZON_SECONDS)
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
     ingest = IngestTarget(topic, f"{topic}-ingest", layers.events_table, layers.rejected_table, f"{topic}-ingest")
     speed = SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", layers.suffix, horizon_seconds=HORIZON_SECONDS)
@@ -271,7 +271,7 @@ def test_copies_straddling_b_while_the_speed_job_reads_a_backlog(platform: Platf
 
 def test_a_partition_added_mid_stream_is_read_by_both_layers(platform: Platform) -> None:
     config, log = platform.config, platform.log
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_partitions([NewPartitions(log.topic, 3)])[log.topic].result(30)
     originals = events(seed=76, count=400)
     # half the events first in the new partition, half first in an old one

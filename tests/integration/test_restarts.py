@@ -99,7 +99,7 @@ def pipeline(config: Config) -> Iterator[Pipeline]:
     topic = f"test-restart-{suffix}"
     layers = Layers(topic=topic, events_table=f"raw.test_restart_events_{suffix}",
                     rejected_table=f"raw.test_restart_rejected_{suffix}", suffix=f"__t{suffix}")
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
     ingest = IngestTarget(topic, f"{topic}-ingest", layers.events_table, layers.rejected_table, f"{topic}-ingest")
     speed = SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", layers.suffix)
@@ -124,7 +124,7 @@ def pipeline(config: Config) -> Iterator[Pipeline]:
         jobs.cancel(config, job)
     serving.drop(config, f"serving.{kappa.name}")
     versions.forget(config, kappa.name)
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.delete_topics([topic])[topic].result(30)
     drop_layers(config, layers)
 
