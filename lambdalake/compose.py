@@ -20,6 +20,7 @@ import re
 import tomllib
 import uuid
 import xml.etree.ElementTree as ET
+from urllib.parse import urlparse
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,8 @@ def _kafka_env(properties: dict[str, str]) -> dict[str, str]:
 
 def storage(config: Config) -> dict[str, Any]:
     pg, cluster = config.postgres, config.cluster
+    # the gateway listens where [storage] s3_endpoint says the clients reach it
+    s3_port = urlparse(config.storage.s3_endpoint).port or 8333
     bucket = warehouse_uri(config).removeprefix("s3://").split("/", 1)[0]
     return {
         "postgres": {
@@ -109,10 +112,10 @@ def storage(config: Config) -> dict[str, Any]:
             "image": cluster.seaweedfs_image,
             # master, volume server, filer and S3 gateway in one process; on real hosts, split them
             "command": ["server", "-dir=/data", "-ip=seaweedfs", "-ip.bind=0.0.0.0", "-s3",
-                        f"-s3.port={cluster.s3_port}", "-s3.config=/etc/seaweedfs/s3.json"],
+                        f"-s3.port={s3_port}", "-s3.config=/etc/seaweedfs/s3.json"],
             "volumes": ["seaweedfs-data:/data", "./seaweedfs/s3.json:/etc/seaweedfs/s3.json:ro"],
-            "ports": [_published(config, cluster.s3_port)],
-            "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{cluster.s3_port}/healthz"],
+            "ports": [_published(config, s3_port)],
+            "healthcheck": {"test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{s3_port}/healthz"],
                             "interval": "5s", "timeout": "3s", "retries": 30},
         },
         "seaweedfs-bucket": {
@@ -193,7 +196,7 @@ def speed(config: Config, versions: dict[str, str]) -> dict[str, Any]:
     }
     for n in range(1, config.cluster.flink_taskmanagers + 1):
         services[f"taskmanager-{n}"] = {
-            **{"image": image["image"]},
+            "image": image["image"],
             "hostname": f"taskmanager-{n}",
             "command": "taskmanager",
             "environment": {**plugin, "FLINK_PROPERTIES": _flink_properties(config, f"taskmanager-{n}")},
@@ -222,17 +225,16 @@ def speed(config: Config, versions: dict[str, str]) -> dict[str, Any]:
 
 def trino_nodes(config: Config) -> dict[str, TrinoNode]:
     """The coordinator (which leaves the work to the workers) and each worker, by service name."""
-    cluster, discovery = config.cluster, f"http://trino:{config.trino.port}"
-    nodes = {"trino": TrinoNode("trino-coordinator", coordinator=True, bind_ip="0.0.0.0", data_dir="/data/trino",
-                                discovery_uri=discovery, heap=cluster.trino_heap,
-                                query_max_memory=cluster.trino_query_max_memory,
-                                include_coordinator=cluster.trino_workers == 0)}
-    for n in range(1, cluster.trino_workers + 1):
-        nodes[f"trino-worker-{n}"] = TrinoNode(f"trino-worker-{n}", coordinator=False, bind_ip="0.0.0.0",
-                                               data_dir="/data/trino", discovery_uri=discovery,
-                                               heap=cluster.trino_heap,
-                                               query_max_memory=cluster.trino_query_max_memory)
-    return nodes
+    cluster = config.cluster
+
+    def node(node_id: str, coordinator: bool) -> TrinoNode:
+        return TrinoNode(node_id, coordinator=coordinator, bind_ip="0.0.0.0", data_dir="/data/trino",
+                         discovery_uri=f"http://trino:{config.trino.port}", heap=cluster.trino_heap,
+                         query_max_memory=cluster.trino_query_max_memory,
+                         include_coordinator=cluster.trino_workers == 0)
+
+    return {"trino": node("trino-coordinator", True),
+            **{f"trino-worker-{n}": node(f"trino-worker-{n}", False) for n in range(1, cluster.trino_workers + 1)}}
 
 
 def serving(config: Config, versions: dict[str, str]) -> dict[str, Any]:

@@ -311,7 +311,6 @@ class ClusterConfig:
     taskmanager_memory: str = "2048m"
     trino_heap: str = "2G"
     trino_query_max_memory: str = "1200MB"
-    s3_port: int = 8333
 
 
 @dataclass(frozen=True)
