@@ -9,7 +9,9 @@ afterwards) starts on that backlog. While it runs, the bench asks Flink's REST A
 operator chain's on-CPU flame graph (`/jobs/<id>/vertices/<v>/flamegraph?type=on_cpu`, on since
 `rest.flamegraph.enabled`), as often as Flink refreshes it. Each sampled stack counts once for
 the first component named in it, looked up from the innermost frame outwards (COMPONENTS), so a
-RocksDB read inside the dedup counts as RocksDB, and Iceberg's Parquet writing as Iceberg.
+RocksDB read inside the dedup counts as RocksDB, and Iceberg's Parquet writing as Iceberg. RocksDB's
+samples are also counted by the Flink frame that called into it (a map state's iterator, the timer
+queue, a value state), which says which state access to cut.
 
 The Python validation workers are processes of their own: their CPU is not in the JVM's flame
 graph. The bench samples the TaskManager's and the Python workers' CPU seconds (psutil) over the
@@ -63,6 +65,18 @@ def component(stack: list[str]) -> str:
             if any(needle in frame for needle in needles):
                 return name
     return "other (JVM, Flink runtime)"
+
+
+def state_caller(stack: list[str]) -> str | None:
+    """For a stack in RocksDB: the innermost Flink frame outside it (which state or timer call), else None."""
+    needles = COMPONENTS[0][1]
+    inside = False
+    for frame in reversed(stack):
+        if any(needle in frame for needle in needles):
+            inside = True
+        elif inside and frame.startswith("org.apache.flink."):
+            return frame
+    return None
 
 
 def stacks(node: dict[str, Any], path: list[str]) -> list[tuple[list[str], int]]:
@@ -132,6 +146,7 @@ def main(job: str, events: int, parallelism: int) -> dict[str, object]:
         vertices = {v["id"]: v["name"] for v in rest.job(job_id, timeout=30)["vertices"]}
         seen_graphs: dict[str, int] = {}
         by_vertex: dict[str, Counter[str]] = {vertex: Counter() for vertex in vertices}
+        callers: Counter[str] = Counter()
         cpu_before = processes_cpu()
         while (run_query(config, visible)[1][0][0] or 0) < events:
             for vertex in vertices:
@@ -140,6 +155,8 @@ def main(job: str, events: int, parallelism: int) -> dict[str, object]:
                     seen_graphs[vertex] = at
                     for frames, samples in stacks(root, []):
                         by_vertex[vertex][component(frames)] += samples
+                        if (caller := state_caller(frames)) is not None:
+                            callers[caller] += samples
             time.sleep(2)
         done = time.monotonic()
         cpu_after = processes_cpu()
@@ -160,6 +177,8 @@ def main(job: str, events: int, parallelism: int) -> dict[str, object]:
             "flamegraph_samples": samples,
             "jvm_on_cpu_percent_by_component": shares,
             "by_operator_chain": {vertices[v][:120]: dict(c.most_common(6)) for v, c in by_vertex.items()},
+            # which state and timer calls the RocksDB samples come from
+            "rocksdb_samples_by_flink_caller": dict(callers.most_common(12)),
         }
     finally:
         remove_run(config, target.job_name, topic, serving_tables, tables)
