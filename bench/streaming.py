@@ -119,7 +119,7 @@ def plots(name: str, timeline: list[tuple[float, int]], delays: list[float]) -> 
 
 
 def main(job: str, events: int, samples: int, parallelism: int, rate: int, queries: int,
-         checkpoint_interval: str | None, name: str) -> dict[str, object]:
+         settings: dict[str, str], name: str) -> dict[str, object]:
     config = load_config()
     suffix = uuid.uuid4().hex[:8]
     topic = f"bench-{suffix}"
@@ -130,7 +130,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         tables = [target.events_table, target.rejected_table]
         visible = f"select count(*) from {target.events_table}"
         found = f"select count(*) from {target.events_table} where page = '{{page}}'"
-        submit = lambda: ingest.start(config, target, parallelism=parallelism)  # noqa: E731
+        submit = lambda: ingest.start(config, target, parallelism=parallelism, settings=settings)  # noqa: E731
     else:
         target = speed.SpeedTarget(topic, topic, f"bench-speed-{suffix}", f"__b{suffix}")
         layers = Layers(topic=topic, suffix=target.table_suffix)
@@ -139,8 +139,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         visible = f"select sum(events) from speed.events_per_type{target.table_suffix}"
         page_views = f"serving.page_views_per_page{target.table_suffix}"
         found = f"select count(*) from {page_views} where page = '{{page}}'"
-        submit = lambda: speed.start(config, target, parallelism=parallelism,  # noqa: E731
-                                     checkpoint_interval=checkpoint_interval)
+        submit = lambda: speed.start(config, target, parallelism=parallelism, settings=settings)  # noqa: E731
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
                                   replication_factor=1)])[topic].result(30)
@@ -199,6 +198,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
             "parallelism": parallelism,
             "kafka_partitions": config.kafka.events_partitions,
             "checkpoint_interval_ms": checkpoints.get("interval"),
+            "job_settings": settings,
             "speed_window_seconds": config.speed.window_seconds,
             "produce_events_per_s": round(sent.sent / sent.seconds),
             "plain_consumer_events_per_s": round(consumer_rate),
@@ -234,12 +234,17 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=500, help="background events/s while freshness is measured")
     parser.add_argument("--queries", type=int, default=50, help="dashboard queries (speed only)")
     parser.add_argument("--parallelism", type=int, default=1)
-    parser.add_argument("--checkpoint-interval", help="the job's, e.g. '2 s' (speed only); default: the cluster's")
+    parser.add_argument("--checkpoint-interval", help="the job's, e.g. '2 s'; default: the cluster's")
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Flink setting for the job over the cluster's, e.g. 'pipeline.object-reuse=true'")
     parser.add_argument("--name", help="result name; default: <job>-p<parallelism>")
     args = parser.parse_args()
     name = args.name or f"{args.job}-p{args.parallelism}"
+    settings = dict(setting.partition("=")[::2] for setting in args.setting)
+    if args.checkpoint_interval:
+        settings["execution.checkpointing.interval"] = args.checkpoint_interval
     result = main(args.job, args.events, args.freshness_samples, args.parallelism, args.rate, args.queries,
-                  args.checkpoint_interval, name)
+                  settings, name)
     print(json.dumps({k: v for k, v in result.items() if k != "throughput_timeline"}, indent=2))
     summary = (f"{args.job} job, p{args.parallelism}, {result['events']:,} events: sustained "
                f"{result['job_events_per_s_sustained_10_to_100_percent']:,} events/s = "
@@ -247,6 +252,8 @@ if __name__ == "__main__":
                f"({result['plain_consumer_events_per_s']:,}/s); freshness p50/p95/max "
                f"{result['freshness_s_p50']}/{result['freshness_s_p95']}/{result['freshness_s_max']} s at "
                f"{args.rate} events/s, checkpoint every {result['checkpoint_interval_ms']} ms")
+    if settings:
+        summary += "; job settings " + ", ".join(f"{k}={v}" for k, v in settings.items())
     if result["serving_latency_s_p50"] is not None:
         summary += (f"; dashboard query p50/p95 {result['serving_latency_s_p50']}/"
                     f"{result['serving_latency_s_p95']} s")

@@ -19,14 +19,15 @@ from pyflink.table import EnvironmentSettings, TableEnvironment
 
 from lambdalake.catalog import flink_catalog_ddl
 from lambdalake.config import load_config
-from lambdalake.streaming import quoted, register_checked_log
+from lambdalake.streaming import apply_settings, quoted, register_checked_log
 
 
 def run(topic: str, group_id: str, events_table: str, rejected_table: str, heartbeats_table: str,
-        job_name: str) -> None:
+        job_name: str, settings: list[str]) -> None:
     config = load_config()
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     env.get_config().set("pipeline.name", job_name)
+    apply_settings(env, settings)
 
     # the source: the Kafka log, each record validated (its fields, or why it was rejected)
     register_checked_log(env, config, topic, group_id)
@@ -64,5 +65,8 @@ if __name__ == "__main__":
     parser.add_argument("--rejected-table", required=True, help="namespace.table, e.g. raw.events_rejected")
     parser.add_argument("--heartbeats-table", required=True, help="namespace.table, e.g. raw.events_heartbeats")
     parser.add_argument("--job-name", required=True)
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Flink setting for this job over the cluster's, e.g. 'pipeline.object-reuse=true'")
     args = parser.parse_args()
-    run(args.topic, args.group_id, args.events_table, args.rejected_table, args.heartbeats_table, args.job_name)
+    run(args.topic, args.group_id, args.events_table, args.rejected_table, args.heartbeats_table, args.job_name,
+        args.setting)

@@ -22,18 +22,17 @@ from pyflink.table import EnvironmentSettings, TableEnvironment
 from lambdalake.catalog import flink_catalog_ddl
 from lambdalake.config import load_config
 from lambdalake.derive import speed_insert_sql
-from lambdalake.streaming import register_checked_log, register_counted_copies
+from lambdalake.streaming import apply_settings, register_checked_log, register_counted_copies
 from lambdalake.views import parse_view
 
 
 def run(topic: str, group_id: str, job_name: str, views: str, window_seconds: int, horizon_seconds: int,
-        checkpoint_interval: str | None, replay_from_ms: int | None, emit_from_ms: int) -> None:
+        settings: list[str], replay_from_ms: int | None, emit_from_ms: int) -> None:
     config = load_config()
     targets = [(item["table"], parse_view(item["definition"], f"--views of {job_name}")) for item in json.loads(views)]
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     env.get_config().set("pipeline.name", job_name)
-    if checkpoint_interval:  # rows become visible at checkpoints: this trades freshness for files
-        env.get_config().set("execution.checkpointing.interval", checkpoint_interval)
+    apply_settings(env, settings)
 
     # the source: the Kafka log, validated as the ingest job does
     register_checked_log(env, config, topic, group_id, replay_from_ms)
@@ -63,9 +62,10 @@ if __name__ == "__main__":
     parser.add_argument("--views", required=True, help='JSON: [{"table": "speed.<view>", "definition": {...}}]')
     parser.add_argument("--window-seconds", type=int, required=True)
     parser.add_argument("--dedup-horizon-seconds", type=int, required=True)
-    parser.add_argument("--checkpoint-interval", help="e.g. '2 s'; default: the cluster's")
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Flink setting for this job over the cluster's, e.g. 'execution.checkpointing.interval=2 s'")
     parser.add_argument("--replay-from-ms", type=int, help="without state: start at this Kafka timestamp")
     parser.add_argument("--emit-from-ms", type=int, default=0, help="count only events ingested from then on")
     args = parser.parse_args()
     run(args.topic, args.group_id, args.job_name, args.views, args.window_seconds, args.dedup_horizon_seconds,
-        args.checkpoint_interval, args.replay_from_ms, args.emit_from_ms)
+        args.setting, args.replay_from_ms, args.emit_from_ms)

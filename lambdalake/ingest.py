@@ -6,6 +6,7 @@ Flink only writes them; `lambdalake.jobs.stop` stops it with a savepoint to resu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lambdalake import jobs, names
@@ -43,8 +44,10 @@ class IngestTarget:
 
 
 def start(config: Config, target: IngestTarget, *, parallelism: int | None = None,
-          savepoint: str | None = None) -> str:
-    """Create the raw tables if needed and submit the job unless it is live; return its job id."""
+          savepoint: str | None = None, settings: Mapping[str, str] | None = None) -> str:
+    """Create the raw tables if needed and submit the job unless it is live; return its job id.
+
+    settings: Flink settings for this job over the cluster's (benchmarks)."""
     from lambdalake.state import watch
 
     ensure_table(config, "raw.events", target.events_table)
@@ -52,6 +55,7 @@ def start(config: Config, target: IngestTarget, *, parallelism: int | None = Non
     ensure_table(config, "raw.events_heartbeats", target.heartbeats_table)
     watch(config, target.topic)
     args = ["--topic", target.topic, "--group-id", target.group_id, "--events-table", target.events_table,
-            "--rejected-table", target.rejected_table, "--heartbeats-table", target.heartbeats_table]
+            "--rejected-table", target.rejected_table, "--heartbeats-table", target.heartbeats_table,
+            *jobs.setting_args(settings or {})]
     return jobs.submit(config, INGEST_JOB, args, target.job_name,
                        parallelism=parallelism or config.ingest.parallelism, savepoint=savepoint)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,6 +36,11 @@ def every_task_running(config: Config, job_name: str) -> bool:
         return False
     vertices = FlinkRest(config).job(job_id)["vertices"]
     return all(vertex["status"] == "RUNNING" for vertex in vertices)
+
+
+def setting_args(settings: Mapping[str, str]) -> list[str]:
+    """A job's `--setting KEY=VALUE` arguments (lambdalake.streaming.apply_settings reads them)."""
+    return [arg for key, value in settings.items() for arg in ("--setting", f"{key}={value}")]
 
 
 def submit(config: Config, job: Path, args: list[str], job_name: str, *, parallelism: int,

@@ -9,7 +9,7 @@ its own instead: `restart` resubmits the shared job without it, exactly.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -105,11 +105,11 @@ def job_args(topic: str, group_id: str, views: list[dict[str, Any]], config: Con
 
 
 def start(config: Config, target: SpeedTarget, *, parallelism: int | None = None, savepoint: str | None = None,
-          checkpoint_interval: str | None = None, emit_from: datetime | None = None) -> str | None:
+          settings: Mapping[str, str] | None = None, emit_from: datetime | None = None) -> str | None:
     """Create the speed tables if needed and submit the job unless it is live; return its job id.
 
-    None when no view is left for it to run. checkpoint_interval (a Flink duration) overrides
-    the cluster's for this job (benchmarks). emit_from: start without state, re-reading the log
+    None when no view is left for it to run. settings: Flink settings for this job over the
+    cluster's (benchmarks), e.g. {"execution.checkpointing.interval": "2 s"}. emit_from: start without state, re-reading the log
     from one dedup horizon before it, and count only records that reached Kafka from then on.
     """
     from lambdalake.state import watch
@@ -119,8 +119,7 @@ def start(config: Config, target: SpeedTarget, *, parallelism: int | None = None
         return None
     watch(config, target.topic)
     args = job_args(target.topic, target.group_id, views, config, target.horizon_seconds)
-    if checkpoint_interval:
-        args += ["--checkpoint-interval", checkpoint_interval]
+    args += jobs.setting_args(settings or {})
     if emit_from is not None:
         horizon = config.dedup.horizon_seconds if target.horizon_seconds is None else target.horizon_seconds
         replay_from = max(emit_from.timestamp() - horizon, 0)

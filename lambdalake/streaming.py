@@ -46,6 +46,20 @@ def check_event(payload: bytes | None, ingest_time):  # type: ignore[no-untyped-
                None, None, None, None, None, None, None, None, None, ingest_ms)
 
 
+def apply_settings(env: TableEnvironment, settings: list[str]) -> None:
+    """Set each `KEY=VALUE` (a job's --setting) in the job's Flink configuration.
+
+    Job-level keys only, e.g. `execution.checkpointing.interval=2 s` or a
+    `state.backend.rocksdb.*` option (the state backend reads the job's configuration); the
+    cluster's own (memory sizes, ports) are in lambdalake.engines.flink.flink_settings.
+    """
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--setting {setting!r} is not KEY=VALUE; e.g. --setting 'execution.checkpointing.interval=2 s'")
+        env.get_config().set(key.strip(), value.strip())
+
+
 def quoted(table: str) -> str:
     """namespace.table as quoted Flink identifiers (`raw` alone is a keyword in Flink SQL)."""
     return ".".join(f"`{part}`" for part in table.split("."))
