@@ -118,6 +118,21 @@ def plots(name: str, timeline: list[tuple[float, int]], delays: list[float]) -> 
     return made
 
 
+def memory_per_million_ids(rest: FlinkRest, job_id: str, ids: int) -> dict[str, object]:
+    """The job's state (its latest checkpoint's full size) per million distinct event ids, and what
+    the TaskManagers hold (heap, managed memory in use): their whole JVMs, other jobs included."""
+    checkpoint = rest.latest_checkpoint(job_id) or {}
+    held = rest.taskmanager_metrics(["Status.JVM.Memory.Heap.Used", "Status.Flink.Memory.Managed.Used",
+                                     "Status.Flink.Memory.Managed.Total"])
+    mib = 1024 * 1024
+    return {
+        "state_mib_per_million_ids": round(checkpoint["state_size"] / mib / (ids / 1e6), 1) if checkpoint else None,
+        "taskmanager_heap_used_mib": round(held.get("Status.JVM.Memory.Heap.Used", 0) / mib),
+        "taskmanager_managed_used_mib": round(held.get("Status.Flink.Memory.Managed.Used", 0) / mib),
+        "taskmanager_managed_total_mib": round(held.get("Status.Flink.Memory.Managed.Total", 0) / mib),
+    }
+
+
 def main(job: str, events: int, samples: int, parallelism: int, rate: int, queries: int,
          settings: dict[str, str], name: str) -> dict[str, object]:
     config = load_config()
@@ -164,6 +179,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         done = time.monotonic()
         sustained = (events - tenth_seen) / (done - tenth_at) if tenth_at and done > tenth_at else None
         print(f"job saw all {events:,} after {done - started:.0f}s; sustained {sustained:,.0f} events/s", flush=True)
+        memory = memory_per_million_ids(FlinkRest(config), job_id, events)
 
         background.start()
         producer, delays = make_producer(config), []
@@ -218,6 +234,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
             "streamed_minutes": round(streamed_hours * 60, 1),
             "files_per_partition_per_hour": {t: round(max(f, default=0) / streamed_hours) for t, f in files.items()},
             "throughput_timeline": timeline,
+            **memory,
         }
         result["plots"] = plots(name, timeline, delays)
         return result
@@ -252,6 +269,8 @@ if __name__ == "__main__":
                f"({result['plain_consumer_events_per_s']:,}/s); freshness p50/p95/max "
                f"{result['freshness_s_p50']}/{result['freshness_s_p95']}/{result['freshness_s_max']} s at "
                f"{args.rate} events/s, checkpoint every {result['checkpoint_interval_ms']} ms")
+    if result["state_mib_per_million_ids"] is not None:
+        summary += f"; state {result['state_mib_per_million_ids']} MiB per 1M ids"
     if settings:
         summary += "; job settings " + ", ".join(f"{k}={v}" for k, v in settings.items())
     if result["serving_latency_s_p50"] is not None:

@@ -72,6 +72,20 @@ class FlinkRest:
         settings: dict[str, Any] = response.json()
         return settings
 
+    def latest_checkpoint(self, job_id: str) -> dict[str, Any] | None:
+        """GET /jobs/<id>/checkpoints: the job's latest completed checkpoint (`id`, `state_size`:
+        the full state in bytes, `checkpointed_size`: what this one wrote), or None before the first."""
+        counts: dict[str, Any] = self._request("GET", f"/jobs/{job_id}/checkpoints", timeout=TIMEOUT).json()
+        latest: dict[str, Any] | None = (counts.get("latest") or {}).get("completed")
+        return latest
+
+    def taskmanager_metrics(self, names: list[str]) -> dict[str, float]:
+        """GET /taskmanagers/metrics?get=...&agg=sum: each named metric summed over every
+        TaskManager (e.g. Status.JVM.Memory.Heap.Used); a metric no TaskManager reports is left out."""
+        answer = self._request("GET", "/taskmanagers/metrics", params={"get": ",".join(names), "agg": "sum"},
+                               timeout=TIMEOUT).json()
+        return {metric["id"]: float(metric["sum"]) for metric in answer if "sum" in metric}
+
     def stop_with_savepoint(self, job_id: str, target_directory: str, *, drain: bool) -> str:
         """POST /jobs/<id>/stop: trigger stopping the job with a savepoint into target_directory
         (a `file://` URI); return the trigger id to poll savepoint_status with. drain: advance the

@@ -85,3 +85,15 @@ def test_only_the_checked_calls_raise_on_an_error_status(config: Config) -> None
     with pytest.raises(httpx.HTTPStatusError):
         rest.checkpoint_config("a")
     assert rest.job("a") == {"errors": ["Job not found"]}
+
+
+def test_latest_checkpoint_and_summed_taskmanager_metrics(config: Config) -> None:
+    rest, sent = client(config, answering({"latest": {"completed": {"id": 7, "state_size": 1024}}}))
+    assert rest.latest_checkpoint("a") == {"id": 7, "state_size": 1024}
+    assert sent[0].url.path == "/jobs/a/checkpoints"
+    rest, _ = client(config, answering({"latest": {"completed": None}}))
+    assert rest.latest_checkpoint("a") is None
+    rest, sent = client(config, answering([{"id": "Status.JVM.Memory.Heap.Used", "sum": 5.0e8}]))
+    assert rest.taskmanager_metrics(["Status.JVM.Memory.Heap.Used", "Status.Flink.Memory.Managed.Used"]) == {
+        "Status.JVM.Memory.Heap.Used": 5.0e8}
+    assert (sent[0].url.path, sent[0].url.params["agg"]) == ("/taskmanagers/metrics", "sum")
