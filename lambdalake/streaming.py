@@ -141,14 +141,16 @@ def register_counted_copies(env: TableEnvironment, horizon_seconds: int) -> None
         WITH accepted AS (
             SELECT event_id, user_id, session_id, event_type, page, product_id,
                    CAST(amount AS DECIMAL(12, 2)) AS amount, event_time_ms, ingest_ms, ingest_time,
-                   -- a copy's place in the log, after its ingest time: partition, then offset
-                   CAST(kafka_partition AS BIGINT) * 1099511627776 + kafka_offset AS log_position
+                   -- a copy's place in the log as one number: ingest time, then partition, then
+                   -- offset (below 10^13). One MIN over it, not one per part: each MIN keeps a
+                   -- map in state, read and written for every row
+                   CAST(ingest_ms AS DECIMAL(38, 0)) * CAST('100000000000000000000' AS DECIMAL(38, 0))
+                       + CAST(kafka_partition AS DECIMAL(38, 0)) * CAST('10000000000000' AS DECIMAL(38, 0))
+                       + CAST(kafka_offset AS DECIMAL(38, 0)) AS log_order
             FROM checked WHERE reason_code IS NULL
         ),
         judged AS (
-            SELECT *,
-                   MIN(ingest_ms) OVER recent_copies AS first_recent_ms,
-                   MIN(log_position) OVER recent_copies AS first_recent_position
+            SELECT *, MIN(log_order) OVER recent_copies AS first_recent
             FROM accepted
             WINDOW recent_copies AS (
                 PARTITION BY event_id ORDER BY ingest_time
@@ -158,4 +160,4 @@ def register_counted_copies(env: TableEnvironment, horizon_seconds: int) -> None
                ingest_time
         FROM judged
         -- no copy earlier in the horizon: none before this instant, and none at it earlier in the log
-        WHERE first_recent_ms = ingest_ms AND first_recent_position = log_position""")
+        WHERE first_recent = log_order""")
