@@ -114,7 +114,7 @@ def processes_cpu() -> dict[str, float]:
     return totals
 
 
-def main(job: str, events: int, parallelism: int) -> dict[str, object]:
+def main(job: str, events: int, parallelism: int, settings: dict[str, str]) -> dict[str, object]:
     config = load_config()
     suffix = uuid.uuid4().hex[:8]
     topic = f"bench-profile-{suffix}"
@@ -124,14 +124,14 @@ def main(job: str, events: int, parallelism: int) -> dict[str, object]:
                                      f"bench-profile-ingest-{suffix}")
         tables = [target.events_table, target.rejected_table]
         visible = f"select count(*) from {target.events_table}"
-        submit = lambda: ingest.start(config, target, parallelism=parallelism)  # noqa: E731
+        submit = lambda: ingest.start(config, target, parallelism=parallelism, settings=settings)  # noqa: E731
     else:
         target = speed.SpeedTarget(topic, topic, f"bench-profile-speed-{suffix}", f"__p{suffix}")
         layers = Layers(topic=topic, suffix=target.table_suffix)
         tables = [target.table(view) for view in lambda_views()]
         serving_tables = [layers.serving(view) for view in lambda_views()]
         visible = f"select sum(events) from speed.events_per_type{target.table_suffix}"
-        submit = lambda: speed.start(config, target, parallelism=parallelism)  # noqa: E731
+        submit = lambda: speed.start(config, target, parallelism=parallelism, settings=settings)  # noqa: E731
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
                                   replication_factor=1)])[topic].result(30)
@@ -171,6 +171,7 @@ def main(job: str, events: int, parallelism: int) -> dict[str, object]:
             "job": job,
             "events": sent.sent,
             "parallelism": parallelism,
+            "job_settings": settings,
             "seconds_to_see_all": round(done - started, 1),
             "cpu_seconds_while_profiled": cpu,
             "cpu_seconds_per_million_events": {name: round(s * 1_000_000 / events, 1) for name, s in cpu.items()},
@@ -189,8 +190,11 @@ if __name__ == "__main__":
     parser.add_argument("--job", choices=("ingest", "speed"), required=True)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Flink setting for the job over the cluster's, e.g. 'pipeline.object-reuse=true'")
     args = parser.parse_args()
-    result = main(args.job, args.events, args.parallelism)
+    settings = dict(setting.partition("=")[::2] for setting in args.setting)
+    result = main(args.job, args.events, args.parallelism, settings)
     import json
 
     print(json.dumps(result, indent=2))
@@ -199,4 +203,6 @@ if __name__ == "__main__":
     cpu = result["cpu_seconds_per_million_events"]
     summary = (f"profile of the {args.job} job, p{args.parallelism}, {result['events']:,} events: CPU s per 1M "
                f"events {cpu}; JVM on-CPU samples by component: {top}")
+    if settings:
+        summary += "; job settings " + ", ".join(f"{k}={v}" for k, v in settings.items())
     save(f"profile-{args.job}", result, summary)
