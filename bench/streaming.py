@@ -9,7 +9,9 @@ serving latency while streaming, and the files a checkpoint interval leaves behi
    (confluent-kafka, one thread) reads them all, timed; then the job starts and the clock runs
    until Trino sees all N (`raw.events` rows for ingest; the sum of `speed.events_per_type` for
    speed). The sustained rate is taken between the moments 10% and 100% were visible (after
-   warm-up), and reported as a ratio to the plain consumer's rate, measured in the same run.
+   warm-up), and reported as a ratio to two baselines measured in the same run: the plain
+   consumer's rate, and Flink's own read of the topic (`raw` format into a blackhole, at the
+   job's parallelism; bench/raw_read_job.py), the engine's ceiling on this machine.
 2. Freshness: while `--rate` events/s stream in, one probe event a second, each on a page of its
    own; seconds from its produce call until Trino finds it (in `serving.page_views_per_page` of
    the bench's own tables, or in raw.events). p50 / p95 / max.
@@ -30,12 +32,13 @@ import threading
 import time
 import uuid
 from itertools import islice
+from pathlib import Path
 
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import RESULTS, remove_run, save
-from lambdalake import ingest, speed
+from lambdalake import ingest, jobs, speed
 from lambdalake.batch import Layers, ensure_serving
 from lambdalake.config import Config, load_config
 from lambdalake.flink_rest import FlinkRest
@@ -64,6 +67,28 @@ def plain_consumer_rate(config: Config, topic: str, events: int) -> float:
     seconds = time.monotonic() - started  # type: ignore[operator]
     consumer.close()
     return events / seconds
+
+
+RAW_READ_JOB = Path(__file__).with_name("raw_read_job.py")
+
+
+def flink_raw_rate(config: Config, topic: str, events: int, parallelism: int) -> float:
+    """Events/s Flink's own Kafka source reads the whole topic at, with the `raw` format into a
+    blackhole (bench/raw_read_job.py), at the job's parallelism: the engine's ceiling here.
+
+    Timed from the source tasks' deployment to their end (Flink's vertex duration), so task
+    start-up is in it: a lower bound on the read rate.
+    """
+    rest, job_name = FlinkRest(config), f"{topic}-raw"
+    job_id = jobs.submit_untracked(config, RAW_READ_JOB, ["--topic", topic, "--bootstrap", config.kafka_bootstrap],
+                                   job_name, parallelism=parallelism)
+    deadline = time.monotonic() + 600
+    while (detail := rest.job(job_id))["state"] != "FINISHED":
+        if detail["state"] in ("FAILED", "CANCELED") or time.monotonic() > deadline:
+            raise RuntimeError(f"the raw-read job {job_id} ended {detail['state']}, not FINISHED; see the Flink UI")
+        time.sleep(1)
+    source = next(v for v in detail["vertices"] if v["name"].startswith("Source"))
+    return events / (source["duration"] / 1000)
 
 
 def percentile(samples: list[float], q: int) -> float:
@@ -164,6 +189,8 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         print(f"produced {sent.sent:,} events at {sent.sent / sent.seconds:,.0f}/s", flush=True)
         consumer_rate = plain_consumer_rate(config, topic, events)
         print(f"one plain consumer read them at {consumer_rate:,.0f} events/s", flush=True)
+        raw_rate = flink_raw_rate(config, topic, events, parallelism)
+        print(f"Flink's raw read (p{parallelism}, into a blackhole) read them at {raw_rate:,.0f} events/s", flush=True)
 
         started = time.monotonic()
         job_id = submit()
@@ -221,6 +248,8 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
             "job_events_per_s_whole_run": round(events / (done - started)),
             "job_events_per_s_sustained_10_to_100_percent": round(sustained) if sustained else None,
             "ratio_job_to_plain_consumer": round(sustained / consumer_rate, 3) if sustained else None,
+            "flink_raw_read_events_per_s": round(raw_rate),
+            "ratio_job_to_flink_raw_read": round(sustained / raw_rate, 3) if sustained else None,
             "freshness_background_rate_events_per_s": rate,
             "freshness_samples": len(delays),
             "freshness_s_p50": round(statistics.median(delays), 2),
@@ -266,7 +295,8 @@ if __name__ == "__main__":
     summary = (f"{args.job} job, p{args.parallelism}, {result['events']:,} events: sustained "
                f"{result['job_events_per_s_sustained_10_to_100_percent']:,} events/s = "
                f"{result['ratio_job_to_plain_consumer']} x one plain Kafka consumer "
-               f"({result['plain_consumer_events_per_s']:,}/s); freshness p50/p95/max "
+               f"({result['plain_consumer_events_per_s']:,}/s) = {result['ratio_job_to_flink_raw_read']} x Flink's "
+               f"raw read ({result['flink_raw_read_events_per_s']:,}/s); freshness p50/p95/max "
                f"{result['freshness_s_p50']}/{result['freshness_s_p95']}/{result['freshness_s_max']} s at "
                f"{args.rate} events/s, checkpoint every {result['checkpoint_interval_ms']} ms")
     if result["state_mib_per_million_ids"] is not None:
