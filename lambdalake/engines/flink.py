@@ -70,6 +70,10 @@ def flink_settings(config: Config, node: FlinkNode) -> dict[str, Any]:
         # on the heap backend filled the TaskManager's heap (back-to-back full GCs at ~600K keys
         # in bench/streaming.py). RocksDB keeps them in managed memory and on disk.
         "state.backend.type": "rocksdb",
+        # a bloom filter in every RocksDB file: the dedup looks up several states of each new
+        # event_id, absent from every file, and without filters each lookup reads every level
+        # (speed job, 300K events: 7.9K -> 19.3K events/s; BENCHMARKS.md, issue 17)
+        "state.backend.rocksdb.use-bloom-filter": True,
         "execution.checkpointing.incremental": True,
         "execution.checkpointing.dir": node.checkpoints,
         "execution.checkpointing.savepoint-dir": node.savepoints,
