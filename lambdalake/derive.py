@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from lambdalake.names import TableName, flink_ident, trino_ident, trino_table
-from lambdalake.views import INGEST_BUCKET_MINUTES, View, source_columns
+from lambdalake.views import INGEST_BUCKET_MINUTES, Measure, View, source_columns
 
 #: columns every speed row starts with: where its events entered the log, and their bucket
 KEY_COLUMNS = ("ingest_bucket", "event_time_bucket")
@@ -27,6 +27,8 @@ def measure_type(view: View, agg: str, column: str | None) -> str:
     """The Iceberg type of a measure: counts are longs, sums widen, min and max keep the type."""
     if agg == "count":
         return "long"
+    if agg == "count_distinct":
+        return "list<string>"
     source_type = source_columns(view.source)[column]  # type: ignore[index]
     if agg == "sum":
         return "decimal(38,2)" if source_type.startswith("decimal") else "long"
@@ -42,9 +44,15 @@ def speed_fields(view: View) -> list[dict[str, Any]]:
         {"name": "event_time_bucket", "type": "timestamptz", "required": True,
          "doc": f"start of the {view.bucket_minutes}-minute event-time bucket"},
         *({"name": d, "type": columns[d]} for d in view.dimensions),
-        *({"name": m.name, "type": measure_type(view, m.agg, m.column), "required": m.agg == "count"}
-          for m in view.measures),
+        *({"name": name, "type": measure_type(view, m.agg, m.column), "required": m.agg == "count"}
+          for m in view.measures for name in speed_columns(m)),
     ]
+
+
+def speed_columns(measure: Measure) -> tuple[str, ...]:
+    """The speed table's columns of one measure: its partial aggregate, or for count_distinct the
+    window's distinct values (`<name>_ids`), which serving turns into a sketch."""
+    return (f"{measure.name}_ids",) if measure.agg == "count_distinct" else (measure.name,)
 
 
 def speed_partition_by() -> list[dict[str, str]]:
@@ -54,6 +62,14 @@ def speed_partition_by() -> list[dict[str, str]]:
 def _bucket(ms_column: str, minutes: int) -> str:
     width = minutes * 60_000
     return f"to_timestamp_ltz({ms_column} - mod({ms_column}, {width}), 3)"
+
+
+def _flink_aggregate(m: Measure) -> str:
+    if m.agg == "count":
+        return f"count(*) as {flink_ident(m.name)}"
+    if m.agg == "count_distinct":
+        return f"array_agg(distinct {flink_ident(m.column)} ignore nulls) as {flink_ident(m.name + '_ids')}"  # type: ignore[operator]
+    return f"{m.agg}({flink_ident(m.column)}) as {flink_ident(m.name)}"  # type: ignore[arg-type]
 
 
 def speed_insert_sql(view: View, catalog: str, table: str, window_seconds: int, source: str = "counted_copies") -> str:
@@ -69,9 +85,7 @@ def speed_insert_sql(view: View, catalog: str, table: str, window_seconds: int, 
     ingest_time is still the time attribute the window needs.
     """
     dims = [flink_ident(d) for d in view.dimensions]
-    aggs = [f"count(*) as {flink_ident(m.name)}" if m.agg == "count"
-            else f"{m.agg}({flink_ident(m.column)}) as {flink_ident(m.name)}"  # type: ignore[arg-type]
-            for m in view.measures]
+    aggs = [_flink_aggregate(m) for m in view.measures]
     filters = [f"{flink_ident(column)} in ({', '.join(_literal(v) for v in values)})" for column, values in view.where]
     return "\n".join([
         f"insert into {TableName.parse(table).flink(catalog)}",
@@ -93,6 +107,29 @@ def speed_insert_sql(view: View, catalog: str, table: str, window_seconds: int, 
 
 MERGE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
 TIMESTAMP = "timestamp(6) with time zone"
+
+
+def batch_columns(measure: Measure) -> tuple[str, ...]:
+    """A batch table's columns of one measure: its value, and for count_distinct also its HyperLogLog
+    sketch (varbinary, what serving merges with the speed layer's) and its distinct values (what
+    slices and incremental runs merge exactly)."""
+    if measure.agg == "count_distinct":
+        return measure.name, f"{measure.name}_sketch", f"{measure.name}_ids"
+    return (measure.name,)
+
+
+def _trino_aggregates(m: Measure) -> list[str]:
+    """The batch layer's partial aggregates of one measure, over the copies that count (batch_columns)."""
+    if m.agg == "count":
+        return [f"count(*) as {trino_ident(m.name)}"]
+    column = trino_ident(m.column)  # type: ignore[arg-type]
+    if m.agg != "count_distinct":
+        return [f"{m.agg}({column}) as {trino_ident(m.name)}"]
+    name, sketch, ids = (trino_ident(c) for c in batch_columns(m))
+    return [f"count(distinct {column}) as {name}",
+            f"cast(approx_set({column}) as varbinary) as {sketch}",
+            f"coalesce(array_agg(distinct {column}) filter (where {column} is not null), "
+            f"cast(array[] as array(varchar))) as {ids}"]
 
 
 def _trino_bucket(column: str, minutes: int) -> str:
@@ -134,9 +171,7 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
     """
     bucket = _trino_bucket("event_time", view.bucket_minutes)
     dims = [trino_ident(d) for d in view.dimensions]
-    aggs = [f"count(*) as {trino_ident(m.name)}" if m.agg == "count"
-            else f"{m.agg}({trino_ident(m.column)}) as {trino_ident(m.name)}"  # type: ignore[arg-type]
-            for m in view.measures]
+    aggs = [aggregate for m in view.measures for aggregate in _trino_aggregates(m)]
     filters = [f"{trino_ident(c)} in ({', '.join(_literal(v) for v in values)})" for c, values in view.where]
     counts = f"previous_copy_time is null or previous_copy_time < ingest_time - interval '{int(horizon_seconds)}' second"
     if since:
@@ -172,9 +207,42 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
     ])
 
 
+def _merged_sketch(m: Measure) -> str:
+    sketch = trino_ident(f"{m.name}_sketch")
+    return f"merge(cast({sketch} as HyperLogLog))"
+
+
 def _merged_measures(view: View) -> list[str]:
-    """Each measure re-aggregated over rows of partial aggregates (counts and sums add up)."""
-    return [f"{MERGE[m.agg]}({trino_ident(m.name)}) as {trino_ident(m.name)}" for m in view.measures]
+    """Each measure re-aggregated over batch rows of partial aggregates (counts and sums add up;
+    distinct values are united, so the distinct count stays exact)."""
+    merged = []
+    for m in view.measures:
+        if m.agg != "count_distinct":
+            merged.append(f"{MERGE[m.agg]}({trino_ident(m.name)}) as {trino_ident(m.name)}")
+            continue
+        name, sketch, ids = (trino_ident(c) for c in batch_columns(m))
+        united = f"array_distinct(flatten(array_agg({ids})))"
+        merged += [f"cardinality({united}) as {name}",
+                   f"cast({_merged_sketch(m)} as varbinary) as {sketch}",
+                   f"{united} as {ids}"]
+    return merged
+
+
+def _served_measures(view: View) -> list[str]:
+    """Each measure re-aggregated over serving's parts: as in batch, except count_distinct, which
+    is exact where batch alone answers (one batch row per key) and otherwise the cardinality of
+    the merged sketches; `<m>_is_exact` says which, `<m>_sketch` is what rolling up merges."""
+    served = []
+    for m in view.measures:
+        if m.agg != "count_distinct":
+            served.append(f"{MERGE[m.agg]}({trino_ident(m.name)}) as {trino_ident(m.name)}")
+            continue
+        name, sketch = trino_ident(m.name), trino_ident(f"{m.name}_sketch")
+        exact = f"bool_and({name} is not null)"
+        served += [f"if({exact}, sum({name}), coalesce(cardinality({_merged_sketch(m)}), 0)) as {name}",
+                   f"{exact} as {trino_ident(m.name + '_is_exact')}",
+                   f"cast({_merged_sketch(m)} as varbinary) as {sketch}"]
+    return served
 
 
 def merge_slices_sql(view: View, catalog: str, slices_table: str) -> str:
@@ -195,7 +263,7 @@ def incremental_merge_sql(view: View, catalog: str, previous_table: str, delta_t
     ones are re-aggregated, so the work grows with the delta, not with the table.
     """
     dims = [trino_ident(d) for d in view.dimensions]
-    columns = ", ".join(["event_time_bucket", *dims, *(trino_ident(m.name) for m in view.measures)])
+    columns = ", ".join(["event_time_bucket", *dims, *(trino_ident(c) for m in view.measures for c in batch_columns(m))])
     previous, delta = trino_table(previous_table, catalog), trino_table(delta_table, catalog)
     touched = f"(select distinct event_time_bucket from {delta})"
     return "\n".join([
@@ -212,11 +280,33 @@ def incremental_merge_sql(view: View, catalog: str, previous_table: str, delta_t
     ])
 
 
+def _part_columns(view: View, layer: str) -> str:
+    """The columns serving reads from one layer's part: buckets, dimensions and partial measures.
+    A count_distinct measure's batch part is its exact count and sketch; its speed part has no
+    exact count (null) and the sketch of each row's distinct values."""
+    columns = ["event_time_bucket", *(trino_ident(d) for d in view.dimensions)]
+    for m in view.measures:
+        if m.agg != "count_distinct":
+            columns.append(trino_ident(m.name))
+        elif layer == "batch":
+            columns += [trino_ident(m.name), trino_ident(f"{m.name}_sketch")]
+        else:
+            columns += [f"cast(null as bigint) as {trino_ident(m.name)}",
+                        f"(select cast(approx_set(distinct_value) as varbinary) from unnest("
+                        f"{trino_ident(m.name + '_ids')}) as distinct_values(distinct_value))"
+                        f" as {trino_ident(m.name + '_sketch')}"]
+    return ", ".join(columns)
+
+
 def _serving_parts(view: View, catalog: str, speed_table: str, batch_table: str | None, boundary: datetime | None,
-                   columns: str, as_of: datetime | None = None,
+                   columns: dict[str, str] | None = None, as_of: datetime | None = None,
                    empty: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
-    """(layer, select of `columns`) for each part serving.<view> reads: the batch rows, and the
-    speed rows at or after the boundary (speed alone before the first batch run)."""
+    """(layer, select of its columns: `columns[layer]`, default _part_columns) for each part
+    serving.<view> reads: the batch rows, and the speed rows at or after the boundary (speed
+    alone before the first batch run)."""
+
+    def select(layer: str) -> str:
+        return (columns or {}).get(layer) or _part_columns(view, layer)
 
     def source(table: str) -> str:
         if as_of is None:
@@ -229,9 +319,9 @@ def _serving_parts(view: View, catalog: str, speed_table: str, batch_table: str 
         return f" where {' and '.join(conditions)}" if conditions else ""
 
     if batch_table is None:
-        return [("speed", f"select {columns} from {source(speed_table)}{unless_empty(speed_table)}")]
-    return [("batch", f"select {columns} from {source(batch_table)}{unless_empty(batch_table)}"),
-            ("speed", f"select {columns} from {source(speed_table)}"
+        return [("speed", f"select {select('speed')} from {source(speed_table)}{unless_empty(speed_table)}")]
+    return [("batch", f"select {select('batch')} from {source(batch_table)}{unless_empty(batch_table)}"),
+            ("speed", f"select {select('speed')} from {source(speed_table)}"
                       f"{unless_empty(speed_table, f'ingest_bucket >= {trino_timestamp(boundary)}')}")]  # type: ignore[arg-type]
 
 
@@ -245,14 +335,12 @@ def serving_select_sql(view: View, catalog: str, speed_table: str, batch_table: 
     `empty` had no snapshot yet then, and contributes no rows.
     """
     dims = [trino_ident(d) for d in view.dimensions]
-    measures = [trino_ident(m.name) for m in view.measures]
-    columns = ", ".join(["event_time_bucket", *dims, *measures])
-    parts = _serving_parts(view, catalog, speed_table, batch_table, boundary, columns, as_of, empty)
+    parts = _serving_parts(view, catalog, speed_table, batch_table, boundary, as_of=as_of, empty=empty)
     return "\n".join([
         "with parts as (",
         "\n    union all\n".join(f"    {select}" for _, select in parts),
         ")",
-        "select " + ", ".join(["event_time_bucket", *dims, *_merged_measures(view)]),
+        "select " + ", ".join(["event_time_bucket", *dims, *_served_measures(view)]),
         "from parts",
         "group by " + ", ".join(["event_time_bucket", *dims]),
     ])
@@ -265,7 +353,7 @@ def serving_split_sql(view: View, catalog: str, speed_table: str, batch_table: s
     do not add up) its rows."""
     additive = next((m for m in view.measures if m.agg in ("count", "sum")), None)
     amount = f"coalesce(sum({trino_ident(additive.name)}), 0)" if additive else "count(*)"
-    parts = _serving_parts(view, catalog, speed_table, batch_table, boundary, "*")
+    parts = _serving_parts(view, catalog, speed_table, batch_table, boundary, {"batch": "*", "speed": "*"})
     return "\nunion all\n".join(f"select '{layer}' as layer, {amount} as amount from ({select})"
                                  for layer, select in parts)
 

@@ -44,6 +44,8 @@ def _iceberg_type(text: str, next_id: Any) -> Any:
         return simple[text]
     if match := re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", text):
         return types.DecimalType(int(match[1]), int(match[2]))
+    if text == "list<string>":
+        return types.ListType(next_id(), types.StringType(), element_required=False)
     if text == "map<string,string>":
         return types.MapType(next_id(), types.StringType(), next_id(), types.StringType(), value_required=False)
     raise ConfigError(f"{TABLES_FILE}: unsupported type {text!r}")

@@ -1,9 +1,14 @@
 """Views (metrics), each defined once in views/<name>.yaml, validated before any SQL is made.
 
 A definition names its source (`raw.events`), an event-time bucket (a whole number of minutes),
-dimensions, mergeable measures (count, sum, min, max: a batch part and a speed part combine
-exactly), an optional equality filter, a mode (`lambda` or `kappa`) and a version. Every error
-names the file and the field. From a valid definition, `lambdalake.derive` makes the SQL.
+dimensions, measures, an optional equality filter, a mode (`lambda` or `kappa`) and a version.
+Every error names the file and the field. From a valid definition, `lambdalake.derive` makes the SQL.
+
+Measures are count, sum, min and max, whose batch and speed parts combine exactly (the two
+layers give the same answer: Kappa would do), and count_distinct, which only the batch layer
+answers exactly: the speed layer keeps each window's distinct values and serving merges them as
+HyperLogLog sketches, within a stated error (`DISTINCT_ERROR`). A view with a count_distinct
+measure is where Lambda earns its keep (`View.needs_lambda`).
 """
 
 from __future__ import annotations
@@ -23,11 +28,19 @@ from lambdalake.tables import declarations
 
 VIEWS_DIR = PROJECT_ROOT / "views"
 SOURCES = ("raw.events",)
-AGGREGATES = ("count", "sum", "min", "max")
+#: measures whose batch and speed parts combine exactly
+EXACT_AGGREGATES = ("count", "sum", "min", "max")
+AGGREGATES = (*EXACT_AGGREGATES, "count_distinct")
+#: the standard error of a count_distinct answer that includes speed data: Trino's approx_set
+#: default (HyperLogLog with 4,096 buckets), 1.04 / sqrt(4096)
+DISTINCT_ERROR = 0.01625
 MODES = ("lambda", "kappa")
 #: every speed row carries the minute in which its events reached Kafka: the batch boundary
 #: moves in whole ingest buckets (DESIGN.md section 5)
 INGEST_BUCKET_MINUTES = 1
+#: the columns a count_distinct measure adds to its name: the distinct values (speed and batch
+#: tables), the HyperLogLog sketch (batch and serving), whether the answer is exact (serving)
+DISTINCT_SUFFIXES = ("_ids", "_sketch", "_is_exact")
 #: columns a view may not use as a dimension or measure: the platform's own bookkeeping
 RESERVED = ("ingest_time", "kafka_partition", "kafka_offset", "properties")
 KEYS = {"name", "version", "mode", "source", "bucket", "where", "dimensions", "measures", "freshness"}
@@ -72,6 +85,12 @@ class View:
     @property
     def speed_table(self) -> str:
         return f"speed.{self.name}"
+
+    @property
+    def needs_lambda(self) -> bool:
+        """Whether the batch layer answers more accurately than the speed layer (a count_distinct
+        measure): then Lambda earns its keep; otherwise both layers agree and Kappa would do."""
+        return any(m.agg not in EXACT_AGGREGATES for m in self.measures)
 
 
 def source_columns(source: str) -> dict[str, str]:
@@ -159,17 +178,27 @@ def parse_view(data: Any, where_from: str) -> View:
         measure_name = raw.get("name")
         if not names.matches(names.VIEW_PATTERN, measure_name) or measure_name in taken:
             fail(f"{field}.name", f"{measure_name!r} must be a new lowercase name (letters, digits, underscores)")
+        if any(measure_name + suffix in taken for suffix in DISTINCT_SUFFIXES):
+            fail(f"{field}.name", f"{measure_name!r} is taken by the columns a count_distinct measure adds")
         taken.add(measure_name)
         agg = raw.get("agg")
         if agg not in AGGREGATES:
             fail(f"{field}.agg", f"{agg!r} is not mergeable; use one of {', '.join(AGGREGATES)} "
-                                 "(batch and speed parts must combine exactly)")
+                                 "(batch and speed parts must combine)")
         if agg == "count":
             if "column" in raw:
                 fail(f"{field}.column", "count counts events: it takes no column")
             measures.append(Measure(measure_name, agg, None))
             continue
         source_column = column(f"{field}.column", raw.get("column"))
+        if agg == "count_distinct":
+            if columns[source_column] != "string":
+                fail(f"{field}.column", f"count_distinct counts distinct ids: it needs a string column; "
+                                        f"{source_column} is {columns[source_column]}")
+            for suffix in DISTINCT_SUFFIXES:
+                if measure_name + suffix in taken:
+                    fail(f"{field}.name", f"{measure_name!r}: the column {measure_name + suffix!r} it adds is taken")
+                taken.add(measure_name + suffix)
         if agg == "sum" and not re.match(r"(int|long|decimal)", columns[source_column]):
             fail(f"{field}.column", f"sum needs a numeric column; {source_column} is {columns[source_column]}")
         measures.append(Measure(measure_name, agg, source_column))

@@ -94,8 +94,13 @@ def aggregate(events: list[dict]) -> dict[str, dict[tuple, tuple]]:  # type: ign
             row[0] += 1
             row[1] += amount
             row[2] = amount if row[2] is None else max(row[2], amount)
+    visitors: dict[tuple, set] = defaultdict(set)  # type: ignore[type-arg]
+    for e in events:
+        if e["event_type"] == "page_view":
+            visitors[(floor(e["event_time"], 60), e["page"])].add(e["user_id"])
     return {
         "events_per_type": {k: (n,) for k, n in per_type.items()},
+        "visitors_per_page": {k: (len(users),) for k, users in visitors.items()},
         "page_views_per_page": {k: (n,) for k, n in page_views.items()},
         "purchases_per_product": {k: tuple(v) for k, v in purchases.items()},
     }
@@ -106,6 +111,9 @@ SPEED_TOTALS = {
     "page_views_per_page": "select event_time_bucket, page, sum(page_views) from {t} group by 1, 2",
     "purchases_per_product": "select event_time_bucket, product_id, sum(purchases), sum(revenue), "
                              "max(largest_purchase) from {t} group by 1, 2",
+    # the speed table keeps each window's distinct users: united, they are the exact count
+    "visitors_per_page": "select event_time_bucket, page, cardinality(array_distinct(flatten(array_agg(visitors_ids)))) "
+                         "from {t} group by 1, 2",
 }
 
 

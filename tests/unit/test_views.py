@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from lambdalake.derive import speed_fields, speed_insert_sql
-from lambdalake.views import ViewError, load_view, load_views, parse_view
+from lambdalake.views import Measure, ViewError, load_view, load_views, parse_view
 
 VALID = {
     "name": "clicks_per_page", "version": 2, "mode": "lambda", "source": "raw.events", "bucket": "5 minutes",
@@ -19,7 +19,8 @@ VALID = {
 
 
 def test_the_shipped_views_load() -> None:
-    assert [v.name for v in load_views()] == ["events_per_type", "page_views_per_page", "purchases_per_product"]
+    assert [v.name for v in load_views()] == ["events_per_type", "page_views_per_page", "purchases_per_product",
+                                              "visitors_per_page"]
 
 
 def test_a_fourth_view_defined_only_here_derives_its_sql_and_table() -> None:
@@ -58,7 +59,12 @@ def test_filter_values_are_escaped_literals() -> None:
     ({"where": {"colour": "red"}}, "where.colour", "unknown column"),
     ({"where": {"page": 3}}, "where.page", "string"),
     ({"measures": []}, "measures", "non-empty"),
-    ({"measures": [{"name": "u", "agg": "count_distinct", "column": "user_id"}]}, "measures[0].agg", "not mergeable"),
+    ({"measures": [{"name": "u", "agg": "count_distinct", "column": "amount"}]}, "measures[0].column", "string column"),
+    ({"measures": [{"name": "u", "agg": "count_distinct"}]}, "measures[0].column", "unknown column None"),
+    ({"measures": [{"name": "u", "agg": "count_distinct", "column": "user_id"}, {"name": "u_sketch", "agg": "count"}]},
+     "measures[1].name", "new lowercase name"),
+    ({"measures": [{"name": "u_ids", "agg": "count"}, {"name": "u", "agg": "count_distinct", "column": "user_id"}]},
+     "measures[1].name", "taken"),
     ({"measures": [{"name": "u", "agg": "avg", "column": "amount"}]}, "measures[0].agg", "not mergeable"),
     ({"measures": [{"name": "s", "agg": "sum", "column": "page"}]}, "measures[0].column", "numeric"),
     ({"measures": [{"name": "s", "agg": "sum"}]}, "measures[0].column", "unknown column None"),
@@ -94,3 +100,13 @@ def test_a_freshness_target_is_a_duration_and_not_part_of_the_logic(text: str, s
     assert view.freshness_seconds == seconds
     assert view == parse_view(VALID, "test")  # a new target is no new version of the view's logic
     assert parse_view(VALID, "test").freshness_seconds is None
+
+
+def test_count_distinct_is_where_lambda_earns_its_keep() -> None:
+    base = {"name": "v", "version": 1, "mode": "lambda", "source": "raw.events", "bucket": "1 hour",
+            "dimensions": ["page"]}
+    distinct = parse_view({**base, "measures": [{"name": "visitors", "agg": "count_distinct", "column": "user_id"},
+                                                {"name": "views", "agg": "count"}]}, "v.yaml")
+    assert distinct.measures[0] == Measure("visitors", "count_distinct", "user_id")
+    assert distinct.needs_lambda
+    assert not parse_view({**base, "measures": [{"name": "views", "agg": "count"}]}, "v.yaml").needs_lambda
