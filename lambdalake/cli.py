@@ -462,7 +462,8 @@ app.add_typer(views, name="views")
 
 @views.callback(invoke_without_command=True)
 def list_views(context: typer.Context) -> None:
-    """List the view definitions in views/ (validating each) and their speed tables."""
+    """List the view definitions in views/ (validating each), their speed tables, and whether their
+    measures need Lambda (more accurate in batch) or Kappa would do (identical in both layers)."""
     if context.invoked_subcommand is not None:
         return
     from lambdalake.views import load_views
@@ -474,6 +475,7 @@ def list_views(context: typer.Context) -> None:
         target = f"{view.freshness_seconds:g} s" if view.freshness_seconds else f"{default} (default)"
         say(f"{view.name} v{view.version} ({view.mode}): every {view.bucket_minutes} min by {dims}: {measures}"
             f" -> {view.speed_table}; freshness target {target}")
+        say(f"  measures: {view.architecture}")
 
 
 @views.command("render")

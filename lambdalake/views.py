@@ -92,6 +92,19 @@ class View:
         measure): then Lambda earns its keep; otherwise both layers agree and Kappa would do."""
         return any(m.agg not in EXACT_AGGREGATES for m in self.measures)
 
+    @property
+    def architecture(self) -> str:
+        """Which architecture the view's measures call for, and why, in a sentence."""
+        approximate = [m.name for m in self.measures if m.agg not in EXACT_AGGREGATES]
+        if not approximate:
+            verdict = "identical in both layers (count, sum, min and max combine exactly): Kappa would do"
+        else:
+            verdict = (f"more accurate in batch: {', '.join(approximate)} is exact there and a HyperLogLog "
+                       f"estimate ({DISTINCT_ERROR:.2%} standard error) in speed: Lambda earns its keep")
+        if self.mode == "kappa" and approximate:
+            verdict += "; as a kappa view it is only ever the estimate"
+        return verdict
+
 
 def source_columns(source: str) -> dict[str, str]:
     """Column name -> declared type, for the columns of source a view may use."""

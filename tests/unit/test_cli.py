@@ -67,3 +67,12 @@ def test_errors_are_one_plain_line_and_exit_1(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: kafka.port = 'nine' is not a valid int"
     assert "Traceback" not in proc.stderr
+
+
+def test_views_says_which_views_need_lambda() -> None:
+    result = runner.invoke(app, ["views"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    verdicts = {line.split(" ", 1)[0]: lines[i + 1] for i, line in enumerate(lines) if not line.startswith(" ")}
+    assert "Lambda earns its keep" in verdicts["visitors_per_page"]
+    assert "Kappa would do" in verdicts["events_per_type"] and "Lambda" not in verdicts["events_per_type"]
