@@ -11,7 +11,8 @@ Each run writes a new table `batch.<view>__b<B>` (one Iceberg commit, by Trino's
 AS), then has lambdalake.serving replace `serving.<view>` with one CREATE OR REPLACE VIEW naming
 that table and B (readers see old batch + old B or new batch + new B, never a mix) and record the
 step, with B before and after and the rows written, in the state store. A run killed anywhere leaves
-serving as it was; the next run redoes its work (every step is idempotent).
+serving as it was; the next run redoes its work (every step is idempotent). After the swap, the
+run records how far the speed layer's answers were from the new batch table's (lambdalake.accuracy).
 
 A run is incremental by default (plan_run says when it is full): the copies that reached Kafka
 from the previous run's B on are judged by the dedup rule against the master dataset from one
@@ -39,7 +40,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from lambdalake import names, offsets, serving, state
+from lambdalake import accuracy, names, offsets, serving, state
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
 from lambdalake.derive import batch_select_sql, incremental_merge_sql, merge_slices_sql
@@ -336,6 +337,10 @@ def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundar
                         version=target.version, batch_table=table, boundary=boundary.moment,
                         events_snapshot=boundary.events_snapshot, rows_written=rows_written,
                         airflow_run_id=airflow_run_id, started_at=started, run=run)
+    same = current is not None and current.speed_table == target.speed_table
+    accuracy.record(config, target.view, layers.serving(view), target.speed_table,
+                    current.batch_table if same else None, current.boundary if same else None,  # type: ignore[union-attr]
+                    table, boundary.moment)
     # keep the previous table a run longer: a query that started before the swap may still read it
     serving.drop_batch_tables(config, layers.serving(view), keep=2)
     return table
@@ -389,6 +394,9 @@ def drop_layers(config: Config, layers: Layers) -> None:
     for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):
         if catalog.table_exists(table):
             catalog.purge_table(table)
+    if catalog.table_exists(accuracy.META_TABLE):
+        run_query(config, f"delete from {trino_table(accuracy.META_TABLE)} where view in ("
+                          + ", ".join("?" for _ in lambda_views()) + ")", [layers.serving(v) for v in lambda_views()])
 
 
 def run_once(config: Config, layers: Layers, views: list[str] | None = None, *,

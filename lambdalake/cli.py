@@ -456,6 +456,34 @@ def serving_janitor() -> None:
     say("\n".join(dropped) if dropped else "nothing to drop")
 
 
+@app.command("accuracy")
+def accuracy_report(
+        view: Annotated[str, typer.Argument(help="A view, e.g. visitors_per_page (its serving.<view>).")],
+        as_json: Annotated[bool, typer.Option("--json", help="JSON instead of lines.")] = False,
+) -> None:
+    """How far the speed layer's answers were from the batch layer's, per measure: the relative
+    error's p50, p95 and max over every bucket a batch run recomputed (meta.view_accuracy)."""
+    from dataclasses import asdict
+
+    from lambdalake.accuracy import report
+    from lambdalake.names import view_name
+
+    serving_view = f"serving.{view_name(view)}"
+    spreads = report(_config(), serving_view)
+    if as_json:
+        say(json.dumps([asdict(s) for s in spreads], indent=2))
+        return
+    if not spreads:
+        say(f"{serving_view}: nothing recorded yet (a batch run records it at each swap)")
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2%}"
+
+    for s in spreads:
+        say(f"{serving_view} {s.measure}: {s.buckets} buckets, {s.differing} differed; relative error p50 "
+            f"{pct(s.p50)}, p95 {pct(s.p95)}, max {pct(s.max)}; largest absolute error {s.max_abs or 0:g}")
+
+
 views = typer.Typer(help="The view definitions in views/ and their SQL.")
 app.add_typer(views, name="views")
 

@@ -263,7 +263,8 @@ def incremental_merge_sql(view: View, catalog: str, previous_table: str, delta_t
     ones are re-aggregated, so the work grows with the delta, not with the table.
     """
     dims = [trino_ident(d) for d in view.dimensions]
-    columns = ", ".join(["event_time_bucket", *dims, *(trino_ident(c) for m in view.measures for c in batch_columns(m))])
+    stored = [trino_ident(c) for m in view.measures for c in batch_columns(m)]
+    columns = ", ".join(["event_time_bucket", *dims, *stored])
     previous, delta = trino_table(previous_table, catalog), trino_table(delta_table, catalog)
     touched = f"(select distinct event_time_bucket from {delta})"
     return "\n".join([
@@ -300,10 +301,10 @@ def _part_columns(view: View, layer: str) -> str:
 
 def _serving_parts(view: View, catalog: str, speed_table: str, batch_table: str | None, boundary: datetime | None,
                    columns: dict[str, str] | None = None, as_of: datetime | None = None,
-                   empty: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+                   empty: frozenset[str] = frozenset(), until: datetime | None = None) -> list[tuple[str, str]]:
     """(layer, select of its columns: `columns[layer]`, default _part_columns) for each part
     serving.<view> reads: the batch rows, and the speed rows at or after the boundary (speed
-    alone before the first batch run)."""
+    alone before the first batch run), and before `until` if given."""
 
     def select(layer: str) -> str:
         return (columns or {}).get(layer) or _part_columns(view, layer)
@@ -318,24 +319,26 @@ def _serving_parts(view: View, catalog: str, speed_table: str, batch_table: str 
         conditions = [*([where] if where else []), *(["false"] if table in empty else [])]
         return f" where {' and '.join(conditions)}" if conditions else ""
 
+    speed_rows = " and ".join([*([f"ingest_bucket >= {trino_timestamp(boundary)}"] if batch_table else []),
+                               *([f"ingest_bucket < {trino_timestamp(until)}"] if until else [])]) or None
+    speed = ("speed", f"select {select('speed')} from {source(speed_table)}{unless_empty(speed_table, speed_rows)}")
     if batch_table is None:
-        return [("speed", f"select {select('speed')} from {source(speed_table)}{unless_empty(speed_table)}")]
-    return [("batch", f"select {select('batch')} from {source(batch_table)}{unless_empty(batch_table)}"),
-            ("speed", f"select {select('speed')} from {source(speed_table)}"
-                      f"{unless_empty(speed_table, f'ingest_bucket >= {trino_timestamp(boundary)}')}")]  # type: ignore[arg-type]
+        return [speed]
+    return [("batch", f"select {select('batch')} from {source(batch_table)}{unless_empty(batch_table)}"), speed]
 
 
 def serving_select_sql(view: View, catalog: str, speed_table: str, batch_table: str | None,
                        boundary: datetime | None, as_of: datetime | None = None,
-                       empty: frozenset[str] = frozenset()) -> str:
+                       empty: frozenset[str] = frozenset(), until: datetime | None = None) -> str:
     """Trino SQL: batch rows, plus speed rows at or after the boundary, re-aggregated (speed alone
     before the first batch run, batch_table None).
 
     `as_of` reads every table as it was at that instant; a table in
-    `empty` had no snapshot yet then, and contributes no rows.
+    `empty` had no snapshot yet then, and contributes no rows. `until` leaves out the speed rows
+    from it on (what serving answered for the copies before it).
     """
     dims = [trino_ident(d) for d in view.dimensions]
-    parts = _serving_parts(view, catalog, speed_table, batch_table, boundary, as_of=as_of, empty=empty)
+    parts = _serving_parts(view, catalog, speed_table, batch_table, boundary, as_of=as_of, empty=empty, until=until)
     return "\n".join([
         "with parts as (",
         "\n    union all\n".join(f"    {select}" for _, select in parts),
@@ -366,3 +369,47 @@ def serving_view_sql(view: View, catalog: str, serving_table: str, speed_table: 
     """
     return (f"create or replace view {trino_table(serving_table, catalog)} as\n"
             + serving_select_sql(view, catalog, speed_table, batch_table, boundary))
+
+
+def accuracy_sql(view: View, catalog: str, speed_table: str, previous_batch: str | None,
+                 previous_boundary: datetime | None, batch_table: str, boundary: datetime) -> str:
+    """Trino SQL: for each bucket (event-time bucket and dimensions) the speed layer answered
+    between the previous boundary and this one, and each measure, what serving answered for the
+    copies before `boundary` before this batch run (the previous batch table plus those speed
+    rows), and what the new batch table answers: rows of (event_time_bucket, dimensions as a JSON
+    object, measure, speed_answer, batch_answer).
+
+    The buckets are the ones the speed rows of that interval name, and the new batch table's rows
+    in the same event-time buckets (so a key the speed layer missed is there too, with no speed
+    answer; it counts as 0 for counts and sums)."""
+    dims = [trino_ident(d) for d in view.dimensions]
+    speed = trino_table(speed_table, catalog)
+    interval = " and ".join([*([f"ingest_bucket >= {trino_timestamp(previous_boundary)}"] if previous_boundary else []),
+                             f"ingest_bucket < {trino_timestamp(boundary)}"])
+    before = serving_select_sql(view, catalog, speed_table, previous_batch, previous_boundary, until=boundary)
+    keys = ", ".join(["event_time_bucket", *dims])
+
+    def same_key(side: str) -> str:
+        return " and ".join(f"{side}.{c} is not distinct from k.{c}" for c in ["event_time_bucket", *dims])
+
+    json_dims = (f"json_format(cast(map(array[{', '.join(_literal(d) for d in view.dimensions)}], "
+                 f"array[{', '.join(f'cast(k.{d} as varchar)' for d in dims)}]) as json))" if dims else "'{}'")
+    zero = {m.name: m.agg in ("count", "sum", "count_distinct") for m in view.measures}
+
+    def answer(side: str, m: Measure) -> str:
+        value = f"cast({side}.{trino_ident(m.name)} as double)"
+        return f"coalesce({value}, 0)" if zero[m.name] else value
+
+    return "\n".join([
+        f"with before as ({before}),",
+        f"touched as (select distinct {keys} from {speed} where {interval}),",
+        f"keys as (select {keys} from touched union select {keys} from {trino_table(batch_table, catalog)}",
+        "          where event_time_bucket in (select event_time_bucket from touched))",
+        f"select k.event_time_bucket, {json_dims} as dimensions, m.measure, m.speed_answer, m.batch_answer",
+        "from keys k",
+        f"left join before s on {same_key('s')}",
+        f"left join {trino_table(batch_table, catalog)} b on {same_key('b')}",
+        "cross join unnest(array[" + ", ".join(_literal(m.name) for m in view.measures) + "], array["
+        + ", ".join(answer("s", m) for m in view.measures) + "], array["
+        + ", ".join(answer("b", m) for m in view.measures) + "]) as m(measure, speed_answer, batch_answer)",
+    ])

@@ -11,7 +11,9 @@ jobs, and computes the truth here, with Python sets. It checks:
   makes the buckets it touches approximate again (within 3σ at every poll), and leaves the
   others exact;
 - rolling hours up to the whole window by merging `visitors_sketch` is right (within 3σ), and
-  adding hourly counts is not.
+  adding hourly counts is not;
+- the accuracy report holds one row per bucket each batch run took over from speed, with
+  serving's answer before the run and the recount.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lambdalake.batch import Layers, current_boundary, drop_layers, ensure_serving, run_once
+from lambdalake.accuracy import report
+from lambdalake.batch import Layers, choose_boundary, drop_layers, ensure_serving, run_once
 from lambdalake.config import Config
 from lambdalake.ingest import IngestTarget
 from lambdalake.ingest import start as start_ingest
@@ -93,7 +96,8 @@ def send_wave(config: Config, topic: str, rng: random.Random, hours: list[dateti
 
 
 def serving_rows(config: Config, layers: Layers) -> dict[tuple[datetime, str], tuple[int, bool]]:
-    _, rows = run_query(config, f"select event_time_bucket, page, visitors, visitors_is_exact from {layers.serving(VIEW)}")
+    _, rows = run_query(config, "select event_time_bucket, page, visitors, visitors_is_exact "
+                                f"from {layers.serving(VIEW)}")
     return {(row[0].astimezone(timezone.utc), row[1]): (row[2], row[3]) for row in rows}
 
 
@@ -121,6 +125,31 @@ def wait_for_ingest(config: Config, layers: Layers, sent: int, timeout: float = 
     while run_query(config, f"select count(*) from {layers.events_table}")[1][0][0] < sent:
         assert time.monotonic() < deadline, "the ingest job never landed every page view"
         time.sleep(3)
+
+
+def batch_run_past_every_event(config: Config, layers: Layers, sent: int) -> None:
+    """One batch run, at a B after every record sent (B is a whole minute below which every
+    partition is complete, as far as the ingest job's heartbeats say: wait for that first)."""
+    wait_for_ingest(config, layers, sent)
+    newest = run_query(config, f"select max(ingest_time) from {layers.events_table}")[1][0][0]
+    deadline = time.monotonic() + 240
+    while (boundary := choose_boundary(config, layers)) is None or boundary.moment <= newest:
+        assert time.monotonic() < deadline, f"B never passed the last event, ingested at {newest}"
+        time.sleep(5)
+    assert run_once(config, layers, [VIEW.name])[VIEW.name] is not None
+
+
+def accuracy_rows(config: Config, layers: Layers) -> dict[str, dict[tuple[datetime, str], tuple[float, float]]]:
+    """batch table -> (bucket, page) -> (speed answer, batch answer), from meta.view_accuracy."""
+    _, rows = run_query(config, "select batch_table, event_time_bucket, dimensions, measure, speed_answer, "
+                                "batch_answer from meta.view_accuracy where view = ?", [layers.serving(VIEW)])
+    found: dict[str, dict[tuple[datetime, str], tuple[float, float]]] = defaultdict(dict)
+    for table, bucket, dimensions, measure, speed_answer, batch_answer in rows:
+        assert measure == "visitors"
+        key = (bucket.astimezone(timezone.utc), json.loads(dimensions)["page"])
+        assert key not in found[table], f"{key} recorded twice for {table}"
+        found[table][key] = (speed_answer, batch_answer)
+    return found
 
 
 def rolled_up(config: Config, layers: Layers) -> dict[str, tuple[int, int]]:
@@ -162,21 +191,14 @@ def test_distinct_counts_are_approximate_in_speed_exact_in_batch_and_roll_up(con
     assert_rolls_up(config, layers, truth)
 
     # a batch run below a B after every event: exact everywhere
-    wait_for_ingest(config, layers, sent)
-    newest = run_query(config, f"select max(ingest_time) from {layers.events_table}")[1][0][0]
-    deadline = time.monotonic() + 240
-    # B is a whole minute below which every partition is complete (the ingest job's heartbeats say
-    # how far): run until it passes the last event
-    while run_once(config, layers, [VIEW.name])[VIEW.name] is None or \
-            current_boundary(config, layers, VIEW) <= newest:  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"B never passed the last event, ingested at {newest}"
-        time.sleep(5)
+    speed_answers = answers
+    batch_run_past_every_event(config, layers, sent)
     assert serving_rows(config, layers) == {key: (len(users), True) for key, users in truth.items()}
 
     # a second wave of users in the last hour: that hour's buckets mix batch and speed; the
     # others stay exact, at every poll until the speed table holds the second wave
     first_wave = {key: len(users) for key, users in truth.items()}
-    send_wave(config, layers.topic, rng, hours[-1:], [f"new-user-{i:05d}" for i in range(2000)], 6_000, truth)
+    second = send_wave(config, layers.topic, rng, hours[-1:], [f"new-user-{i:05d}" for i in range(2000)], 6_000, truth)
     deadline, polls, caught_up = time.monotonic() + 300, 0, False
     while not caught_up:
         caught_up = speed_holds(config, layers, truth)  # before serving's answer: then it holds everything
@@ -197,3 +219,15 @@ def test_distinct_counts_are_approximate_in_speed_exact_in_batch_and_roll_up(con
     assert all(relative_error(answers[key][0], len(truth[key])) <= 3 * DISTINCT_ERROR for key in mixed)
     assert polls >= 2
     assert_rolls_up(config, layers, truth)
+    mixed_answers = {key: answers[key][0] for key in mixed}
+
+    # the accuracy report: one row per bucket each batch run took over from speed, what serving
+    # answered before the run beside the recount
+    batch_run_past_every_event(config, layers, sent + second)
+    recorded = accuracy_rows(config, layers)
+    assert len(recorded) == 2, recorded.keys()
+    first_run, second_run = sorted(recorded.values(), key=len, reverse=True)
+    assert first_run == {key: (float(speed_answers[key][0]), float(first_wave[key])) for key in first_wave}
+    assert second_run == {key: (float(value), float(len(truth[key]))) for key, value in mixed_answers.items()}
+    spread = {s.measure: s for s in report(config, layers.serving(VIEW))}["visitors"]
+    assert spread.buckets == len(first_wave) + len(mixed) and 0 < spread.max <= 3 * DISTINCT_ERROR

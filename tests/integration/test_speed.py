@@ -112,8 +112,8 @@ SPEED_TOTALS = {
     "purchases_per_product": "select event_time_bucket, product_id, sum(purchases), sum(revenue), "
                              "max(largest_purchase) from {t} group by 1, 2",
     # the speed table keeps each window's distinct users: united, they are the exact count
-    "visitors_per_page": "select event_time_bucket, page, cardinality(array_distinct(flatten(array_agg(visitors_ids)))) "
-                         "from {t} group by 1, 2",
+    "visitors_per_page": "select event_time_bucket, page, "
+                         "cardinality(array_distinct(flatten(array_agg(visitors_ids)))) from {t} group by 1, 2",
 }
 
 

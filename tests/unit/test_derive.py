@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from lambdalake.derive import batch_select_sql, speed_insert_sql
+from lambdalake.derive import (accuracy_sql, batch_select_sql, incremental_merge_sql, merge_slices_sql,
+                               serving_select_sql, speed_fields, speed_insert_sql)
 from lambdalake.views import parse_view
 
 #: B and the start of an incremental run, as a batch run passes them
@@ -52,3 +53,41 @@ def test_the_batch_sql_names_the_event_time_bucket_once_and_groups_by_names() ->
     steps = ["with events as (", "copies as (", "counted_copies as (", "bucketed as (", "from bucketed"]
     assert [sql.index(step) for step in steps] == sorted(sql.index(step) for step in steps)
     assert sql.endswith("group by event_time_bucket, \"page\", \"product_id\"") and "group by 1" not in sql
+
+
+DISTINCT = parse_view({
+    "name": "visitors", "version": 1, "mode": "lambda", "source": "raw.events", "bucket": "1 hour",
+    "dimensions": ["page"], "measures": [{"name": "users", "agg": "count_distinct", "column": "user_id"},
+                                         {"name": "views", "agg": "count"}],
+}, "test")
+
+
+def test_a_distinct_count_keeps_sets_in_speed_and_batch_and_merges_sketches_in_serving() -> None:
+    assert [(f["name"], f["type"]) for f in speed_fields(DISTINCT)][-2:] == [("users_ids", "list<string>"),
+                                                                            ("views", "long")]
+    speed = speed_insert_sql(DISTINCT, "lake", "speed.visitors", 1)
+    assert "array_agg(distinct `user_id` ignore nulls) as `users_ids`" in speed
+    batch = batch_select_sql(DISTINCT, "lake", "raw.events", 1, B, 3600)
+    assert 'count(distinct "user_id") as "users"' in batch and 'approx_set("user_id")' in batch
+    # slices and incremental runs unite the distinct values: adding counts would count a user twice
+    for merged in (merge_slices_sql(DISTINCT, "lake", "batch.s"),
+                   incremental_merge_sql(DISTINCT, "lake", "batch.p", "batch.d")):
+        assert 'cardinality(array_distinct(flatten(array_agg("users_ids")))) as "users"' in merged
+        assert 'sum("users")' not in merged and 'sum("views") as "views"' in merged
+    served = serving_select_sql(DISTINCT, "lake", "speed.visitors", "batch.visitors__b1", B)
+    assert 'if(bool_and("users" is not null), sum("users"), ' in served
+    assert 'bool_and("users" is not null) as "users_is_exact"' in served
+    assert 'cast(null as bigint) as "users"' in served and 'unnest("users_ids")' in served
+    # before the first batch run, speed alone: every bucket approximate
+    assert "bool_and" in serving_select_sql(DISTINCT, "lake", "speed.visitors", None, None)
+
+
+def test_the_accuracy_report_compares_what_serving_answered_below_the_new_b_with_the_new_batch() -> None:
+    sql = accuracy_sql(DISTINCT, "lake", "speed.visitors", "batch.visitors__b0", SINCE, "batch.visitors__b1", B)
+    interval = ("ingest_bucket >= timestamp '2026-11-26 13:30:00 UTC' "
+                "and ingest_bucket < timestamp '2026-11-26 14:30:00 UTC'")
+    assert sql.count(interval) == 2  # the speed part of the answer before, and the buckets it touched
+    assert '"lake"."batch"."visitors__b0"' in sql and '"lake"."batch"."visitors__b1" b on' in sql
+    assert "array['users', 'views']" in sql
+    first = accuracy_sql(DISTINCT, "lake", "speed.visitors", None, None, "batch.visitors__b1", B)
+    assert "ingest_bucket >=" not in first and "batch.visitors__b0" not in first
