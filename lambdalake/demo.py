@@ -8,6 +8,8 @@
 3. The speed layer: the speed job's views in `speed.*`, counting each event once.
 4. The batch and serving layers: `batch_recompute` triggered through Airflow's REST API, and
    a `serving.*` result printed beside its batch part, its speed part and the boundary.
+5. Distinct counts: `serving.visitors_per_page`, exact or flagged an estimate per bucket, and the
+   accuracy report of the batch run.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ def run_demo(config: Config, say: Callable[[str], None]) -> None:
     ingest_demo(config, say)
     speed_demo(config, say)
     batch_demo(config, say)
+    distinct_demo(config, say)
     say(f"everything keeps running. Airflow: http://{config.host}:{config.airflow.port} (user "
         f"{config.airflow.admin_user}, password in {config.data_dir / 'airflow' / 'secrets.json'}), "
         f"Flink: http://{config.host}:{config.flink.rest_port}, Trino: http://{config.host}:{config.trino.port}")
@@ -137,6 +140,22 @@ def batch_demo(config: Config, say: Callable[[str], None], timeout: float = 300)
     say(f"  {'event_type':<14} {'batch':>8} {'speed':>8} {'serving':>8}")
     for event_type, batch_n, speed_n, serving_n in rows:
         say(f"  {event_type:<14} {batch_n:>8} {speed_n:>8} {serving_n:>8}")
+
+
+def distinct_demo(config: Config, say: Callable[[str], None]) -> None:
+    """visitors_per_page, the view that needs Lambda: exact where batch answers, flagged where speed
+    does; then the accuracy report of the batch run just made."""
+    from lambdalake.accuracy import report
+
+    say("serving.visitors_per_page: unique users per page per hour; the five largest, and whether exact "
+        "(batch alone) or a HyperLogLog estimate (speed data included)")
+    _, rows = run_query(config, "select event_time_bucket, page, visitors, visitors_is_exact "
+                                "from serving.visitors_per_page order by visitors desc, page limit 5")
+    for bucket, page, visitors, exact in rows:
+        say(f"  {bucket:%Y-%m-%d %H:%M} {page:<14} {visitors:>6} {'exact' if exact else 'estimate'}")
+    for spread in report(config, "serving.visitors_per_page"):
+        say(f"accuracy report (lambdalake accuracy visitors_per_page): {spread.measure}: {spread.buckets} buckets, "
+            f"{spread.differing} where speed and batch differed, max relative error {spread.max or 0:.2%}")
 
 
 def speed_demo(config: Config, say: Callable[[str], None], timeout: float = 180) -> None:
