@@ -76,3 +76,17 @@ def report(config: Config, serving_view: str, since: datetime | None = None) -> 
         "group by measure order by measure",
         [serving_view, since or datetime(1970, 1, 1, tzinfo=timezone.utc)])
     return [Spread(*row) for row in rows]
+
+
+def errors_since(config: Config, since: datetime) -> dict[str, dict[str, list[float]]]:
+    """serving view -> measure -> the relative errors recorded since `since` (for the dashboard)."""
+    from lambdalake.catalog import load_catalog
+
+    if not load_catalog(config).table_exists(META_TABLE):
+        return {}
+    _, rows = run_query(config, f"select view, measure, relative_error from {trino_table(META_TABLE)} "
+                                "where recorded_at >= ? and relative_error is not null", [since])
+    found: dict[str, dict[str, list[float]]] = {}
+    for view, measure, error in rows:
+        found.setdefault(view, {}).setdefault(measure, []).append(error)
+    return found

@@ -1,5 +1,6 @@
 """The views at a glance: one HTML page of each serving view's freshness against its target over
-the last hours, the share of its answer from batch, its boundary moves, and links to the Airflow runs, the Flink job and Trino's UI.
+the last hours, the share of its answer from batch, its boundary moves, how far its speed
+layer's answers were from the batch layer's, and links to the Airflow runs, the Flink job and Trino's UI.
 
 Served live inside Airflow's api-server (airflow_plugins/lambdalake_dashboard.py: no port of its
 own, behind Airflow's login) and written to a file by `lambdalake report`. Everything on it comes
@@ -7,7 +8,8 @@ from where the platform keeps it:
 - freshness and batch share over time: meta.view_freshness, what `platform_health` measured
   (lambdalake.freshness);
 - freshness, lag, B and batch share now: measured when the page is drawn;
-- the boundary moves: the serving state store's batch steps (lambdalake.serving).
+- the boundary moves: the serving state store's batch steps (lambdalake.serving);
+- the speed layer's error: meta.view_accuracy, recorded at each batch swap (lambdalake.accuracy).
 
 Charts are drawn by matplotlib and inlined as SVG, so the page (and the report) is one file.
 """
@@ -16,10 +18,11 @@ from __future__ import annotations
 
 import html
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from lambdalake import serving
+from lambdalake.accuracy import errors_since
 from lambdalake.config import Config
 from lambdalake.freshness import META_TABLE, Freshness, measure_all
 
@@ -38,6 +41,8 @@ class Panel:
     boundary_moves: list[tuple[datetime, datetime]]
     #: the Flink UI page of the job feeding the view; None when it is not running
     job_url: str | None
+    #: measure -> the speed layer's relative errors against batch, recorded in the window
+    errors: dict[str, list[float]] = field(default_factory=dict)
 
 
 def series(config: Config, since: datetime) -> dict[str, list[tuple[datetime, float | None, float | None]]]:
@@ -62,6 +67,7 @@ def gather(config: Config, hours: float, now: datetime | None = None) -> list[Pa
     now = now or datetime.now(timezone.utc)
     since = now - timedelta(hours=hours)
     history = series(config, since)
+    errors = errors_since(config, since)
     panels = []
     for measured in measure_all(config, now, split=True):
         name = f"serving.{measured.view}"
@@ -69,19 +75,20 @@ def gather(config: Config, hours: float, now: datetime | None = None) -> list[Pa
                        if s.live_at is not None and s.boundary is not None and s.live_at >= since)
         live = live_jobs(config, measured.job) if measured.job else []
         job_url = FlinkRest(config).ui_job_url(live[0]) if live else None
-        panels.append(Panel(measured, history.get(name, []), moves, job_url))
+        panels.append(Panel(measured, history.get(name, []), moves, job_url, errors.get(name, {})))
     return panels
 
 
 def chart(panel: Panel, since: datetime, now: datetime) -> str:
-    """Three plots side by side, as inline SVG: freshness against the target, the share of the
-    answer from batch, and B, over time."""
+    """Four plots side by side, as inline SVG: freshness against the target, the share of the
+    answer from batch, and B, over time; and the distribution of the speed layer's relative error
+    against batch, per measure."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
 
-    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(14, 2.6), layout="constrained")
+    figure, (left, middle, right, error) = plt.subplots(1, 4, figsize=(18, 2.6), layout="constrained")
     points = [(at, seconds) for at, seconds, _ in panel.series if seconds is not None]
     if panel.now.freshness_seconds is not None:
         points.append((now, panel.now.freshness_seconds))
@@ -105,6 +112,16 @@ def chart(panel: Panel, since: datetime, now: datetime) -> str:
         right.text(0.5, 0.5, "no batch run in this window" if panel.now.mode == "lambda" else "kappa view: no B",
                    ha="center", va="center", transform=right.transAxes)
     right.set(title="B (batch below, speed from)", xlim=(since, now))
+    if panel.errors:
+        measures = sorted(panel.errors)
+        error.boxplot([[100 * e for e in panel.errors[m]] for m in measures], whis=(5, 95), showfliers=True)
+        error.set_xticks(range(1, len(measures) + 1), measures)
+    else:
+        error.set_xticks([])
+        error.text(0.5, 0.5, "no bucket recomputed in this window", ha="center", va="center",
+                   transform=error.transAxes)
+    error.set(title="speed's error vs batch (%, p5-p95)", ylim=(0, None))
+    error.tick_params(labelsize="small")
     for axes in (left, middle, right):
         axes.tick_params(labelsize="small")
         axes.xaxis.set_major_formatter(matplotlib.dates.DateFormatter("%H:%M"))

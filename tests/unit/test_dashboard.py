@@ -20,7 +20,8 @@ def test_the_page_shows_every_view_marks_a_miss_and_escapes_names() -> None:
               [(NOW - timedelta(minutes=m), float(m), 0.9) for m in (50, 40, 30)],
               [(NOW - timedelta(minutes=90), NOW - timedelta(minutes=95)),
                (NOW - timedelta(minutes=30), NOW - timedelta(minutes=35))],
-              "http://127.0.0.1:8081/#/job/running/abc/overview"),
+              "http://127.0.0.1:8081/#/job/running/abc/overview",
+              {"visitors": [0.0, 0.004, 0.011, 0.02], "views": [0.0, 0.0]}),
         Panel(freshness("late_<b>", "lambda", 600.0, None), [], [], None),
         Panel(freshness("by_kappa", "kappa", None, None), [], [], None),
     ]
@@ -32,6 +33,8 @@ def test_the_page_shows_every_view_marks_a_miss_and_escapes_names() -> None:
     assert 'href="http://127.0.0.1:8081/#/job/running/abc/overview"' in text and "<td>93 %</td>" in text
     assert 'href="http://127.0.0.1:8088/dags/batch_recompute/runs"' in text and 'href="http://127.0.0.1:8080/ui/"' in text
     assert 'http-equiv="refresh"' in text
+    assert text.count("speed&#x27;s error vs batch") + text.count("speed's error vs batch") == 3
+    assert text.count("no bucket recomputed in this window") == 2  # the panels with no accuracy rows
     assert 'http-equiv="refresh"' not in page(panels, 6, NOW, "a", "b", live=False)
 
 
