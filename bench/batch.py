@@ -83,8 +83,9 @@ def fill(config: Config, table_name: str, events: int) -> int:
 def duckdb_sql(view: View, files: list[str], boundary: datetime) -> str:
     """The view's batch aggregate as a DuckDB user would write it, over the Parquet files."""
     dims = [f'"{d}"' for d in view.dimensions]
-    aggs = [f'count(*) as "{m.name}"' if m.agg == "count" else f'{m.agg}("{m.column}") as "{m.name}"'
-            for m in view.measures]
+    aggs = [f'count(*) as "{m.name}"' if m.agg == "count"
+            else f'count(distinct "{m.column}") as "{m.name}"' if m.agg == "count_distinct"
+            else f'{m.agg}("{m.column}") as "{m.name}"' for m in view.measures]
     filters = [f"ingest_time < timestamptz '{boundary:%Y-%m-%d %H:%M:%S}+00'"]
     filters += [f'"{column}" in ({", ".join(repr(v) for v in values)})' for column, values in view.where]
     return "\n".join([
@@ -114,7 +115,9 @@ def duckdb_recompute(config: Config, layers: Layers, snapshot: int, boundary: da
         started = time.monotonic()
         rows = connection.execute(duckdb_sql(view, files, boundary)).fetchall()
         timings[view.name] = round(time.monotonic() - started, 2)
-        trino_rows = run_query(config, f"select * from {batch_tables[view.name]}")[1]
+        # the values only: a distinct count's batch table also keeps its sketch and its distinct values
+        columns = ", ".join(["event_time_bucket", *(f'"{c}"' for c in (*view.dimensions, *(m.name for m in view.measures)))])
+        trino_rows = run_query(config, f"select {columns} from {batch_tables[view.name]}")[1]
         if rows_of(rows) != rows_of(trino_rows):
             raise SystemExit(f"{view.name}: DuckDB and Trino disagree ({len(rows)} vs {len(trino_rows)} rows)")
     return timings
@@ -156,8 +159,16 @@ def main(events: int, queries: int, batch_memory: str) -> dict[str, object]:
                                        "current_timestamp - interval '3' hour group by 1 order by 2 desc limit 10",
             "revenue per hour": "select event_time_bucket, sum(revenue) from {purchases} group by 1 order by 1",
             "events per type per minute": "select * from {types} order by event_time_bucket desc limit 50",
+            "visitors per page, last 3 hours": "select event_time_bucket, page, visitors, visitors_is_exact "
+                                               "from {visitors} where event_time_bucket > current_timestamp - "
+                                               "interval '3' hour order by visitors desc limit 20",
+            "visitors per page, rolled up over 3 hours": "select page, cardinality(merge(cast(visitors_sketch as "
+                                                         "HyperLogLog))) from {visitors} where event_time_bucket > "
+                                                         "current_timestamp - interval '3' hour group by 1 "
+                                                         "order by 2 desc limit 10",
         }
-        names = {"page": "page_views_per_page", "purchases": "purchases_per_product", "types": "events_per_type"}
+        names = {"page": "page_views_per_page", "purchases": "purchases_per_product", "types": "events_per_type",
+                 "visitors": "visitors_per_page"}
         tables = {key: layers.serving(next(v for v in lambda_views() if v.name == name)) for key, name in names.items()}
         latency = {}
         for title, sql in dashboards.items():

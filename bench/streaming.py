@@ -16,7 +16,10 @@ serving latency while streaming, and the files a checkpoint interval leaves behi
    own; seconds from its produce call until Trino finds it (in `serving.page_views_per_page` of
    the bench's own tables, or in raw.events). p50 / p95 / max.
 3. Serving latency (speed): with the stream on, a dashboard query, the top 20 pages of the
-   last hour from `serving.page_views_per_page`, `--queries` times. p50 / p95.
+   last hour from `serving.page_views_per_page`, `--queries` times, and as often the top 20
+   page-hours by visitors from `serving.visitors_per_page` (a distinct count answered from
+   speed data: every speed row's ids become a sketch). p50 / p95. `--without VIEW` leaves a
+   view out of the job, to see what it costs.
 4. Files: data files per partition of the written tables at the end, and per hour of streaming.
 
 Each run uses its own topic, tables and job, removed afterwards. Writes bench/results/<name>.json,
@@ -159,7 +162,7 @@ def memory_per_million_ids(rest: FlinkRest, job_id: str, ids: int) -> dict[str, 
 
 
 def main(job: str, events: int, samples: int, parallelism: int, rate: int, queries: int,
-         settings: dict[str, str], name: str) -> dict[str, object]:
+         settings: dict[str, str], name: str, without: tuple[str, ...] = ()) -> dict[str, object]:
     config = load_config()
     suffix = uuid.uuid4().hex[:8]
     topic = f"bench-{suffix}"
@@ -172,10 +175,14 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         found = f"select count(*) from {target.events_table} where page = '{{page}}'"
         submit = lambda: ingest.start(config, target, parallelism=parallelism, settings=settings)  # noqa: E731
     else:
-        target = speed.SpeedTarget(topic, topic, f"bench-speed-{suffix}", f"__b{suffix}")
+        kept = [view for view in lambda_views() if view.name not in without]
+        if {"events_per_type", "page_views_per_page"} - {view.name for view in kept}:
+            raise SystemExit("--without: the bench reads events_per_type and page_views_per_page; keep both")
+        target = speed.SpeedTarget(topic, topic, f"bench-speed-{suffix}", f"__b{suffix}",
+                                   views=tuple(view.name for view in kept) if without else ())
         layers = Layers(topic=topic, suffix=target.table_suffix)
-        tables = [target.table(view) for view in lambda_views()]
-        serving_tables = [layers.serving(view) for view in lambda_views()]
+        tables = [target.table(view) for view in kept]
+        serving_tables = [layers.serving(view) for view in kept]
         visible = f"select sum(events) from speed.events_per_type{target.table_suffix}"
         page_views = f"serving.page_views_per_page{target.table_suffix}"
         found = f"select count(*) from {page_views} where page = '{{page}}'"
@@ -195,7 +202,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         started = time.monotonic()
         job_id = submit()
         if job == "speed":
-            ensure_serving(config, layers)
+            ensure_serving(config, layers, [view.name for view in kept])
         timeline, tenth_at, tenth_seen, seen = [(0.0, 0)], None, 0, 0
         while seen < events:
             time.sleep(1)
@@ -224,14 +231,23 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         print(f"freshness p50 {statistics.median(delays):.2f}s max {max(delays):.2f}s", flush=True)
 
         latency: list[float] = []
+        visitors_latency: list[float] = []
         if job == "speed":
             dashboard = (f"select page, sum(page_views) as views from {page_views} "
                          "where event_time_bucket >= current_timestamp - interval '1' hour "
                          "group by page order by views desc limit 20")
+            # the distinct count, answered from speed data: each speed row's ids become a sketch
+            visitors = (f"select page, visitors, visitors_is_exact from serving.visitors_per_page{target.table_suffix} "
+                        "where event_time_bucket >= current_timestamp - interval '1' hour "
+                        "order by visitors desc limit 20")
             for _ in range(queries):
                 query_started = time.monotonic()
                 run_query(config, dashboard)
                 latency.append(time.monotonic() - query_started)
+                if "visitors_per_page" not in without:
+                    query_started = time.monotonic()
+                    run_query(config, visitors)
+                    visitors_latency.append(time.monotonic() - query_started)
         streamed_hours = (time.monotonic() - started) / 3600
         files = {table: files_per_partition(config, table) for table in tables}
         checkpoints = FlinkRest(config).checkpoint_config(job_id)
@@ -259,6 +275,10 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
             "serving_dashboard_query": "top 20 pages of the last hour" if latency else None,
             "serving_latency_s_p50": round(statistics.median(latency), 3) if latency else None,
             "serving_latency_s_p95": percentile(latency, 95) if latency else None,
+            "views_left_out": list(without),
+            "serving_visitors_query": "top 20 page-hours by visitors, last hour" if visitors_latency else None,
+            "serving_visitors_latency_s_p50": round(statistics.median(visitors_latency), 3) if visitors_latency else None,
+            "serving_visitors_latency_s_p95": percentile(visitors_latency, 95) if visitors_latency else None,
             "files_per_partition": files,
             "streamed_minutes": round(streamed_hours * 60, 1),
             "files_per_partition_per_hour": {t: round(max(f, default=0) / streamed_hours) for t, f in files.items()},
@@ -284,13 +304,15 @@ if __name__ == "__main__":
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a Flink setting for the job over the cluster's, e.g. 'pipeline.object-reuse=true'")
     parser.add_argument("--name", help="result name; default: <job>-p<parallelism>")
+    parser.add_argument("--without", action="append", default=[], metavar="VIEW",
+                        help="leave a lambda view out of the speed job (e.g. visitors_per_page, to see its cost)")
     args = parser.parse_args()
     name = args.name or f"{args.job}-p{args.parallelism}"
     settings = dict(setting.partition("=")[::2] for setting in args.setting)
     if args.checkpoint_interval:
         settings["execution.checkpointing.interval"] = args.checkpoint_interval
     result = main(args.job, args.events, args.freshness_samples, args.parallelism, args.rate, args.queries,
-                  settings, name)
+                  settings, name, tuple(args.without))
     print(json.dumps({k: v for k, v in result.items() if k != "throughput_timeline"}, indent=2))
     summary = (f"{args.job} job, p{args.parallelism}, {result['events']:,} events: sustained "
                f"{result['job_events_per_s_sustained_10_to_100_percent']:,} events/s = "
@@ -306,4 +328,9 @@ if __name__ == "__main__":
     if result["serving_latency_s_p50"] is not None:
         summary += (f"; dashboard query p50/p95 {result['serving_latency_s_p50']}/"
                     f"{result['serving_latency_s_p95']} s")
+    if result["serving_visitors_latency_s_p50"] is not None:
+        summary += (f"; visitors query p50/p95 {result['serving_visitors_latency_s_p50']}/"
+                    f"{result['serving_visitors_latency_s_p95']} s")
+    if args.without:
+        summary += "; without " + ", ".join(args.without)
     save(name, result, summary)
