@@ -32,7 +32,7 @@ import psutil
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import remove_run, save
-from lambdalake import ingest, speed
+from lambdalake import ingest, jobs, speed
 from lambdalake.batch import Layers, ensure_serving
 from lambdalake.config import load_config
 from lambdalake.flink_rest import FlinkRest
@@ -193,7 +193,7 @@ if __name__ == "__main__":
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a Flink setting for the job over the cluster's, e.g. 'pipeline.object-reuse=true'")
     args = parser.parse_args()
-    settings = dict(setting.partition("=")[::2] for setting in args.setting)
+    settings = jobs.parse_settings(args.setting)
     result = main(args.job, args.events, args.parallelism, settings)
     import json
 

@@ -308,7 +308,7 @@ if __name__ == "__main__":
                         help="leave a lambda view out of the speed job (e.g. visitors_per_page, to see its cost)")
     args = parser.parse_args()
     name = args.name or f"{args.job}-p{args.parallelism}"
-    settings = dict(setting.partition("=")[::2] for setting in args.setting)
+    settings = jobs.parse_settings(args.setting)
     if args.checkpoint_interval:
         settings["execution.checkpointing.interval"] = args.checkpoint_interval
     result = main(args.job, args.events, args.freshness_samples, args.parallelism, args.rate, args.queries,

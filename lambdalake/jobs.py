@@ -38,6 +38,17 @@ def every_task_running(config: Config, job_name: str) -> bool:
     return all(vertex["status"] == "RUNNING" for vertex in vertices)
 
 
+def parse_settings(settings: list[str]) -> dict[str, str]:
+    """`KEY=VALUE` strings (a bench's or a job's --setting) as a mapping; ValueError names a bad one."""
+    parsed = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--setting {setting!r} is not KEY=VALUE; e.g. --setting 'execution.checkpointing.interval=2 s'")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
 def setting_args(settings: Mapping[str, str]) -> list[str]:
     """A job's `--setting KEY=VALUE` arguments (lambdalake.streaming.apply_settings reads them)."""
     return [arg for key, value in settings.items() for arg in ("--setting", f"{key}={value}")]
