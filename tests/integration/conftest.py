@@ -5,15 +5,19 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake import jobs
+from lambdalake.batch import Layers, drop_layers, ensure_serving
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
 from lambdalake.ingest import IngestTarget, start
+from lambdalake.speed import SpeedTarget
+from lambdalake.speed import start as start_speed
 from lambdalake.tables import heartbeats_table
 
 #: the CLI as a user runs it, from the venv running the tests
@@ -37,3 +41,28 @@ def running_job(config: Config) -> Iterator[str]:
     for table in (target.events_table, target.rejected_table, heartbeats_table(target.events_table)):
         if catalog.table_exists(table):
             catalog.purge_table(table)
+
+
+@contextmanager
+def deployed_layers(config: Config, name: str, views: tuple[str, ...] = ()) -> Iterator[Layers]:
+    """Layers of a test's own (topic `test-<name>-<random>`, 3 partitions; its own master dataset,
+    speed, batch and serving tables), fed by an ingest and a speed job of its own (the lambda views
+    named, or all); everything removed afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    layers = Layers(topic=f"test-{name}-{suffix}", events_table=f"raw.test_{name}_events_{suffix}",
+                    rejected_table=f"raw.test_{name}_rejected_{suffix}", suffix=f"__t{suffix}")
+    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin.create_topics([NewTopic(layers.topic, num_partitions=3, replication_factor=1)])[layers.topic].result(30)
+    ingest = IngestTarget(layers.topic, f"{layers.topic}-ingest", layers.events_table, layers.rejected_table,
+                          f"{layers.topic}-ingest")
+    speed = SpeedTarget(layers.topic, f"{layers.topic}-speed", f"{layers.topic}-speed", layers.suffix, views=views)
+    start(config, ingest)
+    start_speed(config, speed)
+    ensure_serving(config, layers, list(views) or None)
+    try:
+        yield layers
+    finally:
+        for job in (ingest.job_name, speed.job_name):
+            jobs.cancel(config, job)
+        admin.delete_topics([layers.topic])[layers.topic].result(30)
+        drop_layers(config, layers)

@@ -12,28 +12,22 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from itertools import islice
 
 import psutil
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake import history, serving, state
-from lambdalake.batch import Layers, current_boundary, drop_layers, ensure_serving
+from lambdalake.batch import Layers, current_boundary
 from lambdalake.config import Config
 from lambdalake.derive import serving_view_sql
 from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.generator import EventGenerator, Faults, Record
-from lambdalake.ingest import IngestTarget
-from lambdalake.ingest import start as start_ingest
-from lambdalake.jobs import cancel
 from lambdalake.query import run_query
-from lambdalake.speed import SpeedTarget
-from lambdalake.speed import start as start_speed
 from lambdalake.views import DISTINCT_ERROR, View, lambda_views
+from tests.integration.conftest import deployed_layers
 from tests.integration.test_speed import SPEED_TOTALS, send, truth
 
 FAULTS = Faults(late_fraction=0.15, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
@@ -45,22 +39,8 @@ SENT_BY_TEST: dict[str, list[Record]] = {}
 
 @pytest.fixture(scope="module")
 def layers(config: Config) -> Iterator[Layers]:
-    suffix = uuid.uuid4().hex[:8]
-    layers = Layers(topic=f"test-batch-{suffix}", events_table=f"raw.test_batch_events_{suffix}",
-                    rejected_table=f"raw.test_batch_rejected_{suffix}", suffix=f"__t{suffix}")
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
-    admin.create_topics([NewTopic(layers.topic, num_partitions=3, replication_factor=1)])[layers.topic].result(30)
-    ingest = IngestTarget(layers.topic, f"{layers.topic}-ingest", layers.events_table, layers.rejected_table,
-                          f"{layers.topic}-ingest")
-    speed = SpeedTarget(layers.topic, f"{layers.topic}-speed", f"{layers.topic}-speed", layers.suffix)
-    start_ingest(config, ingest)
-    start_speed(config, speed)
-    ensure_serving(config, layers)
-    yield layers
-    for job in (ingest.job_name, speed.job_name):
-        cancel(config, job)
-    admin.delete_topics([layers.topic])[layers.topic].result(30)
-    drop_layers(config, layers)
+    with deployed_layers(config, "batch") as layers:
+        yield layers
 
 
 #: (view, instant before the query, instant after it, its answer)

@@ -28,19 +28,14 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake.accuracy import report
-from lambdalake.batch import Layers, choose_boundary, drop_layers, ensure_serving, run_once
+from lambdalake.batch import Layers, choose_boundary, run_once
 from lambdalake.config import Config
-from lambdalake.ingest import IngestTarget
-from lambdalake.ingest import start as start_ingest
-from lambdalake.jobs import cancel
 from lambdalake.producer import make_producer
 from lambdalake.query import run_query
-from lambdalake.speed import SpeedTarget
-from lambdalake.speed import start as start_speed
 from lambdalake.views import DISTINCT_ERROR, lambda_views
+from tests.integration.conftest import deployed_layers
 
 VIEW = next(v for v in lambda_views() if v.name == "visitors_per_page")
 PAGES = [f"/page/{i}" for i in range(8)]
@@ -50,23 +45,8 @@ Truth = dict[tuple[datetime, str], set[str]]
 
 @pytest.fixture(scope="module")
 def layers(config: Config) -> Iterator[Layers]:
-    suffix = uuid.uuid4().hex[:8]
-    layers = Layers(topic=f"test-distinct-{suffix}", events_table=f"raw.test_distinct_events_{suffix}",
-                    rejected_table=f"raw.test_distinct_rejected_{suffix}", suffix=f"__t{suffix}")
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
-    admin.create_topics([NewTopic(layers.topic, num_partitions=3, replication_factor=1)])[layers.topic].result(30)
-    ingest = IngestTarget(layers.topic, f"{layers.topic}-ingest", layers.events_table, layers.rejected_table,
-                          f"{layers.topic}-ingest")
-    speed = SpeedTarget(layers.topic, f"{layers.topic}-speed", f"{layers.topic}-speed", layers.suffix,
-                        views=(VIEW.name,))
-    start_ingest(config, ingest)
-    start_speed(config, speed)
-    ensure_serving(config, layers, [VIEW.name])
-    yield layers
-    for job in (ingest.job_name, speed.job_name):
-        cancel(config, job)
-    admin.delete_topics([layers.topic])[layers.topic].result(30)
-    drop_layers(config, layers)
+    with deployed_layers(config, "distinct", (VIEW.name,)) as layers:
+        yield layers
 
 
 def send_wave(config: Config, topic: str, rng: random.Random, hours: list[datetime], users: list[str],
