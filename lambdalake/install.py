@@ -22,6 +22,8 @@ from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.errors import SetupError
 
 POM_DIR = PROJECT_ROOT / "engines"
+#: the one Maven module compiled from our own source (the speed job's Java functions)
+FUNCTIONS_DIR = PROJECT_ROOT / "flink_jobs" / "functions"
 JVM_ROOT = Path("/usr/lib/jvm")
 #: where Debian keeps the server binaries of each PostgreSQL major version
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
@@ -141,10 +143,11 @@ def engines_dir(config: Config) -> Path:
 
 
 def ensure_jvm_artifacts(config: Config, step: Step) -> None:
-    """Copy every pinned JVM artifact from Maven Central into the cache (once per POM change)."""
+    """Copy every pinned JVM artifact from Maven Central into the cache and build our functions' jar
+    (once per change to a POM or to the functions' source)."""
     target = engines_dir(config)
     stamp = target / ".stamp"
-    digest = _digest(*POM_DIR.rglob("pom.xml"))
+    digest = _digest(*POM_DIR.rglob("pom.xml"), *(path for path in FUNCTIONS_DIR.rglob("*") if path.is_file()))
     if _stamped(stamp, digest):
         step(f"JVM artifacts: up to date in {target}")
         return

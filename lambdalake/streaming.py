@@ -14,6 +14,9 @@ from lambdalake.config import Config
 from lambdalake.events import Accepted, kept_payload, validate
 from lambdalake.heartbeat import HEARTBEAT_HEADER
 
+#: the speed layer's dedup, a process table function (flink_jobs/functions, built by `lambdalake setup`)
+FIRST_COPIES_CLASS = "dev.lambdalake.flink.FirstCopies"
+
 CHECKED_COLUMNS = [
     ("reason_code", DataTypes.STRING()),
     ("reason", DataTypes.STRING()),
@@ -116,14 +119,6 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
             event_type, page, product_id, amount, event_time_ms, properties, ingest_ms)""")
 
 
-def _day_to_second(seconds: int) -> str:
-    """A Flink interval literal (Flink refuses SECOND with more than two digits)."""
-    minutes, second = divmod(int(seconds), 60)
-    hours, minute = divmod(minutes, 60)
-    days, hour = divmod(hours, 24)
-    return f"INTERVAL '{days} {hour:02d}:{minute:02d}:{second:02d}' DAY TO SECOND"
-
-
 def register_counted_copies(env: TableEnvironment, horizon_seconds: int) -> None:
     """Register `counted_copies`: the accepted events that count, by the platform's one dedup rule.
 
@@ -131,33 +126,24 @@ def register_counted_copies(env: TableEnvironment, horizon_seconds: int) -> None
     (ingest_time, kafka_partition, kafka_offset) order, was ingested at most horizon_seconds before
     it (lambdalake.derive.batch_select_sql applies the same rule to the master dataset).
 
-    An event-time OVER window on ingest_time sees, for each copy, every copy of the horizon before
-    it, including those in other partitions, whatever order the job reads them in: it buffers each
-    row until the watermark (the slowest partition) has passed it. Rows leave in ingest-time order,
+    The Java function FirstCopies (flink_jobs/functions, in Flink's lib/) judges each event_id's
+    copies once the watermark (the slowest partition) has passed them, so it sees every copy of
+    the horizon before, from any partition, whatever order the job reads them in. It keeps one
+    number per event_id of the last horizon, not its rows. Rows leave in ingest-time order,
     append-only, with ingest_time still the event-time attribute.
     """
-    env.execute_sql(f"""
-        CREATE TEMPORARY VIEW counted_copies AS
-        WITH accepted AS (
-            SELECT event_id, user_id, session_id, event_type, page, product_id,
-                   CAST(amount AS DECIMAL(12, 2)) AS amount, event_time_ms, ingest_ms, ingest_time,
-                   -- a copy's place in the log as one number: ingest time, then partition, then
-                   -- offset (below 10^13). One MIN over it, not one per part: each MIN keeps a
-                   -- map in state, read and written for every row
-                   CAST(ingest_ms AS DECIMAL(38, 0)) * CAST('100000000000000000000' AS DECIMAL(38, 0))
-                       + CAST(kafka_partition AS DECIMAL(38, 0)) * CAST('10000000000000' AS DECIMAL(38, 0))
-                       + CAST(kafka_offset AS DECIMAL(38, 0)) AS log_order
-            FROM checked WHERE reason_code IS NULL
-        ),
-        judged AS (
-            SELECT *, MIN(log_order) OVER recent_copies AS first_recent
-            FROM accepted
-            WINDOW recent_copies AS (
-                PARTITION BY event_id ORDER BY ingest_time
-                RANGE BETWEEN {_day_to_second(horizon_seconds)} PRECEDING AND CURRENT ROW)
-        )
+    env.execute_sql(f"CREATE TEMPORARY FUNCTION first_copies AS '{FIRST_COPIES_CLASS}' LANGUAGE JAVA")
+    env.execute_sql("""
+        CREATE TEMPORARY VIEW accepted AS
+        SELECT event_id, user_id, session_id, event_type, page, product_id,
+               CAST(amount AS DECIMAL(12, 2)) AS amount, event_time_ms, ingest_ms, ingest_time,
+               kafka_partition, kafka_offset
+        FROM checked WHERE reason_code IS NULL""")
+    # a view from a Table, not CREATE VIEW: Flink 2.1 cannot parse its own unparsed text of a PTF
+    # call with named arguments
+    env.create_temporary_view("counted_copies", env.sql_query(f"""
         SELECT event_id, user_id, session_id, event_type, page, product_id, amount, event_time_ms, ingest_ms,
-               ingest_time
-        FROM judged
-        -- no copy earlier in the horizon: none before this instant, and none at it earlier in the log
-        WHERE first_recent = log_order""")
+               rowtime AS ingest_time
+        FROM first_copies(copies => TABLE accepted PARTITION BY event_id,
+                          horizon_ms => CAST({int(horizon_seconds) * 1000} AS BIGINT),
+                          on_time => DESCRIPTOR(ingest_time), uid => 'first-copies')"""))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from lambdalake.config import Config, PathsConfig
+from lambdalake.compose import pins
+from lambdalake.config import PROJECT_ROOT, Config, PathsConfig
 from lambdalake.engines import Program, all_engines
 from lambdalake.engines.airflow import Airflow
 from lambdalake.engines.kafka import Kafka
@@ -100,3 +102,12 @@ def test_a_kafka_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyP
     ids = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" * 16)])
     monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(ids))
     assert kafka.new_cluster_id() == "AQEBAQEBAQEBAQEBAQEBAQ"
+
+
+def test_our_flink_functions_compile_against_the_flink_that_runs_them() -> None:
+    # engines/pom.xml's flink.version (the API FirstCopies is built with) and pyproject.toml's
+    # apache-flink (the cluster) are two pins of one version
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    pom = ET.parse(PROJECT_ROOT / "engines" / "pom.xml").getroot()
+    assert pom.findtext("m:properties/m:flink.version", namespaces=ns) == pins()["flink"]
+    assert "../flink_jobs/functions" in [m.text for m in pom.iterfind("m:modules/m:module", ns)]
