@@ -118,7 +118,11 @@ def _amount(record: dict[str, Any]) -> str | None:
         raise _Reject("wrong_type", f"amount {value!r:.40} is out of range")
     if amount < 0:
         raise _Reject("negative_amount", f"amount {amount} is negative")
-    return str(amount.quantize(Decimal("0.01")))
+    cents = amount.quantize(Decimal("0.01"))
+    # rounding can reach the limit (9999999999.995): the tables' DECIMAL(12, 2) has no room for it
+    if cents >= AMOUNT_LIMIT:
+        raise _Reject("wrong_type", f"amount {value!r:.40} is out of range once rounded to cents")
+    return str(cents)
 
 
 def _properties(value: Any) -> dict[str, str]:
@@ -175,6 +179,20 @@ def _validate(payload: bytes, ingest_ms: int) -> Accepted:
         event_time_ms=_event_time(record["event_time"], ingest_ms),
         properties=_properties(record.get("properties")),
     )
+
+
+def jvm_rules() -> str:
+    """These rules' numbers as JSON, for the JVM's fast path (flink_jobs/functions AcceptedEvent),
+    which accepts only records it is sure these rules accept, with the same fields, and leaves
+    every other record to `validate`."""
+    return json.dumps({
+        "event_types": list(EVENT_TYPES),
+        "max_payload_bytes": MAX_PAYLOAD_BYTES,
+        "max_lateness_us": MAX_LATENESS // timedelta(microseconds=1),
+        "max_clock_skew_us": MAX_CLOCK_SKEW // timedelta(microseconds=1),
+        "max_properties": MAX_PROPERTIES,
+        "amount_limit": str(AMOUNT_LIMIT),
+    })
 
 
 def kept_payload(payload: bytes | None) -> str:

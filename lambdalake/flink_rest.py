@@ -86,6 +86,20 @@ class FlinkRest:
                                timeout=TIMEOUT).json()
         return {metric["id"]: float(metric["sum"]) for metric in answer if "sum" in metric}
 
+    def operator_records_in(self, job_id: str, operator: str) -> int:
+        """Records that the job's operators whose name contains `operator` (e.g. PythonCorrelate)
+        have taken in, summed over their subtasks: GET /jobs/<id>/vertices/<v>/metrics lists each
+        subtask's `<i>.<operator>.numRecordsIn`, then ?get= reads them."""
+        total = 0
+        for vertex in self.job(job_id)["vertices"]:
+            path = f"/jobs/{job_id}/vertices/{vertex['id']}/metrics"
+            names = [m["id"] for m in self._request("GET", path, timeout=TIMEOUT).json()
+                     if operator in m["id"] and m["id"].endswith(".numRecordsIn")]
+            if names:
+                values = self._request("GET", path, params={"get": ",".join(names)}, timeout=TIMEOUT).json()
+                total += sum(int(float(metric["value"])) for metric in values)
+        return total
+
     def stop_with_savepoint(self, job_id: str, target_directory: str, *, drain: bool) -> str:
         """POST /jobs/<id>/stop: trigger stopping the job with a savepoint into target_directory
         (a `file://` URI); return the trigger id to poll savepoint_status with. drain: advance the

@@ -11,11 +11,13 @@ from pyflink.table import DataTypes, TableEnvironment
 from pyflink.table.udf import udtf
 
 from lambdalake.config import Config
-from lambdalake.events import Accepted, kept_payload, validate
+from lambdalake.events import Accepted, jvm_rules, kept_payload, validate
 from lambdalake.heartbeat import HEARTBEAT_HEADER
 
-#: the speed layer's dedup, a process table function (flink_jobs/functions, built by `lambdalake setup`)
+#: our Java functions (flink_jobs/functions, built by `lambdalake setup` into Flink's lib/): the
+#: speed layer's dedup, a process table function, and the ingest rules' fast path
 FIRST_COPIES_CLASS = "dev.lambdalake.flink.FirstCopies"
+ACCEPTED_EVENT_CLASS = "dev.lambdalake.flink.AcceptedEvent"
 
 CHECKED_COLUMNS = [
     ("reason_code", DataTypes.STRING()),
@@ -74,6 +76,10 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
     `checked` (each record validated: its fields, or its reason) and `heartbeats` (the platform's
     heartbeat records, which are neither).
 
+    A record is checked by the JVM's fast path (AcceptedEvent, flink_jobs/functions) when it is of
+    a plain shape the fast path is sure `validate` accepts, and by `validate` (the Python UDTF
+    check_event) otherwise: the same verdict either way, and Python only for the odd record.
+
     `ingest_time` (the broker's LogAppendTime) is the log's event-time attribute, with a watermark
     per partition: the broker stamps each partition's records in order, so a partition never goes
     back in time, and heartbeats move an idle partition's watermark on. New partitions are found
@@ -83,7 +89,6 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
     Without state to restore, the job starts at the group's committed offsets (the earliest for a
     new group), or at the first record stamped at or after start_at_ms when given.
     """
-    env.create_temporary_function("check_event", check_event)
     startup = ("'scan.startup.mode' = 'group-offsets'" if start_at_ms is None else
                f"'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{int(start_at_ms)}'")
     env.execute_sql(f"""
@@ -110,10 +115,28 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
         CREATE TEMPORARY VIEW heartbeats AS
         SELECT kafka_partition, kafka_offset, ingest_time FROM events_log
         WHERE headers['{HEARTBEAT_HEADER}'] IS NOT NULL""")
+    # the JVM's fast path first: the plain records it is sure the rules accept never reach Python
+    env.create_java_temporary_function("accepted_event", ACCEPTED_EVENT_CLASS)
+    rules = jvm_rules().replace("'", "''")
     env.execute_sql(f"""
+        CREATE TEMPORARY VIEW fast_checked AS
+        SELECT l.payload, l.ingest_time, l.kafka_partition, l.kafka_offset, l.proc_time, a.*
+        FROM (SELECT * FROM events_log WHERE headers['{HEARTBEAT_HEADER}'] IS NULL) AS l
+        LEFT JOIN LATERAL TABLE(accepted_event(l.payload, l.ingest_time, '{rules}')) AS a(
+            event_id, user_id, session_id, event_type, page, product_id, amount, event_time_ms, properties,
+            ingest_ms) ON TRUE""")
+    # every other record (bad, or of a shape the fast path leaves alone) through the Python rules
+    env.create_temporary_function("check_event", check_event)
+    env.execute_sql("""
         CREATE TEMPORARY VIEW checked AS
+        SELECT CAST(NULL AS STRING) AS reason_code, CAST(NULL AS STRING) AS reason,
+               CAST(NULL AS STRING) AS payload_text, CAST(NULL AS INT) AS payload_bytes,
+               event_id, user_id, session_id, event_type, page, product_id, amount, event_time_ms, properties,
+               ingest_ms, ingest_time, kafka_partition, kafka_offset, proc_time
+        FROM fast_checked WHERE event_id IS NOT NULL
+        UNION ALL
         SELECT c.*, l.ingest_time, l.kafka_partition, l.kafka_offset, l.proc_time
-        FROM (SELECT * FROM events_log WHERE headers['{HEARTBEAT_HEADER}'] IS NULL) AS l,
+        FROM (SELECT * FROM fast_checked WHERE event_id IS NULL) AS l,
              LATERAL TABLE(check_event(l.payload, l.ingest_time)) AS c(
             reason_code, reason, payload_text, payload_bytes, event_id, user_id, session_id,
             event_type, page, product_id, amount, event_time_ms, properties, ingest_ms)""")

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
+from lambdalake import events
 from lambdalake.events import MAX_PAYLOAD_BYTES, REASONS, Accepted, Rejected, kept_payload, validate
 
 INGEST = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
@@ -91,3 +93,23 @@ def test_no_input_makes_the_validator_raise() -> None:
                 for key in GOOD for value in (None, 0, -1.5, "", [], {}, "9" * 400, True, 1e308)]
     for payload in samples:
         assert isinstance(validate(payload, INGEST_MS), (Accepted, Rejected))
+
+
+def test_the_jvm_fast_path_gets_the_rules_numbers_from_here() -> None:
+    rules = json.loads(events.jvm_rules())
+    assert rules["event_types"] == list(events.EVENT_TYPES)
+    assert rules["max_payload_bytes"] == events.MAX_PAYLOAD_BYTES
+    assert rules["max_lateness_us"] == 30 * 86_400 * 1_000_000
+    assert rules["max_clock_skew_us"] == 86_400 * 1_000_000
+    assert rules["max_properties"] == events.MAX_PROPERTIES
+    assert Decimal(rules["amount_limit"]) == events.AMOUNT_LIMIT
+    # it goes into Flink SQL as a string literal
+    assert "'" not in events.jvm_rules()
+
+
+def test_an_amount_that_rounds_up_to_the_limit_is_rejected_not_lost_in_a_decimal_overflow() -> None:
+    # raw.events.amount is DECIMAL(12, 2): 10000000000.00 does not fit, and the row vanished
+    result = validate(json.dumps({**GOOD, "amount": 9999999999.995}).encode(), INGEST_MS)
+    assert isinstance(result, Rejected) and result.reason_code == "wrong_type", result
+    result = validate(json.dumps({**GOOD, "amount": 9999999999.994}).encode(), INGEST_MS)
+    assert isinstance(result, Accepted) and result.amount == "9999999999.99", result
