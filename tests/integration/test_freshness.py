@@ -73,10 +73,12 @@ def test_freshness_follows_the_speed_jobs_committed_offsets(config: Config, targ
 
     # the probe: one event sent, then the time until Trino counts it, while the platform measures.
     # The job commits an event's offset at the first checkpoint after reading it; the event's row
-    # waits for its window to close and is committed to Iceberg by a checkpoint too, so the
-    # measured freshness may lag the probe by up to one window plus one checkpoint (README)
+    # waits for the watermark (a heartbeat interval plus the watermark delay), for its window to
+    # close, and is committed to Iceberg by a checkpoint too, so the measured freshness may lag the
+    # probe by up to all of those (README)
     table = f"speed.events_per_type{target.table_suffix}"
-    allowed = config.speed.window_seconds + config.flink.checkpoint_seconds + 1.0  # + a sampling step
+    allowed = (config.kafka.heartbeat_seconds + config.kafka.watermark_delay_seconds + config.speed.window_seconds
+               + config.flink.checkpoint_seconds + 1.0)  # + a sampling step
     for seed in (181, 182, 183):
         counted = run_query(config, f"select coalesce(sum(events), 0) from {table}")[1][0][0]
         sent = time.monotonic()
