@@ -44,7 +44,7 @@ from lambdalake import accuracy, names, offsets, serving, state
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
 from lambdalake.derive import batch_select_sql, incremental_merge_sql, merge_slices_sql
-from lambdalake.errors import EngineError
+from lambdalake.errors import EngineError, QueryError
 from lambdalake.names import trino_table
 from lambdalake.query import run_query
 from lambdalake.tables import heartbeats_table
@@ -226,8 +226,13 @@ def kill_stale_writes(config: Config, tables: list[str]) -> list[str]:
     for query_id in stale:
         if not re.fullmatch(r"\w+", query_id):  # CALL takes no bound parameters: Trino's own ids only
             raise EngineError(f"unexpected Trino query id {query_id!r}")
-        run_query(config, f"call system.runtime.kill_query(query_id => '{query_id}', "
-                          "message => 'left by a killed batch run; the next run rewrites its tables')")
+        try:
+            run_query(config, f"call system.runtime.kill_query(query_id => '{query_id}', "
+                              "message => 'left by a killed batch run; the next run rewrites its tables')")
+        except QueryError as exc:
+            # it ended between the listing and the kill: what it wrote, this run rewrites
+            if "Target query is not running" not in str(exc):
+                raise
     return stale
 
 

@@ -120,3 +120,32 @@ def test_layer_names_and_params_are_validated() -> None:
     assert layers.serving(view) == f"serving.{view.name}__t1"
     with pytest.raises(ConfigError):
         layers_from(Config(), {"events_table": "raw.events; drop"})
+
+
+def test_a_stale_write_that_ends_before_its_kill_is_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lambdalake import batch
+    from lambdalake.errors import QueryError
+
+    killed: list[str] = []
+
+    def run_query(config: Config, sql: str, params: object = None) -> tuple[list[str], list[list[str]]]:
+        if "system.runtime.queries" in sql:
+            return ["query_id", "query"], [["q_1", "insert into \"lake\".\"batch\".\"t__b1\" select 1"],
+                                           ["q_2", "insert into \"lake\".\"batch\".\"t__b1\" select 2"]]
+        killed.append(sql)
+        if "q_1" in sql:  # it finished between the listing and the kill
+            raise QueryError("Trino: NOT_SUPPORTED: Target query is not running: q_1")
+        return [], []
+
+    monkeypatch.setattr(batch, "run_query", run_query)
+    assert batch.kill_stale_writes(Config(), ["batch.t__b1"]) == ["q_1", "q_2"]
+    assert len(killed) == 2
+
+    def refused(config: Config, sql: str, params: object = None) -> tuple[list[str], list[list[str]]]:
+        if "system.runtime.queries" in sql:
+            return ["query_id", "query"], [["q_3", "insert into \"lake\".\"batch\".\"t__b1\" select 3"]]
+        raise QueryError("Trino: PERMISSION_DENIED: Cannot kill query q_3")
+
+    monkeypatch.setattr(batch, "run_query", refused)
+    with pytest.raises(QueryError, match="PERMISSION_DENIED"):
+        batch.kill_stale_writes(Config(), ["batch.t__b1"])
