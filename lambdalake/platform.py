@@ -79,8 +79,9 @@ def up(config: Config, progress: Progress) -> None:
     from lambdalake.keeper import reconcile
     from lambdalake.serving import reconcile_all
 
-    for name in reconcile_all(config):  # a serving step a crash left pending
-        progress(f"{name}: finished the step a crash left pending")
+    for name, error in reconcile_all(config):  # a serving step a crash left pending
+        progress(f"{name}: finished the step a crash left pending" if error is None else
+                 f"{name}: the step a crash left pending failed, and it serves what it served before: {error}")
     reconcile(config, progress)
 
 

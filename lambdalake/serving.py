@@ -16,6 +16,9 @@ table is complete and its B is not behind the live one (every step is taken unde
 the next one reconciles first), so reconciling rolls it forward: it runs the statement again
 (the same CREATE OR REPLACE) and marks the step live. Until then the store says what serving
 answered before the step, and that the step is pending. `up` reconciles every serving view.
+
+A step whose statement Trino refuses (a table it reads is gone) is marked failed with the error,
+at step 3 or when reconciled, and the view serves its live step: a failed step never blocks `up`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from datetime import datetime, timezone
 
 from lambdalake import state
 from lambdalake.config import Config
+from lambdalake.errors import QueryError
 from lambdalake.derive import serving_view_sql
 from lambdalake.names import trino_table
 from lambdalake.query import run_query
@@ -78,27 +82,42 @@ def live_version(config: Config, view_name: str) -> int | None:
     return None if current is None else current.version
 
 
-def reconcile(config: Config, serving_view: str) -> int | None:
-    """Roll a step left pending by a crash forward; return its id (None when none was pending).
+def reconcile(config: Config, serving_view: str) -> list[tuple[int, str | None]]:
+    """Roll each step a crash left pending forward; return each one's id with None once it is live,
+    or Trino's error when its statement fails now (a table it reads is gone, say).
 
-    The caller holds the view's lock.
+    A failed step is marked so, and the live step's statement runs again: the view may have been
+    replaced before the crash, and the store and Trino then say the same again. The caller holds
+    the view's lock.
     """
-    pending = state.steps(config, serving_view, status="pending")
-    for step in reversed(pending):  # at most one in practice: every step reconciles first
-        run_query(config, step.sql)
+    outcomes: list[tuple[int, str | None]] = []
+    for step in reversed(state.steps(config, serving_view, status="pending")):  # at most one in practice
+        try:
+            run_query(config, step.sql)
+        except QueryError as exc:
+            state.step_failed(config, step.id, str(exc))
+            current = state.live_step(config, serving_view)
+            if current is not None:
+                run_query(config, current.sql)
+            outcomes.append((step.id, str(exc)))
+            continue
         state.step_live(config, step.id)
-    return pending[0].id if pending else None
+        outcomes.append((step.id, None))
+    return outcomes
 
 
-def reconcile_all(config: Config) -> list[str]:
-    """Reconcile every serving view with a pending step (by `up`); return their names."""
+def reconcile_all(config: Config) -> list[tuple[str, str | None]]:
+    """Reconcile every serving view with a pending step (by `up`); return each one's name with None
+    when its step went live, or the error that failed it (it then serves what it served before)."""
     with state.connect(config) as connection:
         names = [v for (v,) in connection.execute(
-            "select distinct serving_view from lambdalake_serving_steps where status = 'pending'")]
+            "select distinct serving_view from lambdalake_serving_steps where status = 'pending' "
+            "order by serving_view")]
+    outcomes = []
     for name in names:
         with lock(config, name):
-            reconcile(config, name)
-    return names
+            outcomes += [(name, error) for _, error in reconcile(config, name)]
+    return outcomes
 
 
 def publish(config: Config, view: View, serving_view: str, *, kind: str, speed_table: str, version: int | None = None,
@@ -112,7 +131,11 @@ def publish(config: Config, view: View, serving_view: str, *, kind: str, speed_t
     step = state.begin_step(config, serving_view, kind, view.name, version, speed_table, batch_table, boundary,
                             events_snapshot, rows_written, airflow_run_id, sql,
                             started_at or datetime.now(timezone.utc), run)
-    run_query(config, sql)
+    try:
+        run_query(config, sql)
+    except QueryError as exc:
+        state.step_failed(config, step.id, str(exc))
+        raise
     state.step_live(config, step.id)
     return Live(serving_view, view.name, version, speed_table, batch_table, boundary, events_snapshot, step.id)
 

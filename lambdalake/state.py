@@ -68,8 +68,9 @@ create table if not exists lambdalake_serving_steps (
     serving_view text not null,
     -- create: the speed layer alone; batch: a batch run's swap; switch: a reprocessed version goes live
     kind text not null check (kind in ('create', 'batch', 'switch')),
-    -- pending until the view is replaced, then live (it stays live in the history once superseded)
-    status text not null check (status in ('pending', 'live')),
+    -- pending until the view is replaced, then live (it stays live in the history once superseded);
+    -- failed when Trino refused its statement (the view still serves the live step; see error)
+    status text not null check (status in ('pending', 'live', 'failed')),
     view_name text not null,
     -- the reprocessed version it reads; null for the view's base
     version int,
@@ -98,6 +99,16 @@ alter table lambdalake_serving_steps add column if not exists slices int;
 alter table lambdalake_serving_steps add column if not exists buckets_recomputed bigint;
 alter table lambdalake_serving_steps add column if not exists buckets_first timestamptz;
 alter table lambdalake_serving_steps add column if not exists buckets_last timestamptz;
+alter table lambdalake_serving_steps add column if not exists error text;
+-- stores made before the status 'failed' existed
+do $$ begin
+    if exists (select from pg_constraint where conname = 'lambdalake_serving_steps_status_check'
+               and pg_get_constraintdef(oid) not like '%failed%') then
+        alter table lambdalake_serving_steps drop constraint lambdalake_serving_steps_status_check;
+        alter table lambdalake_serving_steps add constraint lambdalake_serving_steps_status_check
+            check (status in ('pending', 'live', 'failed'));
+    end if;
+end $$;
 create table if not exists lambdalake_speed_tables (
     table_name text primary key,
     -- the Iceberg table's uuid: a table dropped and made again under the same name is another table
@@ -349,6 +360,13 @@ def step_live(config: Config, step_id: int) -> None:
             "version = excluded.version, speed_table = excluded.speed_table, batch_table = excluded.batch_table, "
             "boundary = excluded.boundary, events_snapshot = excluded.events_snapshot, "
             "live_since = excluded.live_since", (step_id,))
+
+
+def step_failed(config: Config, step_id: int, error: str) -> None:
+    """Trino refused the step's statement: the view was not replaced, and the step never will be."""
+    with connect(config) as connection:
+        connection.execute("update lambdalake_serving_steps set status = 'failed', error = %s where id = %s",
+                           (error, step_id))
 
 
 def live_step(config: Config, serving_view: str) -> Step | None:

@@ -330,7 +330,7 @@ def test_a_step_a_crash_left_pending_is_rolled_forward_by_up(config: Config, lay
                                        older.boundary, older.events_snapshot, older.rows_written, "killed-run", sql,
                                        older.started_at)
     assert serving.live(config, name) == before  # the store still says what serving answers
-    assert serving.reconcile_all(config) == [name]
+    assert serving.reconcile_all(config) == [(name, None)]
     after = serving.live(config, name)
     assert after is not None and (after.step_id, after.batch_table) == (pending.id, older.batch_table)
     _, [[definition]] = run_query(config, "select view_definition from information_schema.views where "
@@ -342,3 +342,20 @@ def test_a_step_a_crash_left_pending_is_rolled_forward_by_up(config: Config, lay
         serving.publish(config, view, name, kind="batch", speed_table=before.speed_table,
                         batch_table=before.batch_table, boundary=before.boundary,
                         events_snapshot=before.events_snapshot)
+    back = serving.live(config, name)
+    assert back is not None and back.batch_table == before.batch_table
+
+    # a pending step whose statement Trino now refuses (its batch table was dropped meanwhile) is
+    # marked failed, and the view keeps serving the live step: `up` is not blocked by it
+    gone = "batch.dropped_meanwhile__b0"
+    sql = serving_view_sql(view, config.iceberg.catalog_name, name, before.speed_table, gone, before.boundary)
+    doomed = state.begin_step(config, name, "batch", view.name, None, before.speed_table, gone, before.boundary,
+                              before.events_snapshot, 0, "killed-run", sql, older.started_at)
+    [(reconciled, error)] = serving.reconcile_all(config)
+    assert reconciled == name and error is not None and "dropped_meanwhile__b0" in error, error
+    assert [s.id for s in state.steps(config, name, status="failed")][0] == doomed.id
+    assert serving.live(config, name) == back
+    _, [[definition]] = run_query(config, "select view_definition from information_schema.views where "
+                                          "table_schema = 'serving' and table_name = ?", [name.split(".")[1]])
+    assert before.batch_table.split(".")[1] in definition  # type: ignore[union-attr]
+    assert serving.reconcile_all(config) == []
