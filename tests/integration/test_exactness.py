@@ -26,12 +26,14 @@ from datetime import datetime, timedelta, timezone
 from itertools import islice
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic, OffsetSpec
 
 from lambdalake import jobs
 from lambdalake.batch import (Boundary, Layers, choose_boundary, current_boundary, drop_layers, ensure_serving,
                               expire_speed_rows, recompute_view, run_once)
 from lambdalake.config import Config
+from lambdalake.flink_rest import FlinkRest
 from lambdalake.generator import ACCEPTED_KINDS, EventGenerator, Record
 from lambdalake.ingest import IngestTarget
 from lambdalake.ingest import start as start_ingest
@@ -194,6 +196,30 @@ def shifted(moment: str, minutes: int) -> str:
     return (datetime.fromisoformat(moment) + timedelta(minutes=minutes)).isoformat()
 
 
+def print_speed_job_progress(platform: Platform) -> None:
+    """For a failure's report: each operator of the speed job, its subtasks' input watermarks, its
+    records in and out, and the offsets its Kafka source reached in each partition."""
+    admin = AdminClient({"bootstrap.servers": platform.config.kafka_bootstrap})
+    partitions = admin.list_topics(platform.log.topic, timeout=10).topics[platform.log.topic].partitions
+    ends = admin.list_offsets({TopicPartition(platform.log.topic, p): OffsetSpec.latest() for p in partitions})
+    print("now (ms):", int(time.time() * 1000), "end offsets:",
+          {tp.partition: future.result().offset for tp, future in ends.items()})
+    rest = FlinkRest(platform.config)
+    states = {j["jid"]: j["state"] for j in rest.jobs_overview() if j["name"] == platform.speed.job_name}
+    print("speed job submissions:", states)
+    job_id = next(jid for jid, job_state in states.items() if job_state == "RUNNING")
+    for vertex in rest.job(job_id)["vertices"]:
+        path = f"/jobs/{job_id}/vertices/{vertex['id']}"
+        names = [m["id"] for m in rest._request("GET", f"{path}/subtasks/metrics", timeout=10).json()]
+        wanted = [n for n in names if n in ("numRecordsIn", "numRecordsOut") or n.endswith("currentOffset")
+                  or n.endswith("committedOffset")]
+        metrics = rest._request("GET", f"{path}/subtasks/metrics", timeout=10,
+                                params={"get": ",".join(wanted)}).json() if wanted else []
+        watermarks = rest._request("GET", f"{path}/watermarks", timeout=10).json()
+        print(vertex["name"][:60], vertex["status"], watermarks,
+              {m["id"]: (m.get("min"), m.get("max"), m.get("sum")) for m in metrics})
+
+
 def assert_exact(platform: Platform, timeout: float = 150) -> None:
     """Serving reaches the truth, and was never above it at any check so far."""
     deadline = time.monotonic() + timeout
@@ -202,6 +228,7 @@ def assert_exact(platform: Platform, timeout: float = 150) -> None:
             for name in expected:
                 missing = {k: (serving[name].get(k), v) for k, v in expected[name].items() if serving[name].get(k) != v}
                 print(name, "serving vs truth:", list(missing.items())[:5])
+            print_speed_job_progress(platform)
             pytest.fail(f"serving never equalled the truth within {timeout:.0f}s")
         time.sleep(2)
     assert not platform.watch.wrong, platform.watch.wrong[:5]
