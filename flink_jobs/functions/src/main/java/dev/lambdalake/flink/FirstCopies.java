@@ -12,6 +12,7 @@ import org.apache.flink.table.annotation.DataTypeHint;
 import org.apache.flink.table.annotation.FunctionHint;
 import org.apache.flink.table.annotation.StateHint;
 import org.apache.flink.table.functions.ProcessTableFunction;
+import org.apache.flink.table.functions.ProcessTableFunction.TimeContext;
 import org.apache.flink.types.Row;
 
 /**
@@ -57,8 +58,6 @@ public class FirstCopies extends ProcessTableFunction<Row> {
     private static final int OFFSET = 9;
     private static final int HORIZON_END_MS = 10;
 
-    private static final String EXPIRE = "expire";
-
     private static final Comparator<Row> LOG_ORDER = Comparator
             .comparing((Row copy) -> copy.<Long>getFieldAs(INGEST_MS))
             .thenComparing(copy -> copy.<Integer>getFieldAs(PARTITION))
@@ -86,27 +85,30 @@ public class FirstCopies extends ProcessTableFunction<Row> {
     }
 
     public void onTimer(OnTimerContext ctx, Row copies) {
-        if (EXPIRE.equals(ctx.currentTimer())) {
-            // the newest copy's horizon has passed: a later copy is a new event
-            if (copies.getField("pending") == null) {
-                ctx.clearAll();
-            } else {
-                copies.setField("covered_until_ms", null);
+        TimeContext<Long> time = ctx.timeContext(Long.class);
+        long now = time.time();
+        Row[] pending = copies.getFieldAs("pending");
+        Long coveredUntil = copies.getFieldAs("covered_until_ms");
+        List<Row> due = new ArrayList<>();
+        List<Row> later = new ArrayList<>();
+        if (pending != null) {
+            for (Row copy : pending) {
+                (copy.<Long>getFieldAs(INGEST_MS) <= now ? due : later).add(copy);
+            }
+        }
+        if (due.isEmpty()) {
+            // a horizon's end; if a later copy extended it, its end is still ahead and nothing happens
+            if (coveredUntil == null || coveredUntil < now) {
+                // the newest copy's horizon has passed: a later copy is a new event
+                if (later.isEmpty()) {
+                    ctx.clearAllState();
+                } else {
+                    copies.setField("covered_until_ms", null);
+                }
             }
             return;
         }
-        long now = ctx.timeContext(Long.class).time();
-        Row[] pending = copies.getFieldAs("pending");
-        if (pending == null) {
-            return;
-        }
-        List<Row> due = new ArrayList<>();
-        List<Row> later = new ArrayList<>();
-        for (Row copy : pending) {
-            (copy.<Long>getFieldAs(INGEST_MS) <= now ? due : later).add(copy);
-        }
         due.sort(LOG_ORDER);
-        Long coveredUntil = copies.getFieldAs("covered_until_ms");
         for (Row copy : due) {
             long ingestMs = copy.<Long>getFieldAs(INGEST_MS);
             if (coveredUntil == null || ingestMs > coveredUntil) {
@@ -122,6 +124,9 @@ public class FirstCopies extends ProcessTableFunction<Row> {
         }
         copies.setField("covered_until_ms", coveredUntil);
         copies.setField("pending", later.isEmpty() ? null : later.toArray(new Row[0]));
-        ctx.timeContext(Long.class).registerOnTime(EXPIRE, coveredUntil + 1);
+        // an unnamed timer, not a named one replaced on each extension: a named timer costs a map
+        // state entry per event_id, and clearing it a RocksDB scan; the timers an extension leaves
+        // behind fire and find the horizon still running
+        time.registerOnTime(coveredUntil + 1);
     }
 }
