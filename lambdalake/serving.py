@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 
 from lambdalake import state
 from lambdalake.config import Config
-from lambdalake.errors import QueryError
 from lambdalake.derive import serving_view_sql
+from lambdalake.errors import QueryError
 from lambdalake.names import trino_table
 from lambdalake.query import run_query
 from lambdalake.views import View
