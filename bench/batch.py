@@ -33,7 +33,7 @@ from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, data_size_bytes, load_config
 from lambdalake.query import run_query
 from bench.report import save
-from lambdalake.tables import ensure_table
+from lambdalake.tables import conform, ensure_table
 from lambdalake.views import View, lambda_views
 
 EVENT_TYPES = np.array(["page_view", "search", "click", "add_to_cart", "purchase"])
@@ -76,7 +76,7 @@ def fill(config: Config, table_name: str, events: int) -> int:
     for offset in range(0, events, 1_000_000):
         data = chunk(rng, min(1_000_000, events - offset), start)
         data = data.set_column(11, "kafka_offset", pa.array(np.arange(offset, offset + len(data)), pa.int64()))
-        table.append(data.cast(table.schema().as_arrow()))
+        table.append(conform(data, table))
     return table.refresh().current_snapshot().snapshot_id
 
 

@@ -29,7 +29,7 @@ from lambdalake.batch import Boundary, Layers, ensure_serving, recompute_view
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, load_config
 from lambdalake.query import run_query
-from lambdalake.tables import ensure_table
+from lambdalake.tables import conform, ensure_table
 from lambdalake.views import lambda_views
 
 TYPES = np.array(["page_view", "search", "click", "add_to_cart", "purchase"])
@@ -89,8 +89,8 @@ def one_size(config: Config, history: int, new: int) -> dict[str, object]:
         for offset in range(0, history, per_chunk):  # each chunk a slice of the year, in order
             n = min(per_chunk, history - offset)
             span = YEAR * n / history
-            table.append(events(rng, n, offset, year_start + timedelta(seconds=YEAR * offset / history), span, 0.01)
-                         .cast(table.schema().as_arrow()))
+            rows = events(rng, n, offset, year_start + timedelta(seconds=YEAR * offset / history), span, 0.01)
+            table.append(conform(rows, table))
         loaded = round(time.monotonic() - started, 1)
         ensure_serving(config, layers)
         first = run_all(config, layers, Boundary(b1, table.refresh().current_snapshot().snapshot_id), full=True)
@@ -100,9 +100,9 @@ def one_size(config: Config, history: int, new: int) -> dict[str, object]:
         copies = np.array([r[0] for r in recent])
         arrivals = events(rng, new - len(copies), history, b1, 3600, 0.1)
         retried = events(rng, len(copies), history + new, b1, 3600, 0.0, ids=copies) if len(copies) else None
-        table.append(arrivals.cast(table.schema().as_arrow()))
+        table.append(conform(arrivals, table))
         if retried is not None:
-            table.append(retried.cast(table.schema().as_arrow()))
+            table.append(conform(retried, table))
         b2 = Boundary(b1 + timedelta(hours=1), table.refresh().current_snapshot().snapshot_id)
         incremental = run_all(config, layers, b2, full=False)
         incremental_rows, renamed = {}, []

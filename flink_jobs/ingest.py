@@ -2,7 +2,8 @@
 
 Every record but the platform's heartbeats (lambdalake.heartbeat) is validated by `lambdalake.events.validate`, the one definition of a valid
 event. Accepted events are stamped with their ingest time (the Kafka record timestamp) and
-source position (partition, offset); rejected records keep their payload, size and reason.
+source position (partition, offset); rejected records keep their payload, size and reason. A
+record imported from a history file (lambdalake.imports) keeps its file and row, either way.
 A bad record is a row in `raw.events_rejected`, never an exception: the job does not stop.
 
 Exactly-once: Kafka offsets are part of each checkpoint, and the Iceberg sink commits on
@@ -41,11 +42,12 @@ def run(topic: str, group_id: str, events_table: str, rejected_table: str, heart
         INSERT INTO `{catalog}`.{quoted(events_table)}
         SELECT event_id, user_id, session_id, event_type, page, product_id,
                CAST(amount AS DECIMAL(12, 2)), TO_TIMESTAMP_LTZ(event_time_ms, 3), properties,
-               ingest_time, kafka_partition, kafka_offset
+               ingest_time, kafka_partition, kafka_offset, import_file, import_row
         FROM checked WHERE reason_code IS NULL""")
     statements.add_insert_sql(f"""
         INSERT INTO `{catalog}`.{quoted(rejected_table)}
-        SELECT reason_code, reason, payload_text, payload_bytes, ingest_time, kafka_partition, kafka_offset
+        SELECT reason_code, reason, payload_text, payload_bytes, ingest_time, kafka_partition, kafka_offset,
+               import_file, import_row
         FROM checked WHERE reason_code IS NOT NULL""")
     # heartbeats are no events: only their positions are kept, so the batch layer knows how far
     # a partition whose tail is heartbeats is complete

@@ -8,6 +8,10 @@ A record is accepted when it is a JSON object with every required field of the r
 a known `event_type`, an ISO-8601 `event_time` with a time zone within
 [ingest time - MAX_LATENESS, ingest time + MAX_CLOCK_SKEW], and for purchases a non-negative
 `amount`. Anything else is rejected with one of REASONS and a human-readable detail.
+
+A record imported from a history file (lambdalake.imports) carries the IMPORT_* Kafka headers: it
+is exempt from MAX_LATENESS (history is older than any lateness window), and every other rule
+applies to it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ MAX_LATENESS = timedelta(days=30)
 MAX_CLOCK_SKEW = timedelta(days=1)
 MAX_PROPERTIES = 32
 AMOUNT_LIMIT = Decimal("1e10")
+
+#: Kafka headers of a record imported from a history file: the file's SHA-256, its path under the
+#: import root, and the record's row in it (1-based); raw.events keeps the path and row
+IMPORT_SHA256_HEADER = "lambdalake-import-sha256"
+IMPORT_FILE_HEADER = "lambdalake-import-file"
+IMPORT_ROW_HEADER = "lambdalake-import-row"
 
 #: every reason a record can be rejected for
 REASONS = (
@@ -85,7 +95,7 @@ def _string(record: dict[str, Any], name: str, *, nullable: bool = False) -> str
     return value
 
 
-def _event_time(value: Any, ingest_ms: int) -> int:
+def _event_time(value: Any, ingest_ms: int, imported: bool) -> int:
     if not isinstance(value, str):
         raise _Reject("wrong_type", f"event_time must be an ISO-8601 string, got {type(value).__name__}")
     try:
@@ -95,10 +105,13 @@ def _event_time(value: Any, ingest_ms: int) -> int:
     if moment.tzinfo is None:
         raise _Reject("bad_event_time", f"event_time {value!r:.40} has no time zone")
     ingest = datetime.fromtimestamp(ingest_ms / 1000, tz=timezone.utc)
-    if not ingest - MAX_LATENESS <= moment <= ingest + MAX_CLOCK_SKEW:
+    latest = ingest + MAX_CLOCK_SKEW
+    if imported and moment > latest:
+        raise _Reject("absurd_event_time", f"event_time {value} is after {latest:%Y-%m-%d}, past its ingest time")
+    if not imported and not ingest - MAX_LATENESS <= moment <= latest:
         raise _Reject("absurd_event_time",
                       f"event_time {value} is outside [{ingest - MAX_LATENESS:%Y-%m-%d}, "
-                      f"{ingest + MAX_CLOCK_SKEW:%Y-%m-%d}] around its ingest time")
+                      f"{latest:%Y-%m-%d}] around its ingest time")
     return int(moment.timestamp() * 1000)
 
 
@@ -133,17 +146,18 @@ def _properties(value: Any) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
 
 
-def validate(payload: bytes | None, ingest_ms: int) -> Accepted | Rejected:
-    """Accept or reject one Kafka record value, received by Kafka at ingest_ms (epoch millis)."""
+def validate(payload: bytes | None, ingest_ms: int, *, imported: bool = False) -> Accepted | Rejected:
+    """Accept or reject one Kafka record value, received by Kafka at ingest_ms (epoch millis);
+    imported: it came from a history file (exempt from MAX_LATENESS)."""
     try:
-        return _validate(payload or b"", ingest_ms)
+        return _validate(payload or b"", ingest_ms, imported)
     except _Reject as reject:
         return Rejected(reject.code, f"{reject.code}: {reject.detail}")
     except Exception as exc:  # noqa: BLE001 - a record the rules did not foresee must not stop the job
         return Rejected("validator_error", f"validator_error: {type(exc).__name__}: {exc}"[:500])
 
 
-def _validate(payload: bytes, ingest_ms: int) -> Accepted:
+def _validate(payload: bytes, ingest_ms: int, imported: bool) -> Accepted:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise _Reject("oversized", f"{len(payload)} bytes, more than {MAX_PAYLOAD_BYTES}")
     text = payload.decode("utf-8", errors="replace").strip()
@@ -176,7 +190,7 @@ def _validate(payload: bytes, ingest_ms: int) -> Accepted:
         page=str(_string(record, "page")),
         product_id=_string(record, "product_id", nullable=True),
         amount=_amount(record),
-        event_time_ms=_event_time(record["event_time"], ingest_ms),
+        event_time_ms=_event_time(record["event_time"], ingest_ms, imported),
         properties=_properties(record.get("properties")),
     )
 

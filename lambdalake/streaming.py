@@ -11,7 +11,8 @@ from pyflink.table import DataTypes, TableEnvironment
 from pyflink.table.udf import udtf
 
 from lambdalake.config import Config
-from lambdalake.events import Accepted, jvm_rules, kept_payload, validate
+from lambdalake.events import (IMPORT_FILE_HEADER, IMPORT_ROW_HEADER, IMPORT_SHA256_HEADER, Accepted, jvm_rules,
+                               kept_payload, validate)
 from lambdalake.heartbeat import HEARTBEAT_HEADER
 
 #: our Java functions (flink_jobs/functions, built by `lambdalake setup` into Flink's lib/): the
@@ -38,11 +39,11 @@ CHECKED_COLUMNS = [
 
 
 @udtf(result_types=[kind for _, kind in CHECKED_COLUMNS])
-def check_event(payload: bytes | None, ingest_time):  # type: ignore[no-untyped-def]
+def check_event(payload: bytes | None, ingest_time, imported: bool):  # type: ignore[no-untyped-def]
     """One output row per record: the event's fields, or the reason it was rejected."""
     # PyFlink hands TIMESTAMP_LTZ over as a naive local datetime; .timestamp() undoes that
     ingest_ms = int(ingest_time.timestamp() * 1000)
-    result = validate(payload, ingest_ms)
+    result = validate(payload, ingest_ms, imported=bool(imported))
     if isinstance(result, Accepted):
         yield (None, None, None, None, result.event_id, result.user_id, result.session_id, result.event_type,
                result.page, result.product_id, result.amount, result.event_time_ms, result.properties, ingest_ms)
@@ -73,8 +74,8 @@ def quoted(table: str) -> str:
 def register_checked_log(env: TableEnvironment, config: Config, topic: str, group_id: str,
                          start_at_ms: int | None = None) -> None:
     """Register `events_log` (the Kafka topic: raw bytes, partition, offset, timestamp, proc_time),
-    `checked` (each record validated: its fields, or its reason) and `heartbeats` (the platform's
-    heartbeat records, which are neither).
+    `checked` (each record validated: its fields, or its reason; an imported record's file and row)
+    and `heartbeats` (the platform's heartbeat records, which are neither).
 
     A record is checked by the JVM's fast path (AcceptedEvent, flink_jobs/functions) when it is of
     a plain shape the fast path is sure `validate` accepts, and by `validate` (the Python UDTF
@@ -118,11 +119,20 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
     # the JVM's fast path first: the plain records it is sure the rules accept never reach Python
     env.create_java_temporary_function("accepted_event", ACCEPTED_EVENT_CLASS)
     rules = jvm_rules().replace("'", "''")
+    # a record imported from a history file (lambdalake.imports) is exempt from the lateness rule
+    env.execute_sql(f"""
+        CREATE TEMPORARY VIEW logged AS
+        SELECT payload, ingest_time, kafka_partition, kafka_offset, proc_time,
+               headers['{IMPORT_SHA256_HEADER}'] IS NOT NULL AS imported,
+               CAST(headers['{IMPORT_FILE_HEADER}'] AS STRING) AS import_file,
+               CAST(CAST(headers['{IMPORT_ROW_HEADER}'] AS STRING) AS BIGINT) AS import_row
+        FROM events_log WHERE headers['{HEARTBEAT_HEADER}'] IS NULL""")
     env.execute_sql(f"""
         CREATE TEMPORARY VIEW fast_checked AS
-        SELECT l.payload, l.ingest_time, l.kafka_partition, l.kafka_offset, l.proc_time, a.*
-        FROM (SELECT * FROM events_log WHERE headers['{HEARTBEAT_HEADER}'] IS NULL) AS l
-        LEFT JOIN LATERAL TABLE(accepted_event(l.payload, l.ingest_time, '{rules}')) AS a(
+        SELECT l.payload, l.ingest_time, l.kafka_partition, l.kafka_offset, l.proc_time, l.imported, l.import_file,
+               l.import_row, a.*
+        FROM logged AS l
+        LEFT JOIN LATERAL TABLE(accepted_event(l.payload, l.ingest_time, '{rules}', l.imported)) AS a(
             event_id, user_id, session_id, event_type, page, product_id, amount, event_time_ms, properties,
             ingest_ms) ON TRUE""")
     # every other record (bad, or of a shape the fast path leaves alone) through the Python rules
@@ -132,12 +142,12 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
         SELECT CAST(NULL AS STRING) AS reason_code, CAST(NULL AS STRING) AS reason,
                CAST(NULL AS STRING) AS payload_text, CAST(NULL AS INT) AS payload_bytes,
                event_id, user_id, session_id, event_type, page, product_id, amount, event_time_ms, properties,
-               ingest_ms, ingest_time, kafka_partition, kafka_offset, proc_time
+               ingest_ms, ingest_time, kafka_partition, kafka_offset, proc_time, import_file, import_row
         FROM fast_checked WHERE event_id IS NOT NULL
         UNION ALL
-        SELECT c.*, l.ingest_time, l.kafka_partition, l.kafka_offset, l.proc_time
+        SELECT c.*, l.ingest_time, l.kafka_partition, l.kafka_offset, l.proc_time, l.import_file, l.import_row
         FROM (SELECT * FROM fast_checked WHERE event_id IS NULL) AS l,
-             LATERAL TABLE(check_event(l.payload, l.ingest_time)) AS c(
+             LATERAL TABLE(check_event(l.payload, l.ingest_time, l.imported)) AS c(
             reason_code, reason, payload_text, payload_bytes, event_id, user_id, session_id,
             event_type, page, product_id, amount, event_time_ms, properties, ingest_ms)""")
 

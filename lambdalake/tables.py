@@ -82,14 +82,32 @@ def build_schema(fields: list[dict[str, Any]], partition_by: list[dict[str, str]
 
 def ensure_table(config: Config, declared: str, name: str | None = None) -> Table:
     """Create the declared table under `name` (default: its declared name) unless it exists; add
-    the declared columns an existing table lacks (a column declared later, optional)."""
+    the declared columns an existing table lacks (a column declared later, optional), and set its
+    declared properties."""
     schema, spec = schema_of(declared)
-    table = create_if_missing(config, name or declared, schema, spec, declarations()[declared]["doc"])
+    properties = {k: str(v) for k, v in (declarations()[declared].get("properties") or {}).items()}
+    table = create_if_missing(config, name or declared, schema, spec, declarations()[declared]["doc"], properties)
     if {f.name for f in schema.fields} - {f.name for f in table.schema().fields}:
         with table.update_schema() as update:
             update.union_by_name(schema)
         table = table.refresh()
+    if any(table.properties.get(k) != v for k, v in properties.items()):
+        with table.transaction() as transaction:
+            transaction.set_properties(properties)
+        table = table.refresh()
     return table
+
+
+def conform(rows: Any, table: Table) -> Any:
+    """An Arrow table of rows in table's schema, to append with pyiceberg: each optional column the
+    rows lack (one declared later, such as raw.events' import_file) is added as nulls."""
+    import pyarrow as pa
+
+    schema = table.schema().as_arrow()
+    for field in schema:
+        if field.name not in rows.column_names:
+            rows = rows.append_column(field.name, pa.nulls(len(rows), field.type))
+    return rows.select(schema.names).cast(schema)
 
 
 def create_if_missing(config: Config, name: str, schema: Any, spec: Any, doc: str,

@@ -25,7 +25,7 @@ from lambdalake.config import Config
 from lambdalake.derive import batch_select_sql
 from lambdalake.errors import QueryError
 from lambdalake.query import run_query
-from lambdalake.tables import ensure_table
+from lambdalake.tables import conform, ensure_table
 from lambdalake.views import View, lambda_views
 
 #: distinct events in the history; with their copies, about 1.2M rows
@@ -78,7 +78,7 @@ def history(config: Config) -> Iterator[tuple[Layers, Boundary, Counter[tuple[da
                     rejected_table=f"raw.test_memory_rejected_{suffix}", suffix=f"__m{suffix}")
     rows, truth = generate_history()
     table = ensure_table(config, "raw.events", layers.events_table)
-    table.append(rows.cast(table.schema().as_arrow()))
+    table.append(conform(rows, table))
     ensure_serving(config, layers, ["events_per_type"])
     boundary = Boundary(START + timedelta(hours=12), table.refresh().current_snapshot().snapshot_id)
     yield layers, boundary, truth
@@ -129,7 +129,7 @@ def test_an_incremental_run_after_it_also_fits_and_equals_the_truth(config: Conf
     arrived = arrived.set_column(arrived.schema.get_field_index("kafka_offset"), "kafka_offset",
                                  pa.array(np.arange(len(rows), len(rows) + len(arrived)), pa.int64()))
     table = load_catalog(config).load_table(layers.events_table)
-    table.append(arrived.cast(table.schema().as_arrow()))
+    table.append(conform(arrived, table))
     later = Boundary(boundary.moment + timedelta(hours=1), table.refresh().current_snapshot().snapshot_id)
     expected = truth + Counter((START + timedelta(seconds=(t.timestamp() - START.timestamp()) // 60 * 60), kind)
                                for t, kind in zip(arrived.column("event_time").to_pylist(),

@@ -8,6 +8,10 @@ offsets, UUIDs in other spellings, properties to re-serialize, spaces Python str
 keys, bad UTF-8) and randomly damaged records go through Kafka and the job. Each record's row in
 raw.events or raw.events_rejected must be what `validate` says of it, computed here with the
 timestamp Kafka gave the record: the same reason code, or the same accepted fields.
+
+Every third record goes with the headers of a record imported from a history file
+(lambdalake.imports), which exempt it from the lateness window alone; events years old are among
+them, and the rows keep the file and row the headers name.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
-from lambdalake.events import Accepted, validate
+from lambdalake.events import IMPORT_FILE_HEADER, IMPORT_ROW_HEADER, IMPORT_SHA256_HEADER, Accepted, validate
 from lambdalake.flink_rest import FlinkRest
 from lambdalake.generator import EventGenerator, Faults
 from lambdalake.ingest import IngestTarget, start
@@ -58,8 +62,14 @@ def edge_records(now: datetime) -> list[bytes]:
         variant(amount=amount)
     for moment in ("Z", "+00:00", ".123456+05:30", ".1+00:00", " +00:00", "", ".1234567+00:00", "-23:59", "+24:00"):
         variant(event_time=(now - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%S") + moment)
-    for moment in ("2026-02-30T08:00:00Z", "2026-12-05T24:00:00Z", "20261205T080000Z", "1970-01-01T00:00:00Z"):
-        variant(event_time=moment)
+    for moment in ("2026-02-30T08:00:00Z", "2026-12-05T24:00:00Z", "20261205T080000Z", "1970-01-01T00:00:00Z",
+                   "1969-07-20T20:17:40.5Z", "0001-01-01T00:00:00Z", "2019-03-31T01:30:00+01:00"):
+        # three times: whatever the import flag's turn, each goes once imported and twice not
+        for _ in range(3):
+            variant(event_time=moment)
+    for days in (29, 31, 400, 3650):
+        for _ in range(3):
+            variant(event_time=(now - timedelta(days=days)).isoformat())
     for event_id in ("{%s}" % uuid.uuid4(), uuid.uuid4().hex, str(uuid.uuid4()).upper(), "urn:uuid:%s" % uuid.uuid4(),
                      "not-a-uuid", " %s" % uuid.uuid4()):
         variant(event_id=event_id)
@@ -132,14 +142,18 @@ def test_every_record_gets_the_python_rules_verdict_whichever_side_decided(confi
     generated = [r.value for r in islice(EventGenerator(seed=12, faults=FAULTS).records(), 2000)]
     records = edge_records(now) + damaged_records(1500, seed=11) + generated
     producer = make_producer(config)
-    landed: dict[tuple[int, int], tuple[bytes, int]] = {}
+    landed: dict[tuple[int, int], tuple[bytes, int, int | None]] = {}
 
-    def delivered(error, message) -> None:  # type: ignore[no-untyped-def]
+    def delivered(error, message, row: int | None) -> None:  # type: ignore[no-untyped-def]
         assert error is None, error
-        landed[(message.partition(), message.offset())] = (message.value() or b"", message.timestamp()[1])
+        landed[(message.partition(), message.offset())] = (message.value() or b"", message.timestamp()[1], row)
 
-    for record in records:
-        producer.produce(target.topic, value=record, on_delivery=delivered)
+    for index, record in enumerate(records):
+        row = index + 1 if index % 3 == 0 else None
+        headers = [] if row is None else [(IMPORT_SHA256_HEADER, b"0" * 64), (IMPORT_FILE_HEADER, b"history/a.jsonl"),
+                                          (IMPORT_ROW_HEADER, str(row).encode())]
+        producer.produce(target.topic, value=record, headers=headers,
+                         on_delivery=lambda error, message, row=row: delivered(error, message, row))
         producer.poll(0)
     assert producer.flush(60) == 0 and len(landed) == len(records)
 
@@ -148,36 +162,39 @@ def test_every_record_gets_the_python_rules_verdict_whichever_side_decided(confi
     while time.monotonic() - last_change < 60:
         _, accepted_rows = run_query(config, f"""
             select kafka_partition, kafka_offset, event_id, user_id, session_id, event_type, page, product_id, amount,
-                   to_unixtime(event_time) * 1000, properties
+                   to_unixtime(event_time) * 1000, properties, import_file, import_row
             from {target.events_table}""")
-        _, rejected_rows = run_query(config, f"select kafka_partition, kafka_offset, reason_code from {target.rejected_table}")
+        _, rejected_rows = run_query(config, f"select kafka_partition, kafka_offset, reason_code, import_row "
+                                             f"from {target.rejected_table}")
         if len(accepted_rows) + len(rejected_rows) >= len(records):
             break
         if len(accepted_rows) + len(rejected_rows) != seen:
             seen, last_change = len(accepted_rows) + len(rejected_rows), time.monotonic()
         time.sleep(3)
     accepted = {(p, o): rest for p, o, *rest in accepted_rows}
-    rejected = {(p, o): reason for p, o, reason in rejected_rows}
-    missing = [(position, value[:200], validate(value, timestamp_ms))
-               for position, (value, timestamp_ms) in landed.items() if position not in accepted and position not in rejected]
+    rejected = {(p, o): reason for p, o, reason, _ in rejected_rows}
+    rejected_rows_marked = {(p, o): row for p, o, _, row in rejected_rows}
+    missing = [(position, value[:200], validate(value, timestamp_ms, imported=row is not None))
+               for position, (value, timestamp_ms, row) in landed.items()
+               if position not in accepted and position not in rejected]
     assert not missing, f"{len(missing)} records have no row: {missing[:5]}"
     assert len(accepted) + len(rejected) == len(accepted_rows) + len(rejected_rows) == len(records)
 
     wrong = []
-    for position, (value, timestamp_ms) in landed.items():
-        verdict = validate(value, timestamp_ms)
+    for position, (value, timestamp_ms, row) in landed.items():
+        verdict = validate(value, timestamp_ms, imported=row is not None)
         if isinstance(verdict, Accepted):
             expected = [verdict.event_id, verdict.user_id, verdict.session_id, verdict.event_type, verdict.page,
                         verdict.product_id, None if verdict.amount is None else Decimal(verdict.amount),
-                        verdict.event_time_ms, verdict.properties]
+                        verdict.event_time_ms, verdict.properties, row and "history/a.jsonl", row]
             got = accepted.get(position)
             if got is not None:
-                got = [*got[:8], got[8] and dict(got[8])]
+                got = [*got[:8], got[8] and dict(got[8]), *got[9:]]
                 got[7] = round(got[7])
             if got != expected:
                 wrong.append((value[:120], "accepted", expected, got or rejected.get(position)))
-        elif rejected.get(position) != verdict.reason_code:
-            wrong.append((value[:120], verdict.reason_code, rejected.get(position), accepted.get(position)))
+        elif (rejected.get(position), rejected_rows_marked.get(position)) != (verdict.reason_code, row):
+            wrong.append((value[:120], verdict.reason_code, row, rejected.get(position), accepted.get(position)))
     assert not wrong, f"{len(wrong)} records judged otherwise than by the Python rules: {wrong[:5]}"
 
     # the fast path decided the plain records: the Python rules saw little more than the bad ones
@@ -190,4 +207,5 @@ def test_every_record_gets_the_python_rules_verdict_whichever_side_decided(confi
     accepted_by_python = python_in // 2 - len(rejected)
     # every record the generator sent was decided in the JVM: only edge and damaged ones went to Python
     assert accepted_by_python <= len(accepted) - len(generated) + sum(
-        not isinstance(validate(value, now_ms), Accepted) for value in generated), accepted_by_python
+        not isinstance(validate(value, now_ms, imported=index % 3 == 0), Accepted)
+        for index, value in enumerate(generated, start=len(records) - len(generated))), accepted_by_python

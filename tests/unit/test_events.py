@@ -42,6 +42,17 @@ def test_a_late_event_within_the_lateness_bound_is_accepted() -> None:
     assert isinstance(check(late), Accepted)
 
 
+def test_an_imported_event_is_exempt_from_the_lateness_bound_and_from_nothing_else() -> None:
+    old = json.dumps({**GOOD, "event_time": "2019-03-31T01:30:00+01:00"}).encode()
+    assert isinstance(validate(old, INGEST_MS), Rejected)
+    accepted = validate(old, INGEST_MS, imported=True)
+    assert isinstance(accepted, Accepted) and accepted.event_time_ms == 1553992200000
+    ahead = json.dumps({**GOOD, "event_time": (INGEST + timedelta(days=2)).isoformat()}).encode()
+    assert validate(ahead, INGEST_MS, imported=True).reason_code == "absurd_event_time"  # type: ignore[union-attr]
+    negative = json.dumps({**GOOD, "event_time": "2019-03-31T01:30:00Z", "amount": -1}).encode()
+    assert validate(negative, INGEST_MS, imported=True).reason_code == "negative_amount"  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(("record", "reason"), [
     (b"x" * (MAX_PAYLOAD_BYTES + 1), "oversized"),
     (b"", "empty"),

@@ -11,7 +11,9 @@ from lambdalake.tables import declarations, schema_of
 def test_raw_events_is_partitioned_by_event_day_and_keeps_the_source_position() -> None:
     schema, spec = schema_of("raw.events")
     names = [f.name for f in schema.fields]
-    assert names[-3:] == ["ingest_time", "kafka_partition", "kafka_offset"]
+    assert names[-5:] == ["ingest_time", "kafka_partition", "kafka_offset", "import_file", "import_row"]
+    # declared after the first tables were made: ensure_table adds them to an existing table
+    assert not schema.find_field("import_file").required and not schema.find_field("import_row").required
     assert str(schema.find_field("amount").field_type) == "decimal(12, 2)"
     assert [(f.name, str(f.transform)) for f in spec.fields] == [("event_time_day", "day")]
 

@@ -86,13 +86,22 @@ public class AcceptedEvent extends TableFunction<Row> {
     private transient BigDecimal amountLimit;
 
     public void eval(byte[] payload, Instant ingestTime, String rules) {
+        eval(payload, ingestTime, rules, false);
+    }
+
+    /**
+     * As the three-argument form; {@code imported}: the record came from a history file (Kafka
+     * headers {@code lambdalake-import-*}), so it is exempt from the lateness window, as in
+     * {@code validate(..., imported=True)}.
+     */
+    public void eval(byte[] payload, Instant ingestTime, String rules, Boolean imported) {
         if (payload == null || ingestTime == null) {
             return;
         }
         Row accepted;
         try {
             loadRules(rules);
-            accepted = accept(payload, ingestTime.toEpochMilli());
+            accepted = accept(payload, ingestTime.toEpochMilli(), Boolean.TRUE.equals(imported));
         } catch (Unsure | IOException | RuntimeException e) {
             return; // not sure: the Python rules decide
         }
@@ -127,7 +136,7 @@ public class AcceptedEvent extends TableFunction<Row> {
     }
 
     /** The accepted event's row, or null when the Python rules must decide. */
-    private Row accept(byte[] payload, long ingestMs) throws IOException, Unsure {
+    private Row accept(byte[] payload, long ingestMs, boolean imported) throws IOException, Unsure {
         if (payload.length > maxPayloadBytes) {
             return null;
         }
@@ -175,7 +184,7 @@ public class AcceptedEvent extends TableFunction<Row> {
         if (amount == null && eventType.equals("purchase")) {
             return null;
         }
-        Long eventTimeMs = eventTimeMs((String) eventTime, ingestMs);
+        Long eventTimeMs = eventTimeMs((String) eventTime, ingestMs, imported);
         if (eventTimeMs == null) {
             return null;
         }
@@ -289,9 +298,10 @@ public class AcceptedEvent extends TableFunction<Row> {
 
     /**
      * Python's {@code int(datetime.fromisoformat(value).timestamp() * 1000)} for an instant within
-     * the lateness window around the ingest time; null when Python must decide.
+     * the lateness window around the ingest time (an imported record: not after the clock skew);
+     * null when Python must decide.
      */
-    private Long eventTimeMs(String value, long ingestMs) {
+    private Long eventTimeMs(String value, long ingestMs, boolean imported) {
         Matcher m = INSTANT.matcher(value);
         if (!m.matches()) {
             return null;
@@ -329,7 +339,8 @@ public class AcceptedEvent extends TableFunction<Row> {
         long momentMicros = days * MICROS_PER_DAY + ((hour * 60L + minute) * 60L + second) * 1_000_000L + micros
                 - offsetMicros;
         long ingestMicros = ingestMs * 1000L;
-        if (momentMicros < ingestMicros - maxLatenessMicros || momentMicros > ingestMicros + maxClockSkewMicros) {
+        if ((!imported && momentMicros < ingestMicros - maxLatenessMicros)
+                || momentMicros > ingestMicros + maxClockSkewMicros) {
             return null;
         }
         // timestamp() divides the exact microseconds by 10**6 into a float; * 1000 and int() as Python
