@@ -239,6 +239,39 @@ def produce(
     say(f"expected: {data['expected_accepted']} accepted, rejected {data['expected_rejected']}")
 
 
+@app.command("import")
+def import_history(
+    paths: Annotated[list[str], typer.Argument(help="History files or globs (JSON lines or Parquet) under the "
+                                                     "import root (config paths.import_root).", show_default=False)],
+    start: Annotated[str | None, typer.Option("--from", help="Only events at or after this event time "
+                                                             "(ISO-8601 with a zone); the others are skipped.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Only events before this event time.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and count; send nothing.")] = False,
+    topic: Annotated[str | None, typer.Option(help="Kafka topic (default: the config's events topic).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each file's counts as JSON.")] = False,
+) -> None:
+    """Load history files into the log, through the platform's rules and its one dedup rule; a file
+    imported before (same content, any path) sends nothing. The `backfill` DAG runs the same code."""
+    from datetime import datetime
+
+    from lambdalake import names
+    from lambdalake.imports import import_files
+
+    def moment(text: str | None, option: str) -> datetime | None:
+        try:
+            return None if text is None else datetime.fromisoformat(text)
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not ISO-8601, e.g. 2026-01-01T00:00:00+00:00",
+                                     param_hint=option) from None
+
+    config = _config()
+    results = import_files(config, paths, topic=names.topic_name(topic) if topic else None,
+                           start=moment(start, "--from"), end=moment(end, "--to"), dry_run=dry_run,
+                           say=(lambda line: None) if as_json else say)
+    if as_json:
+        say(json.dumps([r.as_dict() for r in results], indent=2))
+
+
 def _job_commands(kind: str, help_text: str) -> typer.Typer:
     """start / stop / status for one long-running Flink job kind ("ingest" or "speed")."""
     commands = typer.Typer(help=help_text, no_args_is_help=True)

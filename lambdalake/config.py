@@ -29,6 +29,8 @@ class PathsConfig:
     data_dir: Path = Path(".lambdalake")
     #: downloads and installs shared by every clone: Maven artifacts, the Flink virtualenv
     cache_dir: Path = Path("~/.cache/lambdalake")
+    #: history files `lambdalake import` and the backfill DAG may read: nothing outside it
+    import_root: Path = Path(".lambdalake/import")
 
 
 @dataclass(frozen=True)
@@ -485,5 +487,6 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
         p = p.expanduser()
         return p if p.is_absolute() else (base / p).resolve()
 
-    paths = PathsConfig(data_dir=resolve(config.paths.data_dir), cache_dir=resolve(config.paths.cache_dir))
+    paths = PathsConfig(data_dir=resolve(config.paths.data_dir), cache_dir=resolve(config.paths.cache_dir),
+                        import_root=resolve(config.paths.import_root))
     return dataclasses.replace(config, paths=paths)

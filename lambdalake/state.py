@@ -13,6 +13,8 @@ One module writes it:
   before and after, rows written, seconds, the Airflow run; for a batch run, whether it was full
   or incremental and why, and the event-time buckets it recomputed. lambdalake.serving writes a step as
   pending, replaces the view, then marks it live.
+- `lambdalake_imports`: every history file sent to the log (lambdalake.imports), by checksum,
+  with its path, the event-time range asked for and its counts.
 - `lambdalake_speed_tables`: every speed table the platform made, which is every version of a
   view: a view's base (`speed.<view>`, a branch of the shared speed job) and each reprocessed
   version (`speed.<view>__v<N>`, a job of its own). It holds the definition the table's rows are
@@ -128,6 +130,25 @@ create table if not exists lambdalake_speed_tables (
     dropped_at timestamptz
 );
 create index if not exists lambdalake_speed_tables_view on lambdalake_speed_tables (view_name);
+create table if not exists lambdalake_imports (
+    topic text not null,
+    sha256 text not null,
+    -- under the import root, as first imported (the same content under another path is this file)
+    path text not null,
+    -- sending: its transaction was begun; sent: committed, with its counts
+    status text not null check (status in ('sending', 'sent')),
+    event_time_from timestamptz,
+    event_time_to timestamptz,
+    records bigint,
+    accepted bigint,
+    rejected bigint,
+    skipped bigint,
+    rejected_by_reason jsonb,
+    seconds double precision,
+    started_at timestamptz not null default now(),
+    sent_at timestamptz,
+    primary key (topic, sha256)
+);
 create table if not exists lambdalake_serving (
     serving_view text primary key,
     step_id bigint not null references lambdalake_serving_steps (id),
@@ -541,3 +562,53 @@ def copy_to_lake(config: Config, now: datetime) -> int:
     records = [{**dict(zip(_COPIED_COLUMNS, row)), "is_live": row[-1], "copied_at": now} for row in rows]
     table.overwrite(pa.Table.from_pylist(records, schema=table.schema().as_arrow()))
     return len(records)
+
+
+# --- imported files ---------------------------------------------------------------------------
+
+_IMPORT_COLUMNS = ("topic", "sha256", "path", "status", "event_time_from", "event_time_to", "records", "accepted",
+                   "rejected", "skipped", "rejected_by_reason", "seconds", "started_at", "sent_at")
+
+
+def file_import(config: Config, topic: str, sha256: str) -> dict[str, Any] | None:
+    """What is recorded of the file with this checksum sent to topic, or None."""
+    with connect(config) as connection:
+        row = connection.execute(f"select {', '.join(_IMPORT_COLUMNS)} from lambdalake_imports "
+                                 "where topic = %s and sha256 = %s", (topic, sha256)).fetchone()
+    return None if row is None else dict(zip(_IMPORT_COLUMNS, row))
+
+
+def file_imports(config: Config, topic: str) -> list[dict[str, Any]]:
+    with connect(config) as connection:
+        rows = connection.execute(f"select {', '.join(_IMPORT_COLUMNS)} from lambdalake_imports where topic = %s "
+                                  "order by started_at", (topic,)).fetchall()
+    return [dict(zip(_IMPORT_COLUMNS, row)) for row in rows]
+
+
+def import_sending(config: Config, topic: str, sha256: str, path: str, start: datetime | None,
+                   end: datetime | None) -> None:
+    """A file's transaction is about to begin."""
+    with connect(config) as connection:
+        connection.execute(
+            "insert into lambdalake_imports (topic, sha256, path, status, event_time_from, event_time_to) "
+            "values (%s, %s, %s, 'sending', %s, %s) on conflict (topic, sha256) do update set path = excluded.path, "
+            "status = 'sending', event_time_from = excluded.event_time_from, event_time_to = excluded.event_time_to, "
+            "started_at = now()", (topic, sha256, path, start, end))
+
+
+def import_sent(config: Config, topic: str, sha256: str, counts: dict[str, Any]) -> None:
+    """A file's transaction committed; counts: records, accepted, rejected, skipped, rejected_by_reason,
+    seconds (unknown ones stay null: a run killed after its commit)."""
+    with connect(config) as connection:
+        connection.execute(
+            "update lambdalake_imports set status = 'sent', sent_at = now(), records = %s, accepted = %s, "
+            "rejected = %s, skipped = %s, rejected_by_reason = %s::jsonb, seconds = %s where topic = %s and sha256 = %s",
+            (counts.get("records"), counts.get("accepted"), counts.get("rejected"), counts.get("skipped"),
+             json.dumps(counts.get("rejected_by_reason")), counts.get("seconds"), topic, sha256))
+
+
+def forget_import(config: Config, topic: str, sha256: str) -> None:
+    """A file's transaction was aborted: nothing of it is in the log."""
+    with connect(config) as connection:
+        connection.execute("delete from lambdalake_imports where topic = %s and sha256 = %s and status = 'sending'",
+                           (topic, sha256))
