@@ -16,7 +16,8 @@ Recomputes every **lambda** view from the master dataset (`raw.events`) and swap
 3. **expire_speed** (one task per view) — deletes the speed rows below the previous run's B:
    no serving query reads them any more.
 
-Safe to retry at any step. The params select views or another set of tables (used by tests).
+Runs on `[batch] schedule`, and on an asset event on the master dataset (`lake://raw/events`),
+which the `backfill` DAG emits once the history it loaded is ingested. Safe to retry at any step. The params select views or another set of tables (used by tests).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from airflow.sdk import Asset, AssetAlias, Param, dag, task
 
 from lambdalake import names
 from lambdalake.config import load_config
-from lambdalake.dag_defaults import dag_defaults
+from lambdalake.dag_defaults import clock_or_asset, dag_defaults
 from lambdalake.views import lambda_views
 
 
@@ -39,7 +40,7 @@ BATCH_TABLES = AssetAlias("lambdalake-batch-tables")
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
     **dag_defaults(),
-    schedule=load_config().batch.schedule,
+    schedule=clock_or_asset(load_config().batch.schedule, "lake://raw/events"),
     tags=["lambdalake", "batch"],
     params={
         "views": Param([], type="array", items={"type": "string", "pattern": names.VIEW_PATTERN},

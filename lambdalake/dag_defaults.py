@@ -15,3 +15,13 @@ def dag_defaults(retries: int = 2, retry_delay_seconds: int = 20) -> dict[str, A
         "default_args": {"owner": "lambdalake", "retries": retries,
                          "retry_delay": timedelta(seconds=retry_delay_seconds)},
     }
+
+
+def clock_or_asset(cron: str, asset_uri: str) -> Any:
+    """A DAG's schedule: the cron expression (none when empty), or an asset event on asset_uri,
+    whichever comes first."""
+    from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+
+    if not cron:
+        return [Asset(asset_uri)]
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=Asset(asset_uri))
