@@ -9,7 +9,8 @@ while a producer streams events to the same topic.
 The truth is computed here: every good copy as the broker stamped it (read back from the topic),
 judged by the README's dedup rule. Serving must equal it, before and after a batch run. Importing
 the same files again, under the same or another path, sends nothing. A path outside the import
-root, a malformed file and an empty file are refused with a clear error, and send nothing.
+root, a malformed file and an empty file are refused with a clear error, and send nothing. A
+kappa view made after an import counts the imported history, and a later import as it streams.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from itertools import islice
@@ -35,12 +37,15 @@ from lambdalake.batch import Layers, run_once
 from lambdalake.config import Config
 from lambdalake.events import IMPORT_FILE_HEADER, IMPORT_ROW_HEADER
 from lambdalake.heartbeat import HEARTBEAT_HEADER
+from lambdalake.kappa import reprocess
 from lambdalake.generator import EventGenerator
 from lambdalake.producer import make_producer
 from lambdalake.query import run_query
 from tests.integration.conftest import LAMBDALAKE, deployed_layers
 from tests.integration.test_batch import never_above, serving_totals
-from tests.integration.test_speed import aggregate
+from tests.integration.test_kappa import KappaView, above, view  # noqa: F401 - view: the fixture
+from tests.integration.test_kappa import serving as kappa_serving
+from tests.integration.test_speed import aggregate, floor
 
 NOW = datetime.now(timezone.utc)
 #: the range imported: from about 13 months back to now (older events are skipped)
@@ -328,3 +333,35 @@ def test_backfill_from_the_airflow_form_loads_the_files_and_emits_the_asset_even
     _, counts = run_query(config, f"select count(*) from {layers.events_table} where import_file like "
                                   f"'{folder.name}/%'")
     assert counts == [[200]]
+
+
+def test_a_kappa_view_is_bootstrapped_by_imported_history_and_counts_later_imports(config: Config,
+                                                                                   view: KappaView,
+                                                                                   folder: Path) -> None:
+    """History imported before a kappa view exists is replayed into it with the rest of the log;
+    a file imported while its job runs is counted as it streams. The view equals its truth: each
+    good event once, by its first copy."""
+    history = good_events(seed=87, count=500, days_back=(35, 700))
+    first = [json.dumps(e) for e in history[:300]] + [json.dumps(e) for e in history[:50]] + ["{oops"]
+    (folder / "first.jsonl").write_text("\n".join(first) + "\n")
+    assert cli_import(f"{folder.name}/first.jsonl", "--topic", view.topic).returncode == 0
+    view.define(1)
+    reprocess(config, view.name, 1, print, topic=view.topic, grace_seconds=0)
+    expected = {key: (n,) for key, n in Counter(
+        (floor(e["event_time"], 1), e["event_type"]) for e in history[:300]).items()}
+    wait_for_kappa(config, view, expected)
+
+    (folder / "second.jsonl").write_text("\n".join(json.dumps(e) for e in history[250:]) + "\n")
+    result = cli_import(f"{folder.name}/second.jsonl", "--topic", view.topic)
+    assert result.returncode == 0, result.stderr
+    # history[250:300] were imported minutes ago, within the dedup horizon: counted once
+    expected = {key: (n,) for key, n in Counter((floor(e["event_time"], 1), e["event_type"]) for e in history).items()}
+    wait_for_kappa(config, view, expected)
+
+
+def wait_for_kappa(config: Config, view: KappaView, expected: dict[tuple, tuple], timeout: float = 180) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while (answer := kappa_serving(config, view))[1] != expected:
+        assert not above(answer[1], expected), above(answer[1], expected)[:5]
+        assert time.monotonic() < deadline, f"the kappa view never equalled its truth: {len(answer[1])} rows"
+        time.sleep(3)
