@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.imports --events 10000000
 
-A Parquet file of N valid events (generator shapes, event times spread over the year before now)
+A Parquet file of N valid events (generator shapes, event times spread over `--days` before now)
 is written under the import root. `lambdalake.imports.import_file` sends it to a fresh topic (4
 partitions) in one transaction, timed: the send rate. An ingest job of the bench's own, started
 before, stores it in its own raw tables; the clock runs from the start of the send until Trino
@@ -32,8 +32,9 @@ from lambdalake.imports import import_file
 TYPES = np.array(["page_view", "search", "click", "add_to_cart", "purchase"])
 
 
-def history_file(config: Config, events: int, name: str) -> tuple[str, float]:
-    """A Parquet file of `events` valid events under the import root; its path and size in MiB."""
+def history_file(config: Config, events: int, name: str, days: int = 365) -> tuple[str, float]:
+    """A Parquet file of `events` valid events over the `days` before now, under the import root;
+    its path and size in MiB."""
     rng = np.random.default_rng(21)
     path = config.paths.import_root / "bench" / f"{name}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,7 @@ def history_file(config: Config, events: int, name: str) -> tuple[str, float]:
             "product_id": [f"product-{p:05d}" for p in np.minimum(rng.zipf(1.2, n), 1000)],
             "amount": pa.array([f"{a:.2f}" if k == "purchase" else None
                                 for a, k in zip(rng.uniform(1, 500, n), kinds)]).cast(pa.decimal128(12, 2)),
-            "event_time": pa.array(now - (rng.uniform(0, 365 * 86400, n) * 1e6).astype("timedelta64[us]"),
+            "event_time": pa.array(now - (rng.uniform(0, days * 86400, n) * 1e6).astype("timedelta64[us]"),
                                    pa.timestamp("us", tz="UTC")),
         })
         writer = writer or pq.ParquetWriter(path, chunk.schema)
@@ -62,7 +63,7 @@ def history_file(config: Config, events: int, name: str) -> tuple[str, float]:
     return str(path), round(path.stat().st_size / 2**20, 1)
 
 
-def main(events: int, name: str) -> None:
+def main(events: int, days: int, name: str) -> None:
     config = load_config()
     suffix = uuid.uuid4().hex[:8]
     topic = f"bench-import-{suffix}"
@@ -70,7 +71,7 @@ def main(events: int, name: str) -> None:
                                  f"raw.bench_import_rejected_{suffix}", f"{topic}-ingest")
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
-    path, mib = history_file(config, events, f"history-{suffix}")
+    path, mib = history_file(config, events, f"history-{suffix}", days)
     try:
         ingest.start(config, target)
         time.sleep(10)
@@ -104,6 +105,7 @@ def main(events: int, name: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=365, help="event times spread over this many days before now")
     parser.add_argument("--name", default=None)
     args = parser.parse_args()
-    main(args.events, args.name or f"import-{args.events // 1_000_000}m")
+    main(args.events, args.days, args.name or f"import-{args.events // 1_000_000}m-{args.days}d")

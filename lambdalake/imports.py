@@ -18,12 +18,12 @@ How a file becomes records:
   the event does not know is passed along, and ignored like a producer's extra field.
 
 A file is known by its SHA-256: importing the same content again, under any path, sends nothing.
-Each file goes to the log in one Kafka transaction (its transactional id made from the topic and
-the checksum), and is recorded in the state store (`lambdalake_imports`) as sending before, and as
-sent, with its counts, after. Readers of the log read committed records only, so a run killed
-before the commit leaves nothing they see, and the next run sends the file again. A run killed
-between the commit and the record is told apart by scanning the log, from when it started, for the
-file's checksum header.
+A file goes to the log in chunks of CHUNK_ROWS rows, one Kafka transaction each (its transactional
+id made from the topic and the checksum), and is recorded in the state store (`lambdalake_imports`)
+as sending, with the rows committed after each chunk, then as sent, with its counts. Readers of the
+log read committed records only, so a run killed midway leaves whole chunks they see, and the next
+run sends the rows after them. A run killed between a commit and its record is told apart by
+scanning the log, from when the import started, for the file's highest committed row.
 
 Counts: records = accepted + rejected + skipped. Skipped are the accepted records whose event time
 is outside the requested range; they are not sent. Accepted and rejected are judged when the file
@@ -52,8 +52,12 @@ JSON_LINES_SUFFIXES = (".jsonl", ".json", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 #: Parquet rows read at a time
 BATCH_ROWS = 65_536
-#: a transaction may stay open this long: a large file takes minutes to send (the broker's
-#: transaction.max.timeout.ms, 15 minutes by default, caps it)
+#: rows of a file sent in one Kafka transaction: the ingest job reads committed records only, so
+#: a chunk's records reach it when the chunk commits, and a killed import resumes after the last
+#: committed chunk
+CHUNK_ROWS = 250_000
+#: a transaction may stay open this long (the broker's transaction.max.timeout.ms, 15 minutes by
+#: default, caps it); a chunk takes seconds
 TRANSACTION_TIMEOUT_MS = 900_000
 
 
@@ -203,125 +207,146 @@ def _producer(config: Config, transactional_id: str):  # type: ignore[no-untyped
     })
 
 
-def _committed_in_log(config: Config, topic: str, sha256: str, since: datetime) -> bool:
-    """Whether the log holds a committed record of the file (its checksum header) stamped from `since`."""
+def _last_committed_row(config: Config, topic: str, sha256: str, since: datetime) -> int:
+    """The highest row of the file (its checksum header) the log holds committed, stamped from
+    `since` on; 0 when none."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": config.kafka_bootstrap, "group.id": f"lambdalake-import-check-{sha256[:12]}",
+    consumer = Consumer({"bootstrap.servers": config.kafka_bootstrap, "group.id": f"lambdalake-import-{sha256[:12]}",
                          "enable.auto.commit": False, "isolation.level": "read_committed", "log_level": 3})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         since_ms = int(since.timestamp() * 1000) - 60_000
         starts = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions], timeout=10)
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-        todo = [tp for tp in starts if tp.offset >= 0 and tp.offset < ends[tp.partition]]
+        todo = [tp for tp in starts if 0 <= tp.offset < ends[tp.partition]]
+        last, wanted = 0, sha256.encode()
         if not todo:
-            return False
+            return last
         consumer.assign(todo)
         left = {tp.partition for tp in todo}
-        wanted = sha256.encode()
         while left:
-            for message in consumer.consume(1000, timeout=5):
+            for message in consumer.consume(10_000, timeout=5):
                 if message.error():
                     continue
-                if any(k == IMPORT_SHA256_HEADER and v == wanted for k, v in message.headers() or []):
-                    return True
-                if message.offset() >= ends[message.partition()] - 1:
-                    left.discard(message.partition())
-            # a transaction's markers take offsets no message reaches: stop at the end
+                headers = dict(message.headers() or [])
+                if headers.get(IMPORT_SHA256_HEADER) == wanted:
+                    last = max(last, int(headers[IMPORT_ROW_HEADER]))
+            # stop at the end: an aborted transaction's records and the markers are never delivered
             positions = consumer.position([TopicPartition(topic, p) for p in left])
             left -= {tp.partition for tp in positions if tp.offset >= ends[tp.partition]}
-        return False
+        return last
     finally:
         consumer.close()
 
 
 def import_file(config: Config, path: Path, topic: str, *, start: datetime | None = None,
-                end: datetime | None = None, dry_run: bool = False,
+                end: datetime | None = None, dry_run: bool = False, chunk_rows: int = CHUNK_ROWS,
                 progress: Callable[[int], None] = lambda sent: None) -> FileImport:
-    """Send one history file's records to topic (see the module's docstring); idempotent."""
+    """Send one history file's records to topic (see the module's docstring); idempotent, and
+    resumed after the rows a killed run committed."""
     from lambdalake import state
 
     root = config.paths.import_root.resolve()
     relative = str(path.resolve().relative_to(root))
     result = FileImport(relative, checksum(path), outcome="dry-run" if dry_run else "sent")
-    if not dry_run:
-        earlier = state.file_import(config, topic, result.sha256)
-        if earlier is not None and (earlier["status"] == "sent" or _committed_in_log(
-                config, topic, result.sha256, earlier["started_at"])):
-            if earlier["status"] != "sent":
-                state.import_sent(config, topic, result.sha256, earlier)  # committed, then killed
-            result.outcome = "already"
-            return result
     start_ms = None if start is None else int(start.timestamp() * 1000)
     end_ms = None if end is None else int(end.timestamp() * 1000)
     started = time.monotonic()
-    producer = None
-    if not dry_run:
-        state.import_sending(config, topic, result.sha256, relative, start, end)
-        producer = _producer(config, f"lambdalake-import-{topic}-{result.sha256[:32]}")
-        producer.init_transactions(60)  # fences a killed run's producer, aborting its transaction
-        producer.begin_transaction()
+    if dry_run:
+        _send(None, topic, path, result, start_ms, end_ms, 0, chunk_rows, lambda rows: None, progress)
+        result.seconds = round(time.monotonic() - started, 3)
+        return result
+    earlier = state.file_import(config, topic, result.sha256)
+    if earlier is not None and earlier["status"] == "sent":
+        result.outcome = "already"
+        return result
+    resume_after = 0
+    if earlier is not None:  # a run killed midway: its committed chunks stay, the rest is sent
+        resume_after = max(earlier["rows_committed"] or 0,
+                           _last_committed_row(config, topic, result.sha256, earlier["started_at"]))
+    state.import_sending(config, topic, result.sha256, relative, start, end, resume_after)
+    producer = _producer(config, f"lambdalake-import-{topic}-{result.sha256[:32]}")
+    producer.init_transactions(60)  # fences a killed run's producer, aborting its open transaction
     try:
-        _send(producer, topic, path, result, start_ms, end_ms, progress)
+        _send(producer, topic, path, result, start_ms, end_ms, resume_after, chunk_rows,
+              lambda rows: state.import_committed(config, topic, result.sha256, rows), progress)
     except BaseException:
-        # an open transaction holds back every reader of the log until it times out: end it now
-        if producer is not None:
-            producer.abort_transaction(60)
+        if resume_after == 0 and not (state.file_import(config, topic, result.sha256) or {}).get("rows_committed"):
             state.forget_import(config, topic, result.sha256)
         raise
     result.seconds = round(time.monotonic() - started, 3)
-    if not dry_run:
-        state.import_sent(config, topic, result.sha256, result.as_dict())
+    state.import_sent(config, topic, result.sha256, result.as_dict())
     return result
 
 
 def _send(producer: Any, topic: str, path: Path, result: FileImport, start_ms: int | None, end_ms: int | None,
+          resume_after: int, chunk_rows: int, committed: Callable[[int], None],
           progress: Callable[[int], None]) -> None:
-    """Read, judge and (with a producer) send every record of the file in the open transaction,
-    counting into result; commit it."""
+    """Read and judge every record of the file, counting into result; with a producer, send those
+    after row resume_after, one transaction per chunk_rows rows, calling committed(row) after each
+    commit."""
     failures: list[str] = []
 
     def delivered(error, message) -> None:  # type: ignore[no-untyped-def]
         if error is not None:
             failures.append(str(error))
 
-    now_ms = int(time.time() * 1000)
-    for row, payload in enumerate(read_records(path), start=1):
-        result.records += 1
-        verdict = validate(payload, now_ms, imported=True)
-        if isinstance(verdict, Accepted):
-            if not _in_range(verdict, start_ms, end_ms):
-                result.skipped += 1
-                continue
-            result.accepted += 1
-            key = verdict.user_id.encode()
-        else:
-            result.rejected += 1
-            result.rejected_by_reason[verdict.reason_code] = result.rejected_by_reason.get(verdict.reason_code, 0) + 1
-            key = None
-        if row % 10_000 == 0:
-            progress(row)
-        if producer is None:
-            continue
-        headers = [(IMPORT_SHA256_HEADER, result.sha256.encode()), (IMPORT_FILE_HEADER, result.path.encode()),
-                   (IMPORT_ROW_HEADER, str(row).encode())]
-        while True:
-            try:
-                producer.produce(topic, key=key, value=payload, headers=headers, on_delivery=delivered)
-                break
-            except BufferError:
-                producer.poll(0.1)  # the local queue is full: let deliveries drain it
-        producer.poll(0)
-    if result.records == 0:
-        raise ImportFileError(f"{result.path}: the file has no records; nothing was sent")
-    if producer is not None:
+    def commit(row: int) -> None:
         producer.flush(TRANSACTION_TIMEOUT_MS / 1000)
         if failures:
             raise LambdalakeError(f"{result.path}: {len(failures)} records were not delivered to {topic} "
-                                  f"({failures[:3]}); the transaction was aborted and nothing was sent: import "
-                                  "the file again")
+                                  f"({failures[:3]}); rows {row - chunk_rows + 1}..{row} were not sent: import "
+                                  "the file again to send the rest")
         producer.commit_transaction(TRANSACTION_TIMEOUT_MS / 1000)
+        committed(row)
+
+    now_ms = int(time.time() * 1000)
+    open_transaction = False
+    row = 0
+    try:
+        for row, payload in enumerate(read_records(path), start=1):
+            result.records += 1
+            verdict = validate(payload, now_ms, imported=True)
+            if isinstance(verdict, Accepted):
+                if not _in_range(verdict, start_ms, end_ms):
+                    result.skipped += 1
+                    continue
+                result.accepted += 1
+                key = verdict.user_id.encode()
+            else:
+                result.rejected += 1
+                result.rejected_by_reason[verdict.reason_code] = result.rejected_by_reason.get(verdict.reason_code, 0) + 1
+                key = None
+            if row % 10_000 == 0:
+                progress(row)
+            if producer is None or row <= resume_after:
+                continue
+            if not open_transaction:
+                producer.begin_transaction()
+                open_transaction = True
+            headers = [(IMPORT_SHA256_HEADER, result.sha256.encode()), (IMPORT_FILE_HEADER, result.path.encode()),
+                       (IMPORT_ROW_HEADER, str(row).encode())]
+            while True:
+                try:
+                    producer.produce(topic, key=key, value=payload, headers=headers, on_delivery=delivered)
+                    break
+                except BufferError:
+                    producer.poll(0.1)  # the local queue is full: let deliveries drain it
+            producer.poll(0)
+            if row % chunk_rows == 0:
+                commit(row)
+                open_transaction = False
+        if result.records == 0:
+            raise ImportFileError(f"{result.path}: the file has no records; nothing was sent")
+        if open_transaction:
+            commit(row)
+            open_transaction = False
+    except BaseException:
+        # an open transaction holds back every reader of the log until it times out: end it now
+        if open_transaction:
+            producer.abort_transaction(60)
+        raise
     progress(result.records)
 
 

@@ -135,8 +135,9 @@ create table if not exists lambdalake_imports (
     sha256 text not null,
     -- under the import root, as first imported (the same content under another path is this file)
     path text not null,
-    -- sending: its transaction was begun; sent: committed, with its counts
+    -- sending: its chunks are being sent (rows_committed: the rows the log holds); sent: all, with its counts
     status text not null check (status in ('sending', 'sent')),
+    rows_committed bigint,
     event_time_from timestamptz,
     event_time_to timestamptz,
     records bigint,
@@ -149,6 +150,7 @@ create table if not exists lambdalake_imports (
     sent_at timestamptz,
     primary key (topic, sha256)
 );
+alter table lambdalake_imports add column if not exists rows_committed bigint;
 create table if not exists lambdalake_serving (
     serving_view text primary key,
     step_id bigint not null references lambdalake_serving_steps (id),
@@ -566,7 +568,7 @@ def copy_to_lake(config: Config, now: datetime) -> int:
 
 # --- imported files ---------------------------------------------------------------------------
 
-_IMPORT_COLUMNS = ("topic", "sha256", "path", "status", "event_time_from", "event_time_to", "records", "accepted",
+_IMPORT_COLUMNS = ("topic", "sha256", "path", "status", "rows_committed", "event_time_from", "event_time_to", "records", "accepted",
                    "rejected", "skipped", "rejected_by_reason", "seconds", "started_at", "sent_at")
 
 
@@ -586,19 +588,27 @@ def file_imports(config: Config, topic: str) -> list[dict[str, Any]]:
 
 
 def import_sending(config: Config, topic: str, sha256: str, path: str, start: datetime | None,
-                   end: datetime | None) -> None:
-    """A file's transaction is about to begin."""
+                   end: datetime | None, rows_committed: int) -> None:
+    """A file's chunks are about to be sent, after the rows_committed rows the log already holds."""
     with connect(config) as connection:
         connection.execute(
-            "insert into lambdalake_imports (topic, sha256, path, status, event_time_from, event_time_to) "
-            "values (%s, %s, %s, 'sending', %s, %s) on conflict (topic, sha256) do update set path = excluded.path, "
-            "status = 'sending', event_time_from = excluded.event_time_from, event_time_to = excluded.event_time_to, "
-            "started_at = now()", (topic, sha256, path, start, end))
+            "insert into lambdalake_imports (topic, sha256, path, status, rows_committed, event_time_from, "
+            "event_time_to) values (%s, %s, %s, 'sending', %s, %s, %s) on conflict (topic, sha256) do update set "
+            "path = excluded.path, status = 'sending', rows_committed = excluded.rows_committed, "
+            "event_time_from = excluded.event_time_from, event_time_to = excluded.event_time_to, started_at = now()",
+            (topic, sha256, path, rows_committed, start, end))
+
+
+def import_committed(config: Config, topic: str, sha256: str, rows: int) -> None:
+    """The log holds the file's records up to row `rows`, committed."""
+    with connect(config) as connection:
+        connection.execute("update lambdalake_imports set rows_committed = %s where topic = %s and sha256 = %s",
+                           (rows, topic, sha256))
 
 
 def import_sent(config: Config, topic: str, sha256: str, counts: dict[str, Any]) -> None:
-    """A file's transaction committed; counts: records, accepted, rejected, skipped, rejected_by_reason,
-    seconds (unknown ones stay null: a run killed after its commit)."""
+    """Every chunk of the file committed; counts: records, accepted, rejected, skipped,
+    rejected_by_reason, seconds."""
     with connect(config) as connection:
         connection.execute(
             "update lambdalake_imports set status = 'sent', sent_at = now(), records = %s, accepted = %s, "
@@ -608,7 +618,7 @@ def import_sent(config: Config, topic: str, sha256: str, counts: dict[str, Any])
 
 
 def forget_import(config: Config, topic: str, sha256: str) -> None:
-    """A file's transaction was aborted: nothing of it is in the log."""
+    """A file's first chunk was aborted: nothing of it is in the log."""
     with connect(config) as connection:
         connection.execute("delete from lambdalake_imports where topic = %s and sha256 = %s and status = 'sending'",
                            (topic, sha256))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -66,7 +67,7 @@ def good_events(seed: int, count: int, days_back: tuple[int, int]) -> list[dict]
 
 
 class Stream(threading.Thread):
-    """A producer sending good events, some of them copies of imported ones, until stopped."""
+    """A producer sending events, some of them copies of imported ones, until they run out."""
 
     def __init__(self, config: Config, topic: str, events: Iterator[dict]) -> None:  # type: ignore[type-arg]
         super().__init__(daemon=True)
@@ -76,8 +77,8 @@ class Stream(threading.Thread):
 
     def run(self) -> None:
         producer = make_producer(self.config)
-        while not self.stopping.is_set():
-            for event in islice(self.events, 20):
+        while not self.stopping.is_set() and (chunk := list(islice(self.events, 20))):
+            for event in chunk:
                 producer.produce(self.topic, key=None, value=json.dumps(event).encode())
                 self.sent += 1
             assert producer.flush(30) == 0
@@ -220,8 +221,7 @@ def test_history_files_reach_serving_exactly_once_while_events_stream(config: Co
     recorded = {r["path"]: r for r in state.file_imports(config, topic)}
     assert recorded[jsonl["path"]]["status"] == "sent" and recorded[jsonl["path"]]["skipped"] == 50
 
-    stream.stopping.set()
-    stream.join()
+    stream.join()  # every event sent: the checks below count them all
 
     # the master dataset: every imported record once, with its file and row; the bad ones with their reason
     imported = jsonl["accepted"] + parq["accepted"]
@@ -365,3 +365,37 @@ def wait_for_kappa(config: Config, view: KappaView, expected: dict[tuple, tuple]
         assert not above(answer[1], expected), above(answer[1], expected)[:5]
         assert time.monotonic() < deadline, f"the kappa view never equalled its truth: {len(answer[1])} rows"
         time.sleep(3)
+
+
+def test_an_import_killed_midway_resumes_after_its_committed_chunks(config: Config, layers: Layers,
+                                                                     folder: Path) -> None:
+    """The import process is killed (SIGKILL) after some chunks committed, inside another; run
+    again, it sends the rest. Every row reaches the master dataset exactly once."""
+    rows = 120_000
+    events = good_events(seed=88, count=rows, days_back=(40, 43))
+    (folder / "big.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    script = ("import sys\nfrom pathlib import Path\nfrom lambdalake.config import load_config\n"
+              "from lambdalake.imports import import_file\n"
+              f"import_file(load_config(), Path({str(folder / 'big.jsonl')!r}), {layers.topic!r}, chunk_rows=10_000)\n")
+    process = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 120
+    while not ((recorded := state.file_imports(config, layers.topic)) and (recorded[0]["rows_committed"] or 0) >= 30_000):
+        assert process.poll() is None, "the import ended before it could be killed"
+        assert time.monotonic() < deadline, "the import never committed 3 chunks"
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    killed_at = state.file_imports(config, layers.topic)[0]
+    assert killed_at["status"] == "sending" and killed_at["rows_committed"] < rows, killed_at
+
+    again = cli_import(f"{folder.name}/big.jsonl", "--topic", layers.topic, "--json")
+    assert again.returncode == 0, again.stderr
+    [result] = json.loads(again.stdout)
+    assert (result["outcome"], result["records"], result["accepted"]) == ("sent", rows, rows)
+    deadline = time.monotonic() + 300
+    while (counts := run_query(config, f"select count(*), count(distinct import_row) from {layers.events_table}")[1][0]
+           ) != [rows, rows]:
+        assert counts[0] <= rows, f"rows imported twice: {counts}"
+        assert time.monotonic() < deadline, f"the master dataset never held the file once: {counts}"
+        time.sleep(3)
+    assert state.file_imports(config, layers.topic)[0]["status"] == "sent"

@@ -55,3 +55,16 @@ def test_platform_healths_grace_param_takes_exactly_the_durations_the_check_read
     except ParamValidationError:
         accepted = False
     assert accepted == readable, value
+
+
+def test_batch_recompute_runs_on_its_clock_or_on_the_asset_event_backfill_emits() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import Asset
+
+    from lambdalake.config import load_config
+
+    [dag] = DagBag(dag_folder=str(DAGS_FOLDER / "batch_recompute.py")).dags.values()
+    assert dag.timetable.asset_condition == Asset("lake://raw/events")
+    assert load_config().batch.schedule == "@hourly" and dag.timetable.timetable.expression == "0 * * * *"
+    [backfill] = DagBag(dag_folder=str(DAGS_FOLDER / "backfill.py")).dags.values()
+    assert backfill.params.get_param("paths").schema["minItems"] == 1  # the form cannot be sent without files
