@@ -252,17 +252,8 @@ def import_history(
 ) -> None:
     """Load history files into the log, through the platform's rules and its one dedup rule; a file
     imported before (same content, any path) sends nothing. The `backfill` DAG runs the same code."""
-    from datetime import datetime
-
     from lambdalake import names
-    from lambdalake.imports import import_files
-
-    def moment(text: str | None, option: str) -> datetime | None:
-        try:
-            return None if text is None else datetime.fromisoformat(text)
-        except ValueError:
-            raise typer.BadParameter(f"{text!r} is not ISO-8601, e.g. 2026-01-01T00:00:00+00:00",
-                                     param_hint=option) from None
+    from lambdalake.imports import import_files, moment
 
     config = _config()
     results = import_files(config, paths, topic=names.topic_name(topic) if topic else None,

@@ -373,13 +373,15 @@ def import_files(config: Config, patterns: list[str], *, topic: str | None = Non
 
 # --- the backfill DAG -------------------------------------------------------------------------
 
-def _moment(value: object, param: str) -> datetime | None:
+def moment(value: object, what: str) -> datetime | None:
+    """An event-time bound given as text (a CLI option, a DAG param): ISO-8601; None when empty.
+    import_files checks it has a time zone."""
     if value in (None, ""):
         return None
     try:
         return datetime.fromisoformat(str(value))
     except ValueError:
-        raise ImportFileError(f"param {param}: {value!r} is not ISO-8601, e.g. 2025-01-01T00:00:00+00:00") from None
+        raise ImportFileError(f"{what}: {value!r} is not ISO-8601, e.g. 2025-01-01T00:00:00+00:00") from None
 
 
 def load_from_params(config: Config, params: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
@@ -388,7 +390,7 @@ def load_from_params(config: Config, params: dict[str, Any], say: Callable[[str]
 
     topic = names.topic_name(params.get("topic") or config.kafka.events_topic)
     results = import_files(config, list(params.get("paths") or []), topic=topic,
-                           start=_moment(params.get("from"), "from"), end=_moment(params.get("to"), "to"),
+                           start=moment(params.get("from"), "param from"), end=moment(params.get("to"), "param to"),
                            dry_run=bool(params.get("dry_run")), say=say)
     return {"sent": any(r.outcome == "sent" for r in results), "committed_at": datetime.now(timezone.utc).isoformat(),
             "events_table": names.table_name(params.get("events_table") or "raw.events"),

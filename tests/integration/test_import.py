@@ -286,7 +286,8 @@ def test_bad_imports_are_refused_with_a_clear_error_and_send_nothing(config: Con
                           ([f"{folder.name}/broken.parquet"], "not a readable Parquet file"),
                           ([f"{folder.name}/empty.jsonl"], "has no records"),
                           ([f"{folder.name}/none.jsonl"], "no such file"),
-                          ([f"{folder.name}/empty.jsonl", "--from", "2025-01-01"], "has no time zone")):
+                          ([f"{folder.name}/empty.jsonl", "--from", "2025-01-01"], "has no time zone"),
+                          ([f"{folder.name}/empty.jsonl", "--from", "yesterday"], "is not ISO-8601")):
         result = cli_import(*args, "--topic", topic)
         assert result.returncode != 0, (args, result.stdout)
         assert message in result.stderr + result.stdout, (args, result.stderr)
