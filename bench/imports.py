@@ -32,9 +32,9 @@ from lambdalake.imports import import_file
 TYPES = np.array(["page_view", "search", "click", "add_to_cart", "purchase"])
 
 
-def history_file(config: Config, events: int, name: str, days: int = 365) -> tuple[str, float]:
-    """A Parquet file of `events` valid events over the `days` before now, under the import root;
-    its path and size in MiB."""
+def history_file(config: Config, events: int, name: str, days: int = 365, ordered: bool = False) -> tuple[str, float]:
+    """A Parquet file of `events` valid events over the `days` before now, under the import root
+    (in event-time order when `ordered`, as an export by time is); its path and size in MiB."""
     rng = np.random.default_rng(21)
     path = config.paths.import_root / "bench" / f"{name}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,7 @@ def history_file(config: Config, events: int, name: str, days: int = 365) -> tup
             "product_id": [f"product-{p:05d}" for p in np.minimum(rng.zipf(1.2, n), 1000)],
             "amount": pa.array([f"{a:.2f}" if k == "purchase" else None
                                 for a, k in zip(rng.uniform(1, 500, n), kinds)]).cast(pa.decimal128(12, 2)),
-            "event_time": pa.array(now - (rng.uniform(0, days * 86400, n) * 1e6).astype("timedelta64[us]"),
+            "event_time": pa.array(now - (offsets_s(rng, n, offset, events, days, ordered) * 1e6).astype("timedelta64[us]"),
                                    pa.timestamp("us", tz="UTC")),
         })
         writer = writer or pq.ParquetWriter(path, chunk.schema)
@@ -63,7 +63,14 @@ def history_file(config: Config, events: int, name: str, days: int = 365) -> tup
     return str(path), round(path.stat().st_size / 2**20, 1)
 
 
-def main(events: int, days: int, name: str) -> None:
+def offsets_s(rng: np.random.Generator, n: int, offset: int, events: int, days: int, ordered: bool) -> np.ndarray:
+    """Seconds before now of n events from the offset-th: random over the days, or in order (oldest first)."""
+    if not ordered:
+        return rng.uniform(0, days * 86400, n)
+    return days * 86400 * (1 - (offset + np.arange(n)) / events)
+
+
+def main(events: int, days: int, ordered: bool, name: str) -> None:
     config = load_config()
     suffix = uuid.uuid4().hex[:8]
     topic = f"bench-import-{suffix}"
@@ -71,7 +78,7 @@ def main(events: int, days: int, name: str) -> None:
                                  f"raw.bench_import_rejected_{suffix}", f"{topic}-ingest")
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
-    path, mib = history_file(config, events, f"history-{suffix}", days)
+    path, mib = history_file(config, events, f"history-{suffix}", days, ordered)
     try:
         ingest.start(config, target)
         time.sleep(10)
@@ -91,13 +98,15 @@ def main(events: int, days: int, name: str) -> None:
         with state.connect(config) as connection:
             connection.execute("delete from lambdalake_imports where topic = %s", (topic,))
     send_rate, stored_rate = events / sent_seconds, events / stored_seconds
-    figures = {"events": events, "file_mib": mib, "event_days": days, "accepted": result.accepted,
+    figures = {"events": events, "file_mib": mib, "event_days": days, "event_time_order": ordered,
+               "accepted": result.accepted,
                "send_seconds": round(sent_seconds, 1), "send_events_per_second": round(send_rate),
                "stored_seconds": round(stored_seconds, 1), "stored_events_per_second": round(stored_rate),
                "plain_consumer_events_per_second": round(consumer),
                "stored_to_consumer_ratio": round(stored_rate / consumer, 3)}
     print(figures)
-    save(name, figures, f"import of a {events:,}-event Parquet file ({mib} MiB, {days} event days): sent at "
+    order = "in event-time order" if ordered else "in random event-time order"
+    save(name, figures, f"import of a {events:,}-event Parquet file ({mib} MiB, {days} event days, {order}): sent at "
                         f"{send_rate:,.0f} events/s, stored in raw.events at {stored_rate:,.0f} events/s end to end "
                         f"({stored_rate / consumer:.3f}x one plain consumer)")
 
@@ -106,6 +115,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=365, help="event times spread over this many days before now")
+    parser.add_argument("--ordered", action="store_true", help="rows in event-time order, as an export by time is")
     parser.add_argument("--name", default=None)
     args = parser.parse_args()
-    main(args.events, args.days, args.name or f"import-{args.events // 1_000_000}m-{args.days}d")
+    main(args.events, args.days, args.ordered,
+         args.name or f"import-{args.events // 1_000_000}m-{args.days}d{'-ordered' if args.ordered else ''}")
