@@ -261,13 +261,15 @@ def import_file(config: Config, path: Path, topic: str, *, start: datetime | Non
     if earlier is not None and earlier["status"] == "sent":
         result.outcome = "already"
         return result
+    producer = _producer(config, f"lambdalake-import-{topic}-{result.sha256[:32]}")
+    # fences a killed run's producer and aborts its open transaction, before the log is read: an
+    # open transaction holds committed readers back until the broker times it out (15 minutes)
+    producer.init_transactions(60)
     resume_after = 0
     if earlier is not None:  # a run killed midway: its committed chunks stay, the rest is sent
         resume_after = max(earlier["rows_committed"] or 0,
                            _last_committed_row(config, topic, result.sha256, earlier["started_at"]))
     state.import_sending(config, topic, result.sha256, relative, start, end, resume_after)
-    producer = _producer(config, f"lambdalake-import-{topic}-{result.sha256[:32]}")
-    producer.init_transactions(60)  # fences a killed run's producer, aborting its open transaction
     try:
         _send(producer, topic, path, result, start_ms, end_ms, resume_after, chunk_rows,
               lambda rows: state.import_committed(config, topic, result.sha256, rows), progress)
