@@ -77,7 +77,7 @@ def main(events: int, days: int, ordered: bool, name: str) -> None:
     target = ingest.IngestTarget(topic, f"{topic}-ingest", f"raw.bench_import_{suffix}",
                                  f"raw.bench_import_rejected_{suffix}", f"{topic}-ingest")
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=config.kafka.replication_factor)])[topic].result(30)
     path, mib = history_file(config, events, f"history-{suffix}", days, ordered)
     try:
         ingest.start(config, target)

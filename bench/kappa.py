@@ -37,7 +37,7 @@ def main(events: int) -> dict[str, object]:
     view_file = VIEWS_DIR / f"{name}.yaml"
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
-                                  replication_factor=1)])[topic].result(30)
+                                  replication_factor=config.kafka.replication_factor)])[topic].result(30)
     view_file.write_text(yaml.safe_dump({"name": name, "version": 1, "mode": "kappa", "source": "raw.events",
                                          "bucket": "1 minute", "dimensions": ["event_type"],
                                          "measures": [{"name": "events", "agg": "count"}]}))

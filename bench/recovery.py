@@ -159,7 +159,7 @@ def main(faults: list[str], runs: int, rate: int, target: float, settle: float) 
     names = [ingest_target.job_name, speed_target.job_name]
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
-                                  replication_factor=1)])[topic].result(30)
+                                  replication_factor=config.kafka.replication_factor)])[topic].result(30)
     page_views = next(view for view in lambda_views() if view.name == "page_views_per_page")
     probes = Probes(config, topic, layers.serving(page_views))
     background = Background(config, topic, rate)

@@ -56,7 +56,7 @@ def main(minutes: float, rate: int) -> dict[str, object]:
               *(speed_target.table(view) for view in lambda_views())]
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
-                                  replication_factor=1)])[topic].result(30)
+                                  replication_factor=config.kafka.replication_factor)])[topic].result(30)
     background = Background(config, topic, rate)
     layers = Layers(topic=topic, suffix=speed_target.table_suffix)
     serving_table = f"serving.page_views_per_page{speed_target.table_suffix}"

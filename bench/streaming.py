@@ -189,7 +189,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         submit = lambda: speed.start(config, target, parallelism=parallelism, settings=settings)  # noqa: E731
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=config.kafka.events_partitions,
-                                  replication_factor=1)])[topic].result(30)
+                                  replication_factor=config.kafka.replication_factor)])[topic].result(30)
     background = Background(config, topic, rate)
     try:
         sent = produce(config, EventGenerator(seed=1), topic, count=events)

@@ -20,6 +20,23 @@ def _config() -> Config:
     return load_config()
 
 
+@app.callback()
+def profile(name: Annotated[str | None, typer.Option(
+        "--profile", help="cluster: every engine in its cluster shape on this host (lambdalake.cluster.toml); "
+                          "the default is lambdalake.toml, or the file in LAMBDALAKE_CONFIG")] = None) -> None:
+    """Install, start, stop and use the platform."""
+    import os
+
+    from lambdalake.config import CONFIG_ENV, PROFILES, PROJECT_ROOT
+
+    if name is None:
+        return
+    if name not in PROFILES:
+        raise ConfigError(f"--profile {name!r} is not one of {', '.join(PROFILES)}")
+    # the environment, so that every process `up` starts (engines, jobs, Airflow tasks) reads the same file
+    os.environ[CONFIG_ENV] = str(PROJECT_ROOT / ("lambdalake.toml" if name == "single" else f"lambdalake.{name}.toml"))
+
+
 def say(message: str) -> None:
     typer.echo(message)
 
@@ -83,6 +100,8 @@ def status(
         width = max(len(s.name) for s in report)
         for s in report:
             say(f"{s.name:<{width}}  {'healthy' if s.healthy else 'DOWN':<7}  {s.endpoint:<34}  {s.detail}")
+            if config.clustered:  # every node of the cluster profile, as supervisord sees it
+                say(f"{'':<{width}}  nodes: " + ", ".join(f"{name} {state}" for name, state in s.programs.items()))
         for j in expected_jobs:
             say(f"job {j.name}  {'running' if j.healthy else j.state}  {j.detail}")
         _print_freshness(views)

@@ -172,7 +172,8 @@ def _flink_properties(config: Config, host: str) -> str:
     settings = flink_settings(config, FlinkNode(
         rpc_address="jobmanager", bind_host="0.0.0.0", advertised_host=host, checkpoints=f"{base}/flink/checkpoints",
         savepoints=f"{base}/flink/savepoints", work_dir="/opt/flink/work", python=str(flink_venv(config) / "bin" / "python"),
-        jobmanager_memory=cluster.jobmanager_memory, taskmanager_memory=cluster.taskmanager_memory))
+        jobmanager_memory=cluster.jobmanager_memory, taskmanager_memory=cluster.taskmanager_memory,
+        task_slots=cluster.taskmanager_slots))
     return "".join(f"{key}: {json.dumps(value) if isinstance(value, bool) else value}\n" for key, value in settings.items())
 
 
@@ -259,16 +260,8 @@ def _airflow_environment(config: Config) -> dict[str, str]:
         plugins_folder=f"{APP_DIR}/airflow_plugins", log_folder="/opt/airflow/logs",
         passwords_file="/opt/airflow/passwords.json", fernet_key="${AIRFLOW_FERNET_KEY:?see docker/README.md}",
         jwt_secret="${AIRFLOW_JWT_SECRET:?see docker/README.md}",
-        api_secret_key="${AIRFLOW_API_SECRET_KEY:?see docker/README.md}"))
-    pg = config.postgres
-    sections["celery"] = {
-        "broker_url": "redis://redis:6379/0",
-        "result_backend": f"db+postgresql://{pg.user}:{pg.password}@{config.address('postgres')}:{pg.port}"
-                          f"/{pg.airflow_database}",
-        "worker_concurrency": config.airflow.parallelism,
-    }
+        api_secret_key="${AIRFLOW_API_SECRET_KEY:?see docker/README.md}", celery_broker="redis://redis:6379/0"))
     # a Celery worker serves its tasks' logs to the api-server: in a container, on every interface of it
-    sections["logging"]["worker_log_server_port"] = 8793
     environment = {f"AIRFLOW__{section.upper()}__{key.upper()}": str(value)
                    for section, options in sections.items() for key, value in options.items()}
     return {**environment, "LAMBDALAKE_CONFIG": f"{APP_DIR}/docker/cluster.toml",

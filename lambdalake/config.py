@@ -279,6 +279,12 @@ class StorageConfig:
     s3_secret_key: str = "lambdalake-secret"
     #: bucket-in-path URLs (http://host:port/bucket/key), which SeaweedFS and other self-hosted stores need
     s3_path_style: bool = True
+    #: the cluster profile runs SeaweedFS (`weed mini`) on `host`: its S3 gateway on s3_endpoint's
+    #: port, and these; each gRPC port is its HTTP port + 10000, SeaweedFS's convention
+    seaweedfs_master_port: int = 9333
+    seaweedfs_volume_port: int = 9340
+    seaweedfs_filer_port: int = 8888
+    seaweedfs_admin_port: int = 23646
 
 
 @dataclass(frozen=True)
@@ -296,7 +302,8 @@ class AddressesConfig:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """The multi-host topology `lambdalake compose` renders into docker/ (DESIGN.md section 2)."""
+    """The cluster topology: what `lambdalake compose` renders into docker/ (DESIGN.md section 2), and
+    what `up` runs on one host when `profile = "cluster"` (lambdalake.cluster.toml)."""
     #: combined broker and controller nodes; [kafka] replication_factor says how many copies topics keep
     kafka_brokers: int = 3
     flink_taskmanagers: int = 2
@@ -310,14 +317,32 @@ class ClusterConfig:
     #: per container, sized for one 2-core, 24 GiB host running the whole topology
     kafka_heap: str = "512m"
     jobmanager_memory: str = "1024m"
-    taskmanager_memory: str = "2048m"
+    taskmanager_memory: str = "3072m"
     trino_heap: str = "2G"
     trino_query_max_memory: str = "1200MB"
+    #: task slots of each TaskManager (the single profile's one TaskManager has [flink] task_slots)
+    taskmanager_slots: int = 2
+    #: on one host, broker N (from 0) listens on [kafka] port + N * kafka_port_step, and its
+    #: controller on [kafka] controller_port + N * kafka_port_step
+    kafka_port_step: int = 100
+    #: on one host, Trino worker N (from 0) serves HTTP on trino_worker_port + N
+    trino_worker_port: int = 8180
+    #: Celery's broker (Redis, from Debian) on one host
+    redis_port: int = 6379
+    #: on one host, Celery worker N (from 0) serves its task logs on worker_log_port + N
+    worker_log_port: int = 8793
+
+
+PROFILES = ("single", "cluster")
 
 
 @dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
+    #: "single": one process per engine, the warehouse on the local disk. "cluster": every engine
+    #: in its production shape on this host ([cluster] counts: brokers, TaskManagers, a Trino
+    #: worker, Celery workers), with the warehouse on an object store (lambdalake.cluster.toml)
+    profile: str = "single"
     #: seconds `up` waits for each engine's health check
     start_timeout: int = 180
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -344,9 +369,38 @@ class Config:
         return getattr(self.addresses, engine) or self.host
 
     @property
+    def clustered(self) -> bool:
+        """True on the cluster profile: several nodes per engine on this host."""
+        return self.profile == "cluster"
+
+    @property
+    def kafka_brokers(self) -> int:
+        return self.cluster.kafka_brokers if self.clustered else 1
+
+    @property
+    def flink_taskmanagers(self) -> int:
+        return self.cluster.flink_taskmanagers if self.clustered else 1
+
+    @property
+    def trino_workers(self) -> int:
+        """Trino workers beside the coordinator: none on one machine, where the coordinator works."""
+        return self.cluster.trino_workers if self.clustered else 0
+
+    @property
+    def celery_workers(self) -> int:
+        """Celery workers: none on one machine, where Airflow runs tasks with the LocalExecutor."""
+        return self.cluster.airflow_workers if self.clustered else 0
+
+    def broker_ports(self, broker: int) -> tuple[int, int]:
+        """Broker `broker`'s (from 0) client and controller ports on this host."""
+        step = broker * self.cluster.kafka_port_step
+        return self.kafka.port + step, self.kafka.controller_port + step
+
+    @property
     def kafka_bootstrap(self) -> str:
         """The bootstrap servers every Kafka client (jobs, producer, heartbeat) is given."""
-        return self.addresses.kafka or f"{self.host}:{self.kafka.port}"
+        return self.addresses.kafka or ",".join(f"{self.host}:{self.broker_ports(n)[0]}"
+                                                for n in range(self.kafka_brokers))
 
     @property
     def data_dir(self) -> Path:
@@ -481,6 +535,9 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     elif CONFIG_ENV in environ:
         raise ConfigError(f"{CONFIG_ENV}={environ[CONFIG_ENV]} does not exist")
     config: Config = _build(Config, _merge(values, _env_overrides(environ)), "")
+    if config.profile not in PROFILES:
+        raise ConfigError(f"profile = {config.profile!r} in {path} is not one of {', '.join(PROFILES)}; "
+                          "the cluster profile's file is lambdalake.cluster.toml (lambdalake --profile cluster)")
     base = path.parent
 
     def resolve(p: Path) -> Path:

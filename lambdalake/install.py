@@ -231,6 +231,17 @@ def ensure_flink(config: Config, step: Step) -> None:
     for jar in sorted((engines_dir(config) / "flink-lib").glob("*.jar")):
         (lib / jar.name).symlink_to(jar)
     step(f"Flink lib/: {len(list(lib.glob('*.jar')))} jars, ours linked from {engines_dir(config) / 'flink-lib'}")
+    # plugins (each in its own folder, loaded in a class loader of its own): the S3 file system
+    plugins = flink_home(config) / "plugins"
+    for source in sorted((engines_dir(config) / "flink-plugins").glob("*")):
+        folder = plugins / source.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            if old.is_symlink():
+                old.unlink()
+        for jar in sorted(source.glob("*.jar")):
+            (folder / jar.name).symlink_to(jar)
+        step(f"Flink plugins/{source.name}: linked from {source}")
 
 
 def setup(config: Config, step: Step) -> None:

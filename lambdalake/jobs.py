@@ -8,12 +8,12 @@ job stopped or cancelled here is no longer expected.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lambdalake import checkpoints
 from lambdalake.config import Config
 from lambdalake.engines.flink import Flink
 from lambdalake.errors import EngineError
@@ -131,7 +131,7 @@ def stop_with_savepoint(config: Config, job_name: str, timeout: float = 180, *, 
     if not jobs:
         raise EngineError(f"no live Flink job named {job_name!r}")
     job_id = jobs[0]
-    trigger_id = rest.stop_with_savepoint(job_id, f"file://{Flink(config).savepoints_dir}", drain=drain)
+    trigger_id = rest.stop_with_savepoint(job_id, checkpoints.savepoints_uri(config), drain=drain)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = rest.savepoint_status(job_id, trigger_id)
@@ -158,24 +158,9 @@ def _wait_terminal(rest: FlinkRest, job_name: str, job_id: str, deadline: float)
     raise EngineError(f"{job_name} ({job_id}) took its savepoint but did not finish: see the Flink UI")
 
 
-def remove_savepoint(config: Config, location: str) -> None:
-    """Delete a savepoint the platform took (one under Flink's savepoint directory); others are
-    the user's, and are left alone."""
-    savepoints = Flink(config).savepoints_dir.resolve()
-    path = Path(location.removeprefix("file:")).resolve()
-    if path.is_relative_to(savepoints) and path != savepoints:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def remove_state(config: Config, ref: str | None) -> None:
-    """Delete a job's state that nothing restores from any more: the checkpoints retained under a
-    Flink job id, or a savepoint the platform took (its `file:` location)."""
-    if not ref:
-        return
-    if ref.startswith("file:"):
-        remove_savepoint(config, ref)
-    else:
-        shutil.rmtree(Flink(config).checkpoints_dir / ref, ignore_errors=True)
+    """Delete a job's state that nothing restores from any more (lambdalake.checkpoints.remove)."""
+    checkpoints.remove(config, ref)
 
 
 def cancel(config: Config, job_name: str) -> None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lambdalake import jobs, state
+from lambdalake.checkpoints import is_location, latest_checkpoint
 from lambdalake.config import Config, load_config
 from lambdalake.engines.flink import Flink
 from lambdalake.errors import EngineError
@@ -46,13 +47,6 @@ LOOP_WINDOW_SECONDS = 600
 log = logging.getLogger("lambdalake.keeper")
 
 
-def latest_checkpoint(config: Config, job_id: str) -> Path | None:
-    """The newest complete checkpoint retained under a Flink job id."""
-    job_dir = Flink(config).checkpoints_dir / job_id
-    complete = [d for d in job_dir.glob("chk-*") if (d / "_metadata").exists()] if job_dir.is_dir() else []
-    return max(complete, key=lambda d: int(d.name.split("-", 1)[1]), default=None)
-
-
 def restore_point(config: Config, job: state.ExpectedJob) -> str | None:
     """Where the job's next submission starts from: the savepoint `down` took, else the newest
     checkpoint retained under its last job id, else (restored before, but lost before a checkpoint
@@ -61,7 +55,7 @@ def restore_point(config: Config, job: state.ExpectedJob) -> str | None:
         return job.savepoint
     if latest_checkpoint(config, job.job_id) is not None:
         return job.job_id
-    if job.restored_from and job.restored_from.startswith("file:"):
+    if job.restored_from and is_location(job.restored_from):
         return job.restored_from
     if job.restored_from and latest_checkpoint(config, job.restored_from) is not None:
         return job.restored_from
@@ -71,10 +65,7 @@ def restore_point(config: Config, job: state.ExpectedJob) -> str | None:
 def restore(config: Config, job: state.ExpectedJob) -> str:
     """Submit the job again from its latest state; return the new Flink job id."""
     source = restore_point(config, job)
-    if source is None or source.startswith("file:"):
-        savepoint = source
-    else:
-        savepoint = f"file://{latest_checkpoint(config, source)}"
+    savepoint = source if source is None or is_location(source) else latest_checkpoint(config, source)
     job_id = jobs.submit_untracked(config, Path(job.script), job.args, job.name, parallelism=job.parallelism,
                                    savepoint=savepoint)
     state.restored(config, job.name, job_id, source)

@@ -147,7 +147,7 @@ def restart(config: Config, target: SpeedTarget, on_cutoff: Callable[[datetime],
     on_cutoff(cutoff)
     drained = jobs.stop(config, target.job_name, drain=True)
     job_id = resume(config, target, cutoff)
-    jobs.remove_savepoint(config, drained)  # a drained savepoint restores nothing
+    jobs.remove_state(config, drained)  # a drained savepoint restores nothing
     return job_id
 
 

@@ -31,8 +31,11 @@ class Program:
 
 class Engine(ABC):
     name: ClassVar[str]
-    #: the supervisord program names of programs(), known before anything is installed
-    program_names: ClassVar[tuple[str, ...]]
+    #: where the others keep their state (catalog, warehouse): started, and healthy, before them
+    storage: ClassVar[bool] = False
+    #: the supervisord program names of programs(), known before anything is installed (a class
+    #: attribute, or a property where the profile sets how many nodes run)
+    program_names: tuple[str, ...]
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -83,6 +86,8 @@ def all_engines(config: Config) -> list[Engine]:
     from lambdalake.engines.flink import Flink
     from lambdalake.engines.kafka import Kafka
     from lambdalake.engines.postgres import Postgres
+    from lambdalake.engines.seaweedfs import SeaweedFS, runs_here
     from lambdalake.engines.trino import Trino
 
-    return [Postgres(config), Kafka(config), Flink(config), Trino(config), Airflow(config)]
+    store = [SeaweedFS(config)] if runs_here(config) else []
+    return [Postgres(config), *store, Kafka(config), Flink(config), Trino(config), Airflow(config)]

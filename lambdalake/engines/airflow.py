@@ -39,13 +39,19 @@ class AirflowNode:
     fernet_key: str
     jwt_secret: str
     api_secret_key: str
+    #: the CeleryExecutor's broker (Redis); its results go to the metadata database
+    celery_broker: str = ""
+    #: the port a Celery worker's host serves its tasks' logs on, to the api-server
+    worker_log_port: int = 8793
+    #: `module.function` naming a task's host in its logs' URL; empty means Airflow's (the FQDN)
+    hostname_callable: str = ""
 
 
 def airflow_settings(config: Config, node: AirflowNode) -> dict[str, dict[str, Any]]:
     """airflow.cfg's sections and options, from the config: what `up` writes, and what `lambdalake
     compose` gives every Airflow container as AIRFLOW__SECTION__KEY variables."""
     airflow, pg = config.airflow, config.postgres
-    return {
+    settings: dict[str, dict[str, Any]] = {
         "core": {
             "dags_folder": node.dags_folder,
             "plugins_folder": node.plugins_folder,
@@ -70,11 +76,48 @@ def airflow_settings(config: Config, node: AirflowNode) -> dict[str, dict[str, A
         "logging": {"base_log_folder": node.log_folder},
         "dag_processor": {"refresh_interval": 30},
     }
+    if node.hostname_callable:
+        settings["core"]["hostname_callable"] = node.hostname_callable
+    if node.executor == "CeleryExecutor":
+        settings["celery"] = {
+            "broker_url": node.celery_broker,
+            "result_backend": f"db+postgresql://{pg.user}:{pg.password}@{config.address('postgres')}:{pg.port}"
+                              f"/{pg.airflow_database}",
+            "worker_concurrency": airflow.parallelism,
+        }
+        settings["logging"]["worker_log_server_port"] = node.worker_log_port
+    return settings
+
+
+def task_hostname() -> str:
+    """A task's host, as its logs' URL names it: the configured host, where the worker's log server
+    listens ([core] hostname_callable on the cluster profile; the FQDN may resolve elsewhere)."""
+    from lambdalake.config import load_config
+
+    return load_config().host
 
 
 class Airflow(Engine):
+    """Airflow's components; on the cluster profile, the CeleryExecutor's workers apart from them,
+    Redis as their broker, and the log server of the workers' host."""
+
     name = "airflow"
-    program_names = tuple(f"airflow-{component}" for component in COMPONENTS)
+
+    @property
+    def program_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        names = tuple(f"airflow-{component}" for component in COMPONENTS)
+        if not self.config.clustered:
+            return names
+        workers = tuple(f"airflow-worker-{n}" for n in range(1, self.config.celery_workers + 1))
+        return ("redis", *names, *workers, "airflow-worker-logs")
+
+    @property
+    def executor(self) -> str:
+        return "CeleryExecutor" if self.config.clustered else "LocalExecutor"
+
+    @property
+    def celery_broker(self) -> str:
+        return f"redis://{self.config.host}:{self.config.cluster.redis_port}/0"
 
     @property
     def home(self) -> Path:
@@ -97,12 +140,28 @@ class Airflow(Engine):
         return str(Path(sys.executable).parent / "airflow")
 
     def programs(self) -> list[Program]:
-        # the scheduler's and triggerer's log servers (for remote workers) bind every interface,
-        # whatever the config says; LocalExecutor tasks write their logs here, where the
-        # api-server reads them
+        # the scheduler's, triggerer's and Celery workers' log servers bind every interface,
+        # whatever the config says: they are skipped. LocalExecutor tasks write their logs here,
+        # where the api-server reads them; Celery workers' logs are served by airflow-worker-logs
         extra = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"]}
-        return [Program(name, [self.airflow_bin(), component, *extra.get(component, [])], self.environment())
-                for name, component in zip(self.program_names, COMPONENTS, strict=True)]
+        env = self.environment()
+        components = [Program(f"airflow-{component}", [self.airflow_bin(), component, *extra.get(component, [])], env)
+                      for component in COMPONENTS]
+        if not self.config.clustered:
+            return components
+        cluster, host = self.config.cluster, self.config.host
+        redis = Program("redis", ["/usr/bin/redis-server", "--bind", host, "--port", str(cluster.redis_port),
+                                  "--dir", str(self.home), "--save", "", "--appendonly", "no"], stop_wait_seconds=10)
+        workers = [Program(f"airflow-worker-{n}", [self.airflow_bin(), "celery", "worker", "--skip-serve-logs",
+                                                   "--celery-hostname", f"worker-{n}@{host}", "--queues", "default"],
+                           env, stop_wait_seconds=60)
+                   for n in range(1, self.config.celery_workers + 1)]
+        # the workers' log server, as `airflow celery worker` runs it, but on the configured host
+        logs = Program("airflow-worker-logs", [str(Path(sys.executable).parent / "uvicorn"),
+                                               "airflow.utils.serve_logs.log_server:get_app", "--factory",
+                                               "--host", host, "--port", str(cluster.worker_log_port),
+                                               "--no-access-log"], env, stop_wait_seconds=5)
+        return [redis, *components, *workers, logs]
 
     def endpoint(self) -> str:
         return self.url
@@ -133,11 +192,14 @@ class Airflow(Engine):
         passwords = self.home / "passwords.json"
         passwords.touch(mode=0o600)
         passwords.write_text(json.dumps({airflow.admin_user: values["admin_password"]}))
+        clustered = config.clustered
         sections = airflow_settings(config, AirflowNode(
-            executor="LocalExecutor", bind_host=config.host, base_url=self.url, dags_folder=str(DAGS_FOLDER),
+            executor=self.executor, bind_host=config.host, base_url=self.url, dags_folder=str(DAGS_FOLDER),
             plugins_folder=str(PLUGINS_FOLDER), log_folder=str(self.config.logs_dir / "airflow"),
             passwords_file=str(passwords), fernet_key=values["fernet_key"], jwt_secret=values["jwt_secret"],
-            api_secret_key=values["api_secret_key"]))
+            api_secret_key=values["api_secret_key"], celery_broker=self.celery_broker if clustered else "",
+            worker_log_port=config.cluster.worker_log_port,
+            hostname_callable="lambdalake.engines.airflow.task_hostname" if clustered else ""))
         lines = ["# written by lambdalake from lambdalake.toml; edits are overwritten"]
         for section, options in sections.items():
             lines += [f"[{section}]", *(f"{key} = {value}" for key, value in options.items()), ""]
@@ -150,7 +212,24 @@ class Airflow(Engine):
         report = fetch_json(f"{self.url}/api/v2/monitor/health")
         unhealthy = [part for part in ("metadatabase", "scheduler", "dag_processor", "triggerer")
                      if (report.get(part) or {}).get("status") != "healthy"]
-        return f"not healthy: {', '.join(unhealthy)}" if unhealthy else None
+        if unhealthy:
+            return f"not healthy: {', '.join(unhealthy)}"
+        return self.celery_probe() if self.config.clustered else None
+
+    def celery_probe(self) -> str | None:
+        """None when every Celery worker answers a ping through the broker, else who does not."""
+        from celery import Celery
+
+        # one quick try: a broker that is not up yet is reported, not waited for
+        app = Celery(broker=self.celery_broker, broker_connection_timeout=2, broker_connection_retry=False,
+                     broker_transport_options={"max_retries": 0})
+        try:
+            answers = app.control.ping(timeout=2.0) or []
+        finally:
+            app.close()
+        names = {name.split("@", 1)[0] for answer in answers for name in answer}
+        missing = [f"worker-{n}" for n in range(1, self.config.celery_workers + 1) if f"worker-{n}" not in names]
+        return f"Celery workers not answering: {', '.join(missing)}" if missing else None
 
     def token(self) -> str:
         """A bearer token for the REST API, as the admin user."""

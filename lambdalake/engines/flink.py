@@ -1,4 +1,4 @@
-"""Flink: a session cluster (one JobManager, one TaskManager) from the PyFlink distribution."""
+"""Flink: a session cluster (one JobManager, one or more TaskManagers) from the PyFlink distribution."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from lambdalake.catalog import on_object_store
+from lambdalake.checkpoints import checkpoints_uri, savepoints_uri
 from lambdalake.commands import run
 from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.engines import Engine, Program, fetch_json
@@ -45,6 +46,7 @@ class FlinkNode:
     python: str
     jobmanager_memory: str
     taskmanager_memory: str
+    task_slots: int
 
 
 def flink_settings(config: Config, node: FlinkNode) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def flink_settings(config: Config, node: FlinkNode) -> dict[str, Any]:
         "jobmanager.memory.process.size": node.jobmanager_memory,
         "taskmanager.host": node.advertised_host,
         "taskmanager.bind-host": node.bind_host,
-        "taskmanager.numberOfTaskSlots": flink.task_slots,
+        "taskmanager.numberOfTaskSlots": node.task_slots,
         "taskmanager.memory.process.size": node.taskmanager_memory,
         "taskmanager.memory.task.off-heap.size": flink.task_off_heap,
         "taskmanager.memory.jvm-metaspace.size": flink.taskmanager_metaspace,
@@ -99,20 +101,24 @@ def flink_settings(config: Config, node: FlinkNode) -> dict[str, Any]:
 
 
 class Flink(Engine):
+    """A session cluster: one JobManager and the profile's TaskManagers (one, or [cluster]
+    flink_taskmanagers), with the job keeper."""
+
     name = "flink"
-    program_names = ("flink-jobmanager", "flink-taskmanager", "flink-keeper")
+
+    @property
+    def taskmanagers(self) -> tuple[str, ...]:
+        count = self.config.flink_taskmanagers
+        return ("flink-taskmanager",) if not self.config.clustered else tuple(
+            f"flink-taskmanager-{n}" for n in range(1, count + 1))
+
+    @property
+    def program_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("flink-jobmanager", *self.taskmanagers, "flink-keeper")
 
     @property
     def conf_dir(self) -> Path:
         return self.state_dir / "conf"
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.state_dir / "checkpoints"
-
-    @property
-    def savepoints_dir(self) -> Path:
-        return self.state_dir / "savepoints"
 
     @property
     def rest_url(self) -> str:
@@ -133,7 +139,7 @@ class Flink(Engine):
         bin_dir, env = self.flink_bin(), self.environment()
         return [
             Program("flink-jobmanager", [str(bin_dir / "jobmanager.sh"), "start-foreground"], env),
-            Program("flink-taskmanager", [str(bin_dir / "taskmanager.sh"), "start-foreground"], env),
+            *(Program(name, [str(bin_dir / "taskmanager.sh"), "start-foreground"], env) for name in self.taskmanagers),
             # brings back every job the platform expects to run (lambdalake.keeper)
             Program("flink-keeper", [sys.executable, "-m", "lambdalake.keeper"], stop_wait_seconds=5),
         ]
@@ -149,11 +155,13 @@ class Flink(Engine):
         for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
             shutil.copyfile(shipped / name, self.conf_dir / name)
         python = str(flink_venv(self.config) / "bin" / "python")
-        host = self.config.host
+        host, cluster = self.config.host, self.config.cluster
+        sizes = ((cluster.jobmanager_memory, cluster.taskmanager_memory, cluster.taskmanager_slots)
+                 if self.config.clustered else (flink.jobmanager_memory, flink.taskmanager_memory, flink.task_slots))
         settings = flink_settings(self.config, FlinkNode(
-            rpc_address=host, bind_host=host, advertised_host=host, checkpoints=f"file://{self.checkpoints_dir}",
-            savepoints=f"file://{self.savepoints_dir}", work_dir=str(self.state_dir), python=python,
-            jobmanager_memory=flink.jobmanager_memory, taskmanager_memory=flink.taskmanager_memory))
+            rpc_address=host, bind_host=host, advertised_host=host, checkpoints=checkpoints_uri(self.config),
+            savepoints=savepoints_uri(self.config), work_dir=str(self.state_dir), python=python,
+            jobmanager_memory=sizes[0], taskmanager_memory=sizes[1], task_slots=sizes[2]))
         (self.state_dir / "tmp").mkdir(exist_ok=True)
         (self.state_dir / "profiling").mkdir(exist_ok=True)
         # start from Flink's shipped config: it carries the JVM --add-opens flags Flink needs
@@ -163,7 +171,8 @@ class Flink(Engine):
 
     def probe(self) -> str | None:
         overview = fetch_json(f"{self.rest_url}/overview")
-        return None if overview.get("taskmanagers", 0) >= 1 else "no TaskManager registered"
+        registered, expected = overview.get("taskmanagers", 0), len(self.taskmanagers)
+        return None if registered >= expected else f"{registered} of {expected} TaskManagers registered"
 
     def run_python_job(self, job: Path, *args: str, detached: bool = False, parallelism: int | None = None,
                        savepoint: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -1,10 +1,11 @@
-"""Kafka: the log. One KRaft node that is broker and controller, run from its Maven jars."""
+"""Kafka: the log. KRaft nodes that are each broker and controller, run from its Maven jars."""
 
 from __future__ import annotations
 
 import base64
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from lambdalake.commands import run
@@ -84,56 +85,88 @@ def topic_config(config: Config) -> dict[str, str]:
     return {"retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": str(config.kafka.min_insync_replicas)}
 
 
+@dataclass(frozen=True)
+class Broker:
+    """One broker of the embedded cluster: its number (from 1), program, state and ports."""
+    node_id: int
+    program: str
+    state_dir: Path
+    port: int
+    controller_port: int
+
+
 class Kafka(Engine):
+    """The single profile's one node, or the cluster profile's [cluster] kafka_brokers nodes, each a
+    broker and a controller (KRaft), on this host."""
+
     name = "kafka"
-    program_names = ("kafka", "kafka-heartbeat")
 
     @property
-    def properties_file(self) -> Path:
-        return self.state_dir / "server.properties"
+    def program_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*(broker.program for broker in self.brokers()), "kafka-heartbeat")
 
-    @property
-    def log_dir(self) -> Path:
-        return self.state_dir / "log"
+    def brokers(self) -> list[Broker]:
+        config = self.config
+        if not config.clustered:  # the single profile's layout, as before the cluster profile
+            return [Broker(1, "kafka", self.state_dir, config.kafka.port, config.kafka.controller_port)]
+        return [Broker(n + 1, f"kafka-{n + 1}", self.state_dir / f"broker-{n + 1}", *config.broker_ports(n))
+                for n in range(config.kafka_brokers)]
 
     @property
     def bootstrap_servers(self) -> str:
         return self.config.kafka_bootstrap
 
-    def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
+    @property
+    def heap(self) -> str:
+        return self.config.cluster.kafka_heap if self.config.clustered else self.config.kafka.heap
+
+    def _java(self, main: str, *args: str, log_config: Path, heap: str = "256m") -> list[str]:
         libs = only_child(engines_dir(self.config), "kafka-*") / "libs"
         return [str(jdk17_home(self.config) / "bin" / "java"), f"-Xms{heap}", f"-Xmx{heap}",
-                f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.yaml'}",
-                "-cp", f"{libs}/*", main, *args]
+                f"-Dlog4j2.configurationFile={log_config}", "-cp", f"{libs}/*", main, *args]
 
     def programs(self) -> list[Program]:
-        command = self._java("kafka.Kafka", str(self.properties_file), heap=self.config.kafka.heap)
+        commands = [Program(name=broker.program, stop_wait_seconds=60,
+                            command=self._java("kafka.Kafka", str(broker.state_dir / "server.properties"),
+                                               log_config=broker.state_dir / "log4j2.yaml", heap=self.heap))
+                    for broker in self.brokers()]
         # the heartbeat (lambdalake.heartbeat) keeps the speed layer's watermarks moving on idle partitions
         heartbeat = [sys.executable, "-m", "lambdalake.heartbeat"]
-        return [Program(name="kafka", command=command, stop_wait_seconds=60),
-                Program(name="kafka-heartbeat", command=heartbeat, stop_wait_seconds=5)]
+        return [*commands, Program(name="kafka-heartbeat", command=heartbeat, stop_wait_seconds=5)]
 
     def endpoint(self) -> str:
         return self.bootstrap_servers
 
-    def server_properties(self) -> str:
-        host, kafka = self.config.host, self.config.kafka
+    def server_properties(self, broker: Broker) -> str:
+        host = self.config.host
+        voters = ",".join(f"{b.node_id}@{host}:{b.controller_port}" for b in self.brokers())
         properties = broker_properties(
-            self.config, node_id=1, voters=f"1@{host}:{kafka.controller_port}",
-            listeners=f"PLAINTEXT://{host}:{kafka.port},CONTROLLER://{host}:{kafka.controller_port}",
-            advertised=f"PLAINTEXT://{host}:{kafka.port}", protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            log_dir=str(self.log_dir))
+            self.config, node_id=broker.node_id, voters=voters,
+            listeners=f"PLAINTEXT://{host}:{broker.port},CONTROLLER://{host}:{broker.controller_port}",
+            advertised=f"PLAINTEXT://{host}:{broker.port}", protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            log_dir=str(broker.state_dir / "log"))
         return "\n".join(["# written by lambdalake from lambdalake.toml; edits are overwritten",
                           *(f"{key}={value}" for key, value in properties.items()), ""])
 
+    def cluster_id(self) -> str:
+        """The id every broker's storage is formatted with, made once per data dir."""
+        path = self.state_dir / "cluster-id"
+        if not path.exists():
+            path.write_text(new_cluster_id())
+        return path.read_text().strip()
+
     def prepare(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.properties_file.write_text(self.server_properties())
-        (self.state_dir / "log4j2.yaml").write_text(LOG4J2)
-        if (self.log_dir / "meta.properties").exists():
-            return
-        run(self._java("kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(self.properties_file)),
-            "kafka: formatting storage")
+        for broker in self.brokers():
+            broker.state_dir.mkdir(parents=True, exist_ok=True)
+            properties = broker.state_dir / "server.properties"
+            properties.write_text(self.server_properties(broker))
+            (broker.state_dir / "log4j2.yaml").write_text(LOG4J2)
+            if (broker.state_dir / "log" / "meta.properties").exists():
+                continue
+            run(self._java("kafka.tools.StorageTool", "format", "-t", self.cluster_id(), "-c", str(properties),
+                           log_config=broker.state_dir / "log4j2.yaml"),
+                f"kafka: formatting {broker.program}'s storage")
 
     def admin(self):  # type: ignore[no-untyped-def]
         from confluent_kafka.admin import AdminClient
@@ -143,7 +176,8 @@ class Kafka(Engine):
 
     def probe(self) -> str | None:
         metadata = self.admin().list_topics(timeout=3)
-        return None if metadata.brokers else "no broker in the cluster metadata"
+        missing = len(self.brokers()) - len(metadata.brokers)
+        return f"{missing} of {len(self.brokers())} brokers not in the cluster metadata" if missing > 0 else None
 
     def initialize(self) -> None:
         from confluent_kafka.admin import NewTopic

@@ -39,6 +39,7 @@ def reachable_by(user: str, path: Path) -> bool:
 
 class Postgres(Engine):
     name = "postgres"
+    storage = True
     program_names = ("postgres",)
 
     @property

@@ -1,4 +1,5 @@
-"""Trino: the serving layer. A single node (coordinator that also works) with catalog `lake`."""
+"""Trino: the serving layer, with catalog `lake`: one node (a coordinator that also works), or a
+coordinator and workers."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class TrinoNode:
     query_max_memory: str
     #: a coordinator leaves the work to its workers when it has them
     include_coordinator: bool = True
+    #: the node's HTTP port; None means [trino] port (each container has its own address)
+    http_port: int | None = None
 
 
 def filesystem_properties(config: Config) -> str:
@@ -62,7 +65,7 @@ def etc_files(config: Config, node: TrinoNode) -> dict[str, str]:
                             f"node.bind-ip={node.bind_ip}\n"
                             + (f"node.internal-address={node.bind_ip}\n" if node.bind_ip != "0.0.0.0" else "")),
         "jvm.config": "\n".join(["-server", f"-Xmx{node.heap}", *JVM_OPTIONS]) + "\n",
-        "config.properties": (f"{role}http-server.http.port={config.trino.port}\ndiscovery.uri={node.discovery_uri}\n"
+        "config.properties": (f"{role}http-server.http.port={node.http_port or config.trino.port}\ndiscovery.uri={node.discovery_uri}\n"
                               f"query.max-memory={node.query_max_memory}\n"
                               f"query.max-memory-per-node={node.query_max_memory}\nhttp-server.log.enabled=false\n"),
         "log.properties": "io.trino=INFO\n",
@@ -87,9 +90,39 @@ def etc_files(config: Config, node: TrinoNode) -> dict[str, str]:
     return files
 
 
+@dataclass(frozen=True)
+class LocalNode:
+    """One Trino server of the embedded cluster: its program, state and settings."""
+    program: str
+    state_dir: Path
+    settings: TrinoNode
+
+
 class Trino(Engine):
+    """The coordinator (which also works, on one machine), and on the cluster profile [cluster]
+    trino_workers workers beside it, on this host."""
+
     name = "trino"
-    program_names = ("trino",)
+
+    @property
+    def program_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("trino", *(f"trino-worker-{n}" for n in range(1, self.config.trino_workers + 1)))
+
+    def nodes(self) -> list[LocalNode]:
+        config, cluster = self.config, self.config.cluster
+        heap, memory = ((cluster.trino_heap, cluster.trino_query_max_memory) if config.clustered
+                        else (config.trino.heap, config.trino.query_max_memory))
+        workers = config.trino_workers
+        nodes = [LocalNode("trino", self.state_dir, TrinoNode(
+            "lambdalake-coordinator", coordinator=True, bind_ip=config.host, data_dir=str(self.state_dir / "data"),
+            discovery_uri=self.url, heap=heap, query_max_memory=memory, include_coordinator=workers == 0))]
+        for n in range(1, workers + 1):
+            state_dir = self.state_dir / f"worker-{n}"
+            nodes.append(LocalNode(f"trino-worker-{n}", state_dir, TrinoNode(
+                f"lambdalake-worker-{n}", coordinator=False, bind_ip=config.host, data_dir=str(state_dir / "data"),
+                discovery_uri=self.url, heap=heap, query_max_memory=memory,
+                http_port=cluster.trino_worker_port + n - 1)))
+        return nodes
 
     @property
     def etc_dir(self) -> Path:
@@ -102,14 +135,11 @@ class Trino(Engine):
     def programs(self) -> list[Program]:
         home = only_child(engines_dir(self.config), "trino-server-core-*")
         java_home = jdk24_home(self.config)
-        return [Program(
-            name="trino",
-            command=[str(home / "bin" / "launcher"), "run", f"--etc-dir={self.etc_dir}",
-                     f"--data-dir={self.state_dir / 'data'}"],
-            environment={"JAVA_HOME": str(java_home),
-                         "PATH": f"{java_home / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
-            stop_wait_seconds=30,
-        )]
+        environment = {"JAVA_HOME": str(java_home), "PATH": f"{java_home / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+        return [Program(name=node.program, environment=environment, stop_wait_seconds=30,
+                        command=[str(home / "bin" / "launcher"), "run", f"--etc-dir={node.state_dir / 'etc'}",
+                                 f"--data-dir={node.state_dir / 'data'}"])
+                for node in self.nodes()]
 
     def endpoint(self) -> str:
         return self.url
@@ -135,13 +165,31 @@ class Trino(Engine):
                 "--client-tags=cli", *args]
 
     def prepare(self) -> None:
-        (self.state_dir / "data").mkdir(parents=True, exist_ok=True)
-        node = TrinoNode("lambdalake-coordinator", coordinator=True, bind_ip=self.config.host,
-                         data_dir=str(self.state_dir / "data"), discovery_uri=self.url,
-                         heap=self.config.trino.heap, query_max_memory=self.config.trino.query_max_memory)
-        for name, text in etc_files(self.config, node).items():
-            (self.etc_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            (self.etc_dir / name).write_text(text)
+        for node in self.nodes():
+            (node.state_dir / "data").mkdir(parents=True, exist_ok=True)
+            for name, text in etc_files(self.config, node.settings).items():
+                (node.state_dir / "etc" / name).parent.mkdir(parents=True, exist_ok=True)
+                (node.state_dir / "etc" / name).write_text(text)
 
     def probe(self) -> str | None:
-        return "still starting" if fetch_json(f"{self.url}/v1/info").get("starting") else None
+        if fetch_json(f"{self.url}/v1/info").get("starting"):
+            return "still starting"
+        if self.config.trino_workers:
+            # a worker's own /v1/info answers without authentication, the coordinator's node list does not
+            for node in self.nodes()[1:]:
+                if fetch_json(f"http://{self.config.host}:{node.settings.http_port}/v1/info").get("starting"):
+                    return f"{node.program} still starting"
+            active = self.active_workers()
+            if active < self.config.trino_workers:
+                return f"{active} of {self.config.trino_workers} workers active"
+        return None
+
+    def active_workers(self) -> int:
+        """Workers the coordinator schedules on (system.runtime.nodes, not the coordinator)."""
+        import trino.dbapi
+
+        with trino.dbapi.connect(host=self.config.address("trino"), port=self.config.trino.port, user="lambdalake",
+                                 source="lambdalake-health", request_timeout=5) as connection:
+            cursor = connection.cursor()
+            cursor.execute("SELECT count(*) FROM system.runtime.nodes WHERE coordinator = false AND state = 'active'")
+            return int(cursor.fetchone()[0])

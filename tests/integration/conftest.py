@@ -29,8 +29,8 @@ def running_job(config: Config) -> Iterator[str]:
     """A PyFlink job of the test's own, so that the TaskManager runs Python workers."""
     suffix = uuid.uuid4().hex[:8]
     topic = f"test-job-{suffix}"
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=config.kafka.replication_factor)])[topic].result(30)
     target = IngestTarget(topic, f"{topic}-ingest", f"raw.test_job_{suffix}", f"raw.test_job_rejected_{suffix}",
                           f"{topic}-ingest")
     start(config, target)
@@ -51,8 +51,8 @@ def deployed_layers(config: Config, name: str, views: tuple[str, ...] = ()) -> I
     suffix = uuid.uuid4().hex[:8]
     layers = Layers(topic=f"test-{name}-{suffix}", events_table=f"raw.test_{name}_events_{suffix}",
                     rejected_table=f"raw.test_{name}_rejected_{suffix}", suffix=f"__t{suffix}")
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
-    admin.create_topics([NewTopic(layers.topic, num_partitions=3, replication_factor=1)])[layers.topic].result(30)
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    admin.create_topics([NewTopic(layers.topic, num_partitions=3, replication_factor=config.kafka.replication_factor)])[layers.topic].result(30)
     ingest = IngestTarget(layers.topic, f"{layers.topic}-ingest", layers.events_table, layers.rejected_table,
                           f"{layers.topic}-ingest")
     speed = SpeedTarget(layers.topic, f"{layers.topic}-speed", f"{layers.topic}-speed", layers.suffix, views=views)

@@ -170,7 +170,7 @@ def platform(config: Config) -> Iterator[Platform]:
                     rejected_table=f"raw.test_exact_rejected_{suffix}", suffix=f"__t{suffix}",
                     horizon_seconds=HORIZON_SECONDS)
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=config.kafka.replication_factor)])[topic].result(30)
     ingest = IngestTarget(topic, f"{topic}-ingest", layers.events_table, layers.rejected_table, f"{topic}-ingest")
     speed = SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", layers.suffix, horizon_seconds=HORIZON_SECONDS)
     start_ingest(config, ingest)

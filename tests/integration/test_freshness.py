@@ -32,8 +32,8 @@ def target(config: Config) -> Iterator[SpeedTarget]:
     suffix = uuid.uuid4().hex[:8]
     target = SpeedTarget(f"test-fresh-{suffix}", f"test-fresh-{suffix}", f"test-fresh-{suffix}", f"__f{suffix}",
                          ("events_per_type",))
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
-    admin.create_topics([NewTopic(target.topic, num_partitions=2, replication_factor=1)])[target.topic].result(30)
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    admin.create_topics([NewTopic(target.topic, num_partitions=2, replication_factor=config.kafka.replication_factor)])[target.topic].result(30)
     yield target
     jobs.cancel(config, target.job_name)
     admin.delete_topics([target.topic])[target.topic].result(30)

@@ -29,8 +29,8 @@ def target(config: Config) -> Iterator[IngestTarget]:
     suffix = uuid.uuid4().hex[:8]
     target = IngestTarget(f"test-events-{suffix}", f"test-ingest-{suffix}", f"raw.test_events_{suffix}",
                           f"raw.test_events_rejected_{suffix}", f"test-ingest-{suffix}")
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
-    admin.create_topics([NewTopic(target.topic, num_partitions=3, replication_factor=1)])[target.topic].result(30)
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    admin.create_topics([NewTopic(target.topic, num_partitions=3, replication_factor=config.kafka.replication_factor)])[target.topic].result(30)
     yield target
     cancel(config, target.job_name)
     admin.delete_topics([target.topic])[target.topic].result(30)

@@ -9,16 +9,16 @@ from lambdalake.config import Config
 
 
 def test_events_topic_exists_with_configured_partitions(config: Config) -> None:
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     topics = admin.list_topics(timeout=10).topics
     assert len(topics[config.kafka.events_topic].partitions) == config.kafka.events_partitions
 
 
 def test_create_topic_produce_and_consume(config: Config) -> None:
-    servers = f"{config.host}:{config.kafka.port}"
+    servers = config.kafka_bootstrap
     topic = f"test-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": servers})
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(timeout=30)
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=config.kafka.replication_factor)])[topic].result(timeout=30)
     try:
         producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True, "acks": "all"})
         sent = [f"message-{i}".encode() for i in range(20)]

@@ -83,8 +83,8 @@ class KappaView:
 def view(config: Config) -> Iterator[KappaView]:
     suffix = uuid.uuid4().hex[:8]
     view = KappaView(f"test_kappa_{suffix}", f"test-kappa-{suffix}")
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
-    admin.create_topics([NewTopic(view.topic, num_partitions=3, replication_factor=1)])[view.topic].result(30)
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    admin.create_topics([NewTopic(view.topic, num_partitions=3, replication_factor=config.kafka.replication_factor)])[view.topic].result(30)
     try:
         yield view
     finally:
@@ -272,8 +272,8 @@ def deployment(config: Config) -> Iterator[LambdaDeployment]:
                     rejected_table=f"raw.test_lambda_rejected_{suffix}")
     ingest = IngestTarget(topic, f"{topic}-ingest", layers.events_table, layers.rejected_table, f"{topic}-ingest")
     speed = SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", "", (changed.name, other.name))
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=config.kafka.replication_factor)])[topic].result(30)
     api = AirflowApi(Airflow(config))
     api.prepare_dag("batch_recompute")  # paused: a scheduled run would recompute these views from raw.events
     api.client.patch("/dags/batch_recompute", json={"is_paused": True}).raise_for_status()

@@ -100,7 +100,7 @@ def pipeline(config: Config) -> Iterator[Pipeline]:
     layers = Layers(topic=topic, events_table=f"raw.test_restart_events_{suffix}",
                     rejected_table=f"raw.test_restart_rejected_{suffix}", suffix=f"__t{suffix}")
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=config.kafka.replication_factor)])[topic].result(30)
     ingest = IngestTarget(topic, f"{topic}-ingest", layers.events_table, layers.rejected_table, f"{topic}-ingest")
     speed = SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", layers.suffix)
     kappa = KappaView(f"test_restart_kappa_{suffix}", topic)

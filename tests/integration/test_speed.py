@@ -38,8 +38,8 @@ FAULTS = Faults(late_fraction=0.15, late_max=timedelta(hours=3), duplicate_fract
 def target(config: Config) -> Iterator[SpeedTarget]:
     suffix = uuid.uuid4().hex[:8]
     target = SpeedTarget(f"test-speed-{suffix}", f"test-speed-{suffix}", f"test-speed-{suffix}", f"__t{suffix}")
-    admin = AdminClient({"bootstrap.servers": f"{config.host}:{config.kafka.port}"})
-    admin.create_topics([NewTopic(target.topic, num_partitions=3, replication_factor=1)])[target.topic].result(30)
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    admin.create_topics([NewTopic(target.topic, num_partitions=3, replication_factor=config.kafka.replication_factor)])[target.topic].result(30)
     yield target
     cancel(config, target.job_name)
     admin.delete_topics([target.topic])[target.topic].result(30)

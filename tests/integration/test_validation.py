@@ -125,7 +125,7 @@ def target(config: Config) -> Iterator[IngestTarget]:
     target = IngestTarget(f"test-validation-{suffix}", f"test-validation-{suffix}", f"raw.test_validation_{suffix}",
                           f"raw.test_validation_rejected_{suffix}", f"test-validation-{suffix}")
     admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
-    admin.create_topics([NewTopic(target.topic, num_partitions=2, replication_factor=1)])[target.topic].result(30)
+    admin.create_topics([NewTopic(target.topic, num_partitions=2, replication_factor=config.kafka.replication_factor)])[target.topic].result(30)
     start(config, target)
     yield target
     cancel(config, target.job_name)

@@ -115,7 +115,8 @@ def test_dependencies_wait_for_health(services: dict[str, Any]) -> None:
 def test_the_embedded_engines_keep_their_settings(tmp_path: Path) -> None:
     """`up` writes its single nodes through the same functions; on one machine they stay as before."""
     config = load_config(environ={"LAMBDALAKE__PATHS__DATA_DIR": str(tmp_path)})
-    properties = Kafka(config).server_properties()
+    kafka = Kafka(config)
+    properties = kafka.server_properties(kafka.brokers()[0])
     assert "node.id=1\n" in properties and f"controller.quorum.voters=1@{config.host}:{config.kafka.controller_port}" in properties
     assert "offsets.topic.replication.factor=1\n" in properties and "min.insync.replicas=1\n" in properties
     Trino(config).prepare()

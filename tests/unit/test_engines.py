@@ -59,7 +59,7 @@ def test_supervisor_config_quotes_commands_and_escapes_percent(config: Config) -
 
 def test_kafka_listens_on_the_configured_host_and_keeps_the_log_forever(config: Config) -> None:
     kafka = Kafka(dataclasses.replace(config, kafka=dataclasses.replace(config.kafka, port=19092)))
-    properties = kafka.server_properties().splitlines()
+    properties = kafka.server_properties(kafka.brokers()[0]).splitlines()
     assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:9093" in properties
     assert "log.retention.ms=-1" in properties
     assert "auto.create.topics.enable=false" in properties

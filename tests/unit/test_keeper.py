@@ -33,7 +33,7 @@ def test_the_newest_complete_checkpoint_by_number_not_by_name(config: Config) ->
     checkpoint(config, "a" * 32, 9)
     newest = checkpoint(config, "a" * 32, 10)
     checkpoint(config, "a" * 32, 11, complete=False)  # being written when the JobManager died
-    assert latest_checkpoint(config, "a" * 32) == newest
+    assert latest_checkpoint(config, "a" * 32) == f"file://{newest}"
 
 
 def test_no_checkpoint_means_no_restore_point(config: Config) -> None:

@@ -1,0 +1,249 @@
+"""The cluster profile on one host (lambdalake.cluster.toml): every engine in its cluster shape,
+the warehouse and Flink's state on the object store, and exactness through a node's loss.
+
+A pipeline of the test's own (a topic with 3 replicas; ingest and speed jobs spread over the two
+TaskManagers) takes a stream of events with late ones, malformed records and copies re-sent with
+a null key. While it streams, one node at a time is killed with SIGKILL (supervisord starts it
+again, as a node's supervisor would): a Kafka broker, a TaskManager, the Trino worker, the object
+store. After each: the ingest accounting is exact (accepted + rejected = acknowledged, each Kafka
+position once) and serving equals the truth computed here from what Kafka acknowledged
+(tests.integration.test_exactness.Log); serving is never above that truth at any instant it was
+looked at (about once a second, throughout).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from lambdalake import checkpoints, jobs
+from lambdalake.batch import Layers, drop_layers, ensure_serving
+from lambdalake.catalog import load_catalog, warehouse_uri
+from lambdalake.config import Config
+from lambdalake.engines.airflow import Airflow, AirflowApi
+from lambdalake.engines.flink import Flink
+from lambdalake.engines.trino import Trino
+from lambdalake.ingest import IngestTarget
+from lambdalake.ingest import start as start_ingest
+from lambdalake.query import run_query
+from lambdalake.speed import SpeedTarget
+from lambdalake.speed import start as start_speed
+from lambdalake.supervisor import Supervisor
+from tests.integration.test_batch import serving_totals
+from tests.integration.test_exactness import Log, Watch
+from tests.integration.test_restarts import Stream, running, status
+
+
+@dataclass
+class Pipeline:
+    config: Config
+    ingest: IngestTarget
+    speed: SpeedTarget
+    layers: Layers
+    log: Log
+    stream: Stream
+    watch: Watch
+
+
+@pytest.fixture(scope="module")
+def pipeline(config: Config) -> Iterator[Pipeline]:
+    suffix = uuid.uuid4().hex[:8]
+    topic = f"test-cluster-{suffix}"
+    layers = Layers(topic=topic, events_table=f"raw.test_cluster_events_{suffix}",
+                    rejected_table=f"raw.test_cluster_rejected_{suffix}", suffix=f"__t{suffix}")
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=config.kafka.replication_factor)])[
+        topic].result(30)
+    ingest = IngestTarget(topic, f"{topic}-ingest", layers.events_table, layers.rejected_table, f"{topic}-ingest")
+    speed = SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", layers.suffix)
+    start_ingest(config, ingest)
+    start_speed(config, speed, parallelism=2)
+    ensure_serving(config, layers)
+    log = Log(config, topic, config.dedup.horizon_seconds)
+    stream, watch = Stream(log, rate=60), Watch(config, layers, log)
+    stream.start()
+    stream.resume()
+    watch.start()
+    yield Pipeline(config, ingest, speed, layers, log, stream, watch)
+    stream.stopping.set()
+    watch.stopping.set()
+    for job in (ingest.job_name, speed.job_name):
+        jobs.cancel(config, job)
+    admin.delete_topics([topic])[topic].result(30)
+    drop_layers(config, layers)
+
+
+def kill(config: Config, program: str) -> int:
+    """SIGKILL a supervised program's whole process group, as a lost node; supervisord starts it again."""
+    pid = Supervisor(config).rpc().supervisor.getProcessInfo(program)["pid"]
+    assert pid, f"{program} is not running"
+    os.killpg(os.getpgid(pid), signal.SIGKILL)
+    return int(pid)
+
+
+def back(config: Config, program: str, old_pid: int, timeout: float = 120) -> None:
+    """Wait until supervisord runs the program again, as a new process."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = Supervisor(config).rpc().supervisor.getProcessInfo(program)
+        if info["statename"] == "RUNNING" and info["pid"] != old_pid:
+            return
+        assert time.monotonic() < deadline, f"{program} not running again: {info['statename']}"
+        time.sleep(1)
+
+
+def assert_exact(pipeline: Pipeline, timeout: float = 300) -> None:
+    """Both jobs run; then, with the stream paused, every acknowledged record was ingested once and
+    serving equals the truth; never above it meanwhile. The stream resumes afterwards."""
+    config, log = pipeline.config, pipeline.log
+    deadline = time.monotonic() + timeout
+    while not running(config, pipeline.ingest.job_name, pipeline.speed.job_name):
+        assert time.monotonic() < deadline, "the jobs were not brought back"
+        time.sleep(2)
+    pipeline.stream.pause()
+    sql = f"""
+        with positions as (
+            select kafka_partition, kafka_offset from {pipeline.layers.events_table}
+            union all
+            select kafka_partition, kafka_offset from {pipeline.layers.rejected_table})
+        select count(*), count(distinct (kafka_partition, kafka_offset)) from positions"""
+    while True:
+        try:
+            counts = run_query(config, sql)[1][0]
+        except Exception:  # noqa: BLE001 - Trino's worker still joining: ask again
+            counts = None
+        if counts == [log.acknowledged, log.acknowledged]:
+            break
+        if counts is not None:
+            assert counts[0] == counts[1], f"a position was ingested twice: {counts}"
+            assert counts[0] <= log.acknowledged, f"more ingested than produced: {counts} > {log.acknowledged}"
+        assert time.monotonic() < deadline, f"ingested {counts}, produced {log.acknowledged}"
+        time.sleep(2)
+    while serving_totals(config, pipeline.layers) != log.truth():
+        assert time.monotonic() < deadline, "serving never equalled the truth after the recovery"
+        time.sleep(2)
+    assert not pipeline.watch.wrong, pipeline.watch.wrong[:5]
+    print(f"{log.acknowledged} records acknowledged; serving checked {pipeline.watch.checks} times")
+    pipeline.stream.resume()
+
+
+def test_every_engine_runs_in_its_cluster_shape(config: Config) -> None:
+    code, report = status()
+    assert code == 0, report
+    programs = {name: state for entry in report if entry["kind"] == "engine" for name, state in entry["programs"].items()}
+    for node in ("seaweedfs", "kafka-1", "kafka-2", "kafka-3", "flink-jobmanager", "flink-taskmanager-1",
+                 "flink-taskmanager-2", "trino", "trino-worker-1", "redis", "airflow-scheduler", "airflow-api-server",
+                 "airflow-worker-1", "airflow-worker-logs"):
+        assert programs.get(node) == "RUNNING", (node, programs)
+    overview = httpx.get(f"{Flink(config).rest_url}/overview", timeout=10).json()
+    assert (overview["taskmanagers"], overview["slots-total"]) == (2, 2 * config.cluster.taskmanager_slots), overview
+    _, nodes = run_query(config, "select coordinator, state from system.runtime.nodes")
+    assert sorted(map(tuple, nodes)) == [(False, "active"), (True, "active")], nodes
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    metadata = admin.list_topics(timeout=10)
+    assert len(metadata.brokers) == 3
+    events = metadata.topics[config.kafka.events_topic]
+    assert all(len(partition.replicas) == 3 for partition in events.partitions.values()), events.partitions
+    resource = ConfigResource(ConfigResource.Type.TOPIC, config.kafka.events_topic)
+    settings = admin.describe_configs([resource])[resource].result(30)
+    assert settings["min.insync.replicas"].value == "2"
+    assert Airflow(config).celery_probe() is None
+
+
+def test_the_tables_and_the_jobs_state_live_in_the_object_store(pipeline: Pipeline) -> None:
+    config = pipeline.config
+    deadline = time.monotonic() + 120
+    table = load_catalog(config).load_table(pipeline.layers.events_table)
+    while not (files := [task.file.file_path for task in table.refresh().scan().plan_files()]):
+        assert time.monotonic() < deadline, "no data file was committed"
+        time.sleep(2)
+    assert warehouse_uri(config).startswith("s3://")
+    assert all(path.startswith(f"{warehouse_uri(config)}/") for path in files), files[:3]
+    store = checkpoints.s3_filesystem(config)
+    assert all(info.size > 0 for info in store.get_file_info([path.removeprefix("s3://") for path in files]))
+    assert table.metadata_location.startswith("s3://")
+    # nothing of the warehouse on the local disk: no data or metadata file under the data dir
+    local = [p for p in config.data_dir.rglob("*") if p.suffix in (".parquet", ".avro") or p.name.endswith(".metadata.json")]
+    assert not local, local[:5]
+    job_id = jobs.live_jobs(config, pipeline.ingest.job_name)[0]
+    while (checkpoint := checkpoints.latest_checkpoint(config, job_id)) is None:
+        assert time.monotonic() < deadline, "no checkpoint in the object store"
+        time.sleep(2)
+    assert checkpoint.startswith(checkpoints.checkpoints_uri(config)) and checkpoint.startswith("s3://"), checkpoint
+    assert not (config.data_dir / "flink" / "checkpoints").exists()
+    assert_exact(pipeline)
+
+
+def test_a_killed_kafka_broker(pipeline: Pipeline) -> None:
+    time.sleep(8)
+    config = pipeline.config
+    supervisor = Supervisor(config)
+    old = kill(config, "kafka-2")
+    while supervisor.state("kafka-2") != "STOPPED":  # kept down a while: not restarted at once
+        supervisor.stop("kafka-2")
+        time.sleep(0.2)
+    sent = pipeline.log.acknowledged
+    deadline = time.monotonic() + 60
+    # acks=all with min.insync.replicas=2: once the controller has moved the dead broker's
+    # partitions (its session timeout, 9 s), writes go on with one broker down
+    while pipeline.log.acknowledged < sent + 100:
+        assert time.monotonic() < deadline, f"{pipeline.log.acknowledged - sent} acknowledged with a broker down"
+        time.sleep(1)
+    supervisor.start("kafka-2")
+    back(config, "kafka-2", old)
+    assert_exact(pipeline)
+
+
+def test_a_killed_taskmanager(pipeline: Pipeline) -> None:
+    time.sleep(8)
+    config = pipeline.config
+    old = kill(config, "flink-taskmanager-1")
+    back(config, "flink-taskmanager-1", old)
+    assert_exact(pipeline)
+
+
+def test_a_killed_trino_worker(pipeline: Pipeline) -> None:
+    time.sleep(5)
+    config = pipeline.config
+    old = kill(config, "trino-worker-1")
+    back(config, "trino-worker-1", old)
+    deadline = time.monotonic() + 120
+    while Trino(config).health() is not None:
+        assert time.monotonic() < deadline, Trino(config).health()
+        time.sleep(2)
+    assert run_query(config, "select count(*) from system.runtime.nodes where coordinator = false")[1] == [[1]]
+    assert_exact(pipeline)
+
+
+def test_a_restarted_object_store(pipeline: Pipeline) -> None:
+    time.sleep(8)
+    config = pipeline.config
+    old = kill(config, "seaweedfs")
+    back(config, "seaweedfs", old)
+    assert_exact(pipeline)
+
+
+def test_a_batch_run_on_a_celery_worker_keeps_serving_exact(pipeline: Pipeline) -> None:
+    config, layers = pipeline.config, pipeline.layers
+    api = AirflowApi(Airflow(config))
+    api.prepare_dag("batch_recompute")
+    pipeline.stream.pause()
+    run_id = api.trigger("batch_recompute", {"topic": layers.topic, "events_table": layers.events_table,
+                                             "rejected_table": layers.rejected_table, "suffix": layers.suffix})
+    assert api.wait("batch_recompute", run_id, timeout=600) == "success"
+    instances = api.task_instances("batch_recompute", run_id)
+    # run by the Celery worker, which names its host as the config does (where its log server listens)
+    assert {(ti["hostname"], ti["queue"]) for ti in instances if ti["state"] == "success"} == {(config.host, "default")}
+    log = api.task_log("batch_recompute", run_id, "boundary")
+    assert log.strip(), "the task's log could not be read"
+    pipeline.stream.resume()
+    assert_exact(pipeline)
