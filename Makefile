@@ -7,7 +7,7 @@ PYTHON ?= python3.11
 BIN := $(VENV)/bin
 UV_PIN := $(shell grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: venv setup up down status demo test unit sql screenshots
+.PHONY: venv setup up down status demo test test-cluster unit sql screenshots
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ screenshots: venv
 unit: venv
 	$(BIN)/pytest -m "not integration"
 
-## Set up, start everything, run every test on the real engines, stop everything.
+## Set up, start everything, run every test on the real engines, stop everything; then the same
+## for the cluster profile (lambdalake.cluster.toml) and its focused tests.
 test: setup
-	$(BIN)/lambdalake up && $(BIN)/pytest; status=$$?; $(BIN)/lambdalake down; exit $$status
+	$(BIN)/lambdalake up && $(BIN)/pytest; status=$$?; $(BIN)/lambdalake down; \
+	  [ $$status -eq 0 ] || exit $$status; $(MAKE) --no-print-directory test-cluster
+
+## The cluster profile only: every engine in its cluster shape on this host, and tests/cluster.
+test-cluster: setup
+	$(BIN)/lambdalake --profile cluster up && LAMBDALAKE_CONFIG=lambdalake.cluster.toml $(BIN)/pytest \
+	  tests/cluster tests/integration/test_sockets.py; status=$$?; $(BIN)/lambdalake --profile cluster down; exit $$status

@@ -184,7 +184,6 @@ def test_the_tables_and_the_jobs_state_live_in_the_object_store(pipeline: Pipeli
 
 
 def test_a_killed_kafka_broker(pipeline: Pipeline) -> None:
-    time.sleep(8)
     config = pipeline.config
     supervisor = Supervisor(config)
     old = kill(config, "kafka-2")
@@ -204,7 +203,6 @@ def test_a_killed_kafka_broker(pipeline: Pipeline) -> None:
 
 
 def test_a_killed_taskmanager(pipeline: Pipeline) -> None:
-    time.sleep(8)
     config = pipeline.config
     old = kill(config, "flink-taskmanager-1")
     back(config, "flink-taskmanager-1", old)
@@ -212,7 +210,6 @@ def test_a_killed_taskmanager(pipeline: Pipeline) -> None:
 
 
 def test_a_killed_trino_worker(pipeline: Pipeline) -> None:
-    time.sleep(5)
     config = pipeline.config
     old = kill(config, "trino-worker-1")
     back(config, "trino-worker-1", old)
@@ -224,8 +221,25 @@ def test_a_killed_trino_worker(pipeline: Pipeline) -> None:
     assert_exact(pipeline)
 
 
+def test_a_killed_jobmanager_brings_every_job_back_from_its_checkpoint_in_the_object_store(
+        pipeline: Pipeline) -> None:
+    config = pipeline.config
+    before = {name: jobs.live_jobs(config, name)[0] for name in (pipeline.ingest.job_name, pipeline.speed.job_name)}
+    for job_id in before.values():  # the keeper restores from these (lambdalake.checkpoints, on S3)
+        deadline = time.monotonic() + 60
+        while checkpoints.latest_checkpoint(config, job_id) is None:
+            assert time.monotonic() < deadline, f"{job_id}: no checkpoint in the object store"
+            time.sleep(1)
+    old = kill(config, "flink-jobmanager")
+    back(config, "flink-jobmanager", old)
+    assert_exact(pipeline)
+    for name, job_id in before.items():
+        new_id = jobs.live_jobs(config, name)[0]
+        restored = httpx.get(f"{Flink(config).rest_url}/jobs/{new_id}/checkpoints", timeout=10).json()["latest"]["restored"]
+        assert restored["external_path"].startswith(f"{checkpoints.checkpoints_uri(config)}/{job_id}/chk-"), restored
+
+
 def test_a_restarted_object_store(pipeline: Pipeline) -> None:
-    time.sleep(8)
     config = pipeline.config
     old = kill(config, "seaweedfs")
     back(config, "seaweedfs", old)
