@@ -1,5 +1,6 @@
-"""The pipeline survives its own restarts, exactly: a job cancelled behind the platform's back, a
-JobManager killed, `down` then `up`, and a host restart (every process killed, then `up`).
+"""The pipeline survives its own restarts, exactly: a job cancelled behind the platform's back,
+`down` then `up`, and a host restart (every process killed, then `up`). A JobManager killed alone
+is tested on the cluster profile (tests/cluster), where the keeper restores from the object store.
 
 Events stream with late events, malformed records and copies in other partitions (a retry with a
 null key). Besides ingest and the shared speed job, a kappa view of the test's own has been
@@ -30,7 +31,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake import jobs, serving, versions
-from lambdalake.batch import Layers, drop_layers, ensure_serving, run_once
+from lambdalake.batch import Layers, drop_layers, ensure_serving
 from lambdalake.config import Config
 from lambdalake.engines.flink import Flink
 from lambdalake.generator import EventGenerator, Faults, Record
@@ -213,20 +214,6 @@ def test_status_names_a_missing_job_and_the_keeper_brings_it_back(pipeline: Pipe
     assert entry["state"] in ("CANCELED", "CANCELLING", "MISSING"), entry
     assert_recovered(pipeline)
     assert jobs.live_jobs(config, pipeline.speed.job_name)[0] != job_id
-
-
-def test_a_killed_jobmanager_comes_back_with_every_job(pipeline: Pipeline) -> None:
-    time.sleep(8)
-    assert Supervisor(pipeline.config).crash("StandaloneSessionClusterEntrypoint") == 1
-    assert_recovered(pipeline)
-    # and the batch layer takes over below a new B, exactly
-    pipeline.stream.pause()
-    run_once(pipeline.config, pipeline.layers)
-    deadline = time.monotonic() + 120
-    while serving_totals(pipeline.config, pipeline.layers) != pipeline.log.truth():
-        assert time.monotonic() < deadline, "serving never equalled the truth after the batch run"
-        time.sleep(2)
-    pipeline.stream.resume()
 
 
 def test_down_then_up_resumes_every_job_from_its_savepoint(pipeline: Pipeline) -> None:
