@@ -1,11 +1,11 @@
 """The cluster profile on one host (lambdalake.cluster.toml): every engine in its cluster shape,
 the warehouse and Flink's state on the object store, and exactness through a node's loss.
 
-A pipeline of the test's own (a topic with 3 replicas; ingest and speed jobs spread over the two
-TaskManagers) takes a stream of events with late ones, malformed records and copies re-sent with
+A pipeline of the test's own (a topic with 3 replicas; its speed job has a subtask on each
+TaskManager) takes a stream of events with late ones, malformed records and copies re-sent with
 a null key. While it streams, one node at a time is killed with SIGKILL (supervisord starts it
-again, as a node's supervisor would): a Kafka broker, a TaskManager, the Trino worker, the object
-store. After each: the ingest accounting is exact (accepted + rejected = acknowledged, each Kafka
+again, as a node's supervisor would): a Kafka broker, a TaskManager, the Trino worker, the
+JobManager, the object store. After each: the ingest accounting is exact (accepted + rejected = acknowledged, each Kafka
 position once) and serving equals the truth computed here from what Kafka acknowledged
 (tests.integration.test_exactness.Log); serving is never above that truth at any instant it was
 looked at (about once a second, throughout).
@@ -16,70 +16,54 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from lambdalake import checkpoints, jobs
-from lambdalake.batch import Layers, drop_layers, ensure_serving
+from lambdalake.batch import Layers
 from lambdalake.catalog import load_catalog, warehouse_uri
 from lambdalake.config import Config
 from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.engines.flink import Flink
 from lambdalake.engines.trino import Trino
-from lambdalake.ingest import IngestTarget
-from lambdalake.ingest import start as start_ingest
 from lambdalake.query import run_query
-from lambdalake.speed import SpeedTarget
-from lambdalake.speed import start as start_speed
 from lambdalake.supervisor import Supervisor
+from tests.integration.conftest import deployed_layers
 from tests.integration.test_batch import serving_totals
 from tests.integration.test_exactness import Log, Watch
-from tests.integration.test_restarts import Stream, running, status
+from tests.integration.test_restarts import Stream, ingested_positions, running, status
 
 
 @dataclass
 class Pipeline:
     config: Config
-    ingest: IngestTarget
-    speed: SpeedTarget
     layers: Layers
     log: Log
     stream: Stream
     watch: Watch
 
+    @property
+    def jobs(self) -> tuple[str, str]:
+        """The ingest and speed jobs' names (tests.integration.conftest.deployed_layers)."""
+        return f"{self.layers.topic}-ingest", f"{self.layers.topic}-speed"
+
 
 @pytest.fixture(scope="module")
 def pipeline(config: Config) -> Iterator[Pipeline]:
-    suffix = uuid.uuid4().hex[:8]
-    topic = f"test-cluster-{suffix}"
-    layers = Layers(topic=topic, events_table=f"raw.test_cluster_events_{suffix}",
-                    rejected_table=f"raw.test_cluster_rejected_{suffix}", suffix=f"__t{suffix}")
-    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=config.kafka.replication_factor)])[
-        topic].result(30)
-    ingest = IngestTarget(topic, f"{topic}-ingest", layers.events_table, layers.rejected_table, f"{topic}-ingest")
-    speed = SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", layers.suffix)
-    start_ingest(config, ingest)
-    start_speed(config, speed, parallelism=2)
-    ensure_serving(config, layers)
-    log = Log(config, topic, config.dedup.horizon_seconds)
-    stream, watch = Stream(log, rate=60), Watch(config, layers, log)
-    stream.start()
-    stream.resume()
-    watch.start()
-    yield Pipeline(config, ingest, speed, layers, log, stream, watch)
-    stream.stopping.set()
-    watch.stopping.set()
-    for job in (ingest.job_name, speed.job_name):
-        jobs.cancel(config, job)
-    admin.delete_topics([topic])[topic].result(30)
-    drop_layers(config, layers)
+    # the speed job at [speed] parallelism 2 (lambdalake.cluster.toml): a subtask on each TaskManager
+    with deployed_layers(config, "cluster") as layers:
+        log = Log(config, layers.topic, config.dedup.horizon_seconds)
+        stream, watch = Stream(log, rate=60), Watch(config, layers, log)
+        stream.start()
+        stream.resume()
+        watch.start()
+        yield Pipeline(config, layers, log, stream, watch)
+        stream.stopping.set()
+        watch.stopping.set()
 
 
 def kill(config: Config, program: str) -> int:
@@ -106,19 +90,13 @@ def assert_exact(pipeline: Pipeline, timeout: float = 300) -> None:
     serving equals the truth; never above it meanwhile. The stream resumes afterwards."""
     config, log = pipeline.config, pipeline.log
     deadline = time.monotonic() + timeout
-    while not running(config, pipeline.ingest.job_name, pipeline.speed.job_name):
+    while not running(config, *pipeline.jobs):
         assert time.monotonic() < deadline, "the jobs were not brought back"
         time.sleep(2)
     pipeline.stream.pause()
-    sql = f"""
-        with positions as (
-            select kafka_partition, kafka_offset from {pipeline.layers.events_table}
-            union all
-            select kafka_partition, kafka_offset from {pipeline.layers.rejected_table})
-        select count(*), count(distinct (kafka_partition, kafka_offset)) from positions"""
     while True:
         try:
-            counts = run_query(config, sql)[1][0]
+            counts = ingested_positions(config, pipeline.layers)
         except Exception:  # noqa: BLE001 - Trino's worker still joining: ask again
             counts = None
         if counts == [log.acknowledged, log.acknowledged]:
@@ -174,7 +152,7 @@ def test_the_tables_and_the_jobs_state_live_in_the_object_store(pipeline: Pipeli
     # nothing of the warehouse on the local disk: no data or metadata file under the data dir
     local = [p for p in config.data_dir.rglob("*") if p.suffix in (".parquet", ".avro") or p.name.endswith(".metadata.json")]
     assert not local, local[:5]
-    job_id = jobs.live_jobs(config, pipeline.ingest.job_name)[0]
+    job_id = jobs.live_jobs(config, pipeline.jobs[0])[0]
     while (checkpoint := checkpoints.latest_checkpoint(config, job_id)) is None:
         assert time.monotonic() < deadline, "no checkpoint in the object store"
         time.sleep(2)
@@ -224,7 +202,7 @@ def test_a_killed_trino_worker(pipeline: Pipeline) -> None:
 def test_a_killed_jobmanager_brings_every_job_back_from_its_checkpoint_in_the_object_store(
         pipeline: Pipeline) -> None:
     config = pipeline.config
-    before = {name: jobs.live_jobs(config, name)[0] for name in (pipeline.ingest.job_name, pipeline.speed.job_name)}
+    before = {name: jobs.live_jobs(config, name)[0] for name in pipeline.jobs}
     for job_id in before.values():  # the keeper restores from these (lambdalake.checkpoints, on S3)
         deadline = time.monotonic() + 60
         while checkpoints.latest_checkpoint(config, job_id) is None:

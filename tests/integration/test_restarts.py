@@ -150,6 +150,17 @@ def job_entry(report: list[dict], name: str) -> dict | None:  # type: ignore[typ
     return next((r for r in report if r["kind"] == "job" and r["name"] == name), None)
 
 
+def ingested_positions(config: Config, layers: Layers) -> list[int]:
+    """[rows, distinct Kafka positions] in the master dataset and the rejected table together."""
+    sql = f"""
+        with positions as (
+            select kafka_partition, kafka_offset from {layers.events_table}
+            union all
+            select kafka_partition, kafka_offset from {layers.rejected_table})
+        select count(*), count(distinct (kafka_partition, kafka_offset)) from positions"""
+    return list(run_query(config, sql)[1][0])
+
+
 def assert_recovered(pipeline: Pipeline, timeout: float = 240) -> None:
     """Every job runs again; then, with the stream paused, the master dataset holds every record
     once and serving (the reprocessed view's too) equals the truth; never above it meanwhile. The
@@ -163,13 +174,7 @@ def assert_recovered(pipeline: Pipeline, timeout: float = 240) -> None:
         time.sleep(2)
     print(f"every job running {time.monotonic() - started:.0f}s after the check began")
     pipeline.stream.pause()
-    sql = f"""
-        with positions as (
-            select kafka_partition, kafka_offset from {pipeline.layers.events_table}
-            union all
-            select kafka_partition, kafka_offset from {pipeline.layers.rejected_table})
-        select count(*), count(distinct (kafka_partition, kafka_offset)) from positions"""
-    while (counts := run_query(config, sql)[1][0]) != [log.acknowledged, log.acknowledged]:
+    while (counts := ingested_positions(config, pipeline.layers)) != [log.acknowledged, log.acknowledged]:
         assert counts[0] == counts[1], f"a position was ingested twice: {counts}"
         assert counts[0] <= log.acknowledged, f"more ingested than produced: {counts} > {log.acknowledged}"
         assert time.monotonic() < deadline, f"ingested {counts}, produced {log.acknowledged}"
