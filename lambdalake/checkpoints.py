@@ -62,20 +62,23 @@ def _filesystem(config: Config, uri: str) -> tuple[fs.FileSystem, str]:
 
 
 def latest_checkpoint(config: Config, job_id: str) -> str | None:
-    """The newest complete checkpoint (one with its _metadata) retained under a Flink job id, as a URI."""
+    """The newest complete checkpoint (one with its _metadata) retained under a Flink job id, as a URI.
+
+    Lists the job's directory only, not the shared RocksDB files beside the checkpoints: the keeper
+    asks this of every expected job on each pass."""
     from pyarrow import fs
 
     filesystem, root = _filesystem(config, checkpoints_uri(config))
-    job_dir = f"{root}/{job_id}"
     try:
-        entries = filesystem.get_file_info(fs.FileSelector(job_dir, allow_not_found=True, recursive=True))
+        entries = filesystem.get_file_info(fs.FileSelector(f"{root}/{job_id}", allow_not_found=True))
     except OSError:
         return None
-    complete = [int(info.path.rsplit("/", 2)[-2].split("-", 1)[1]) for info in entries
-                if info.base_name == "_metadata" and info.path.rsplit("/", 2)[-2].startswith("chk-")]
-    if not complete:
-        return None
-    return f"{checkpoints_uri(config)}/{job_id}/chk-{max(complete)}"
+    numbers = sorted((int(info.base_name.split("-", 1)[1]) for info in entries
+                      if info.base_name.startswith("chk-") and info.base_name[4:].isdigit()), reverse=True)
+    for number in numbers:  # the newest may still be being written, without its _metadata
+        if filesystem.get_file_info(f"{root}/{job_id}/chk-{number}/_metadata").type == fs.FileType.File:
+            return f"{checkpoints_uri(config)}/{job_id}/chk-{number}"
+    return None
 
 
 def remove(config: Config, ref: str | None) -> None:
