@@ -54,6 +54,8 @@ class SeaweedFS(Engine):
         command = [str(self.weed()), "mini", f"-dir={self.state_dir / 'data'}", f"-ip={host}", f"-ip.bind={host}",
                    "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
                    "-s3.port.lance=0", f"-s3.config={self.state_dir / 's3.json'}",
+                   # the two local sockets that can be placed: in the data dir, not the shared /tmp
+                   f"-filer.localSocket={self.state_dir / 'filer.sock'}", f"-s3.localSocket={self.state_dir / 's3.sock'}",
                    *(flag for role, port in ports.items()
                      for flag in (f"-{role}.port={port}", f"-{role}.port.grpc={port + 10000}"))]
         return [Program("seaweedfs", command, stop_wait_seconds=20)]
