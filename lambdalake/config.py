@@ -329,7 +329,7 @@ class ClusterConfig:
     trino_worker_port: int = 8180
     #: Celery's broker (Redis, from Debian) on one host
     redis_port: int = 6379
-    #: on one host, Celery worker N (from 0) serves its task logs on worker_log_port + N
+    #: on one host, the Celery workers' task logs are served to the api-server on this port
     worker_log_port: int = 8793
 
 

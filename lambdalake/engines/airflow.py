@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import httpx
 from lambdalake.commands import run
 from lambdalake.config import PROJECT_ROOT, Config
 from lambdalake.engines import Engine, Program, fetch_json
-from lambdalake.errors import EngineError
+from lambdalake.errors import EngineError, SetupError
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 #: the dashboard page (lambdalake.dashboard), served by the api-server on Airflow's port and login
@@ -150,7 +151,11 @@ class Airflow(Engine):
         if not self.config.clustered:
             return components
         cluster, host = self.config.cluster, self.config.host
-        redis = Program("redis", ["/usr/bin/redis-server", "--bind", host, "--port", str(cluster.redis_port),
+        redis_server = shutil.which("redis-server")
+        if redis_server is None:
+            raise SetupError("Redis (Celery's broker on the cluster profile) is not installed: "
+                             "apt-get install -y redis-server")
+        redis = Program("redis", [redis_server, "--bind", host, "--port", str(cluster.redis_port),
                                   "--dir", str(self.home), "--save", "", "--appendonly", "no"], stop_wait_seconds=10)
         workers = [Program(f"airflow-worker-{n}", [self.airflow_bin(), "celery", "worker", "--skip-serve-logs",
                                                    "--celery-hostname", f"worker-{n}@{host}", "--queues", "default"],
