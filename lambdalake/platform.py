@@ -130,6 +130,10 @@ def down(config: Config, progress: Progress) -> list[str]:
     if supervisor.is_running():
         _suspend_jobs(config, supervisor, progress)
         progress("stopping every engine")
+        # engines in reverse start order, each in its own stop order; then supervisord itself
+        for engine in reversed(all_engines(config)):
+            for batch in engine.stop_order():
+                supervisor.stop_together(batch, timeout=90)
         supervisor.shutdown()
     swept = supervisor.sweep()
     for line in swept:

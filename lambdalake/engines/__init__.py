@@ -73,6 +73,12 @@ class Engine(ABC):
     def initialize(self) -> None:
         """Create what the platform needs inside the healthy engine. Idempotent."""
 
+    def stop_order(self) -> list[tuple[str, ...]]:
+        """The programs in the batches `down` stops them in, in order; a batch's programs stop at
+        once. By default one at a time, in reverse start order (a Celery worker finishes its task
+        while the api-server it reports to still answers)."""
+        return [(name,) for name in reversed(self.program_names)]
+
 
 def fetch_json(url: str, timeout: float = 3) -> Any:
     response = httpx.get(url, timeout=timeout)

@@ -36,6 +36,7 @@ from tests.integration.conftest import deployed_layers
 from tests.integration.test_batch import serving_totals
 from tests.integration.test_exactness import Log, Watch
 from tests.integration.test_restarts import Stream, ingested_positions, running, status
+from tests.integration.test_sockets import assert_every_socket_binds_the_host
 
 
 @dataclass
@@ -159,6 +160,11 @@ def test_the_tables_and_the_jobs_state_live_in_the_object_store(pipeline: Pipeli
     assert checkpoint.startswith(checkpoints.checkpoints_uri(config)) and checkpoint.startswith("s3://"), checkpoint
     assert not (config.data_dir / "flink" / "checkpoints").exists()
     assert_exact(pipeline)
+
+
+def test_every_socket_of_every_node_binds_the_host(pipeline: Pipeline) -> None:
+    """tests/integration/test_sockets.py's check, on every node, with the pipeline's jobs running."""
+    assert_every_socket_binds_the_host(pipeline.config, pipeline.jobs[1])
 
 
 def test_a_killed_kafka_broker(pipeline: Pipeline) -> None:

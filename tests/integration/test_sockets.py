@@ -41,6 +41,11 @@ def binds_host(address: str, host: str) -> bool:
 
 
 def test_every_listening_socket_binds_the_configured_host(config: Config, running_job: str) -> None:
+    assert_every_socket_binds_the_host(config, running_job)
+
+
+def assert_every_socket_binds_the_host(config: Config, running_job: str) -> None:
+    """Every listening socket of the platform's processes, with running_job's Python workers up."""
     deadline = time.monotonic() + 120
     while not jobs.every_task_running(config, running_job):  # each Python operator starts its worker as it opens
         assert time.monotonic() < deadline, f"{running_job} never ran"

@@ -56,6 +56,9 @@ def test_three_brokers_each_a_controller_on_their_own_ports(cluster: Config) -> 
     assert [(b.program, b.port, b.controller_port) for b in brokers] == [
         ("kafka-1", 9092, 9093), ("kafka-2", 9192, 9193), ("kafka-3", 9292, 9293)]
     assert kafka.program_names == ("kafka-1", "kafka-2", "kafka-3", "kafka-heartbeat")
+    # stopped together: one by one, the last outlives the controller quorum and is killed
+    assert kafka.stop_order() == [("kafka-heartbeat",), ("kafka-1", "kafka-2", "kafka-3")]
+    assert Airflow(cluster).stop_order()[:2] == [("airflow-worker-logs",), ("airflow-worker-1",)]
     properties = kafka.server_properties(brokers[1]).splitlines()
     assert "node.id=2" in properties
     assert "controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293" in properties
