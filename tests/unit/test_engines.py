@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from lambdalake.engines.kafka import Kafka
 from lambdalake.engines.postgres import Postgres
 from lambdalake.errors import SetupError
 from lambdalake.engines.trino import Trino
-from lambdalake.engines.flink import _flatten
+from lambdalake.engines.flink import _flatten, client_archive
 from lambdalake.supervisor import Supervisor
 
 
@@ -111,3 +112,29 @@ def test_our_flink_functions_compile_against_the_flink_that_runs_them() -> None:
     pom = ET.parse(PROJECT_ROOT / "engines" / "pom.xml").getroot()
     assert pom.findtext("m:properties/m:flink.version", namespaces=ns) == pins()["flink"]
     assert "../flink_jobs/functions" in [m.text for m in pom.iterfind("m:modules/m:module", ns)]
+
+
+def test_the_first_flink_run_writes_the_class_archive_that_later_runs_share(tmp_path: Path) -> None:
+    archive = tmp_path / "cds" / "abc.jsa"
+    with client_archive(archive) as writing:
+        assert writing.startswith("-XX:ArchiveClassesAtExit=") and archive.with_suffix(".lock").exists()
+        with client_archive(archive) as meanwhile:
+            assert meanwhile == ""  # another run writes it: this one goes without
+        Path(writing.partition("=")[2]).write_bytes(b"classes")  # what the JVM writes at exit
+    assert archive.read_bytes() == b"classes" and not archive.with_suffix(".lock").exists()
+    with client_archive(archive) as sharing:
+        assert sharing == f"-XX:SharedArchiveFile={archive}"
+
+
+def test_a_failed_flink_run_keeps_no_class_archive_and_a_dead_writers_lock_expires(tmp_path: Path) -> None:
+    archive = tmp_path / "abc.jsa"
+    with pytest.raises(RuntimeError), client_archive(archive) as writing:
+        Path(writing.partition("=")[2]).write_bytes(b"half")
+        raise RuntimeError("flink run failed")
+    assert list(tmp_path.iterdir()) == []
+    archive.with_suffix(".lock").touch()
+    os.utime(archive.with_suffix(".lock"), (0, 0))  # left by a writer that died long ago
+    with client_archive(archive) as sharing:
+        assert sharing == ""
+    with client_archive(archive) as sharing:
+        assert sharing.startswith("-XX:ArchiveClassesAtExit=")
