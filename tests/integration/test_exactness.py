@@ -17,6 +17,8 @@ caught up, equal to it.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 import uuid
@@ -38,11 +40,12 @@ from lambdalake.generator import ACCEPTED_KINDS, EventGenerator, Record
 from lambdalake.ingest import IngestTarget
 from lambdalake.ingest import start as start_ingest
 from lambdalake.producer import make_producer
+from lambdalake.supervisor import Supervisor
 from lambdalake.speed import SpeedTarget
 from lambdalake.speed import start as start_speed
 from lambdalake.views import lambda_views
 from tests.integration.test_batch import never_above, serving_totals
-from tests.integration.test_speed import aggregate, kill_taskmanager
+from tests.integration.test_speed import aggregate
 
 #: short, so that a test can send copies further apart than it
 HORIZON_SECONDS = 40
@@ -232,6 +235,15 @@ def assert_exact(platform: Platform, timeout: float = 150) -> None:
             pytest.fail(f"serving never equalled the truth within {timeout:.0f}s")
         time.sleep(2)
     assert not platform.watch.wrong, platform.watch.wrong[:5]
+
+
+def kill_taskmanager(config: Config) -> int:
+    """SIGKILL the TaskManager's whole process group (its JVM and Python workers), as a lost host."""
+    for proc in Supervisor(config).leftovers():
+        if any("TaskManagerRunner" in part for part in proc.cmdline()):
+            os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
+            return proc.pid
+    raise AssertionError("no TaskManager process found")
 
 
 def sleep_until_second(second: int) -> datetime:
