@@ -33,9 +33,8 @@ from lambdalake.engines.trino import Trino
 from lambdalake.query import run_query
 from lambdalake.supervisor import Supervisor
 from tests.integration.conftest import deployed_layers
-from tests.integration.test_batch import serving_totals
 from tests.integration.test_exactness import Log, Watch
-from tests.integration.test_restarts import Stream, ingested_positions, running, status
+from tests.integration.test_restarts import Stream, assert_caught_up, status
 from tests.integration.test_sockets import assert_every_socket_binds_the_host
 
 
@@ -89,27 +88,9 @@ def back(config: Config, program: str, old_pid: int, timeout: float = 120) -> No
 def assert_exact(pipeline: Pipeline, timeout: float = 300) -> None:
     """Both jobs run; then, with the stream paused, every acknowledged record was ingested once and
     serving equals the truth; never above it meanwhile. The stream resumes afterwards."""
-    config, log = pipeline.config, pipeline.log
-    deadline = time.monotonic() + timeout
-    while not running(config, *pipeline.jobs):
-        assert time.monotonic() < deadline, "the jobs were not brought back"
-        time.sleep(2)
-    pipeline.stream.pause()
-    while True:
-        try:
-            counts = ingested_positions(config, pipeline.layers)
-        except Exception:  # noqa: BLE001 - Trino's worker still joining: ask again
-            counts = None
-        if counts == [log.acknowledged, log.acknowledged]:
-            break
-        if counts is not None:
-            assert counts[0] == counts[1], f"a position was ingested twice: {counts}"
-            assert counts[0] <= log.acknowledged, f"more ingested than produced: {counts} > {log.acknowledged}"
-        assert time.monotonic() < deadline, f"ingested {counts}, produced {log.acknowledged}"
-        time.sleep(2)
-    while serving_totals(config, pipeline.layers) != log.truth():
-        assert time.monotonic() < deadline, "serving never equalled the truth after the recovery"
-        time.sleep(2)
+    log = pipeline.log
+    assert_caught_up(pipeline.config, pipeline.layers, log, pipeline.stream, pipeline.jobs,
+                     time.monotonic() + timeout, retry_query_errors=True)
     assert not pipeline.watch.wrong, pipeline.watch.wrong[:5]
     print(f"{log.acknowledged} records acknowledged; serving checked {pipeline.watch.checks} times")
     pipeline.stream.resume()

@@ -161,27 +161,44 @@ def ingested_positions(config: Config, layers: Layers) -> list[int]:
     return list(run_query(config, sql)[1][0])
 
 
+def assert_caught_up(config: Config, layers: Layers, log: Log, stream: Stream, job_names: tuple[str, ...],
+                     deadline: float, *, retry_query_errors: bool = False) -> None:
+    """Every named job runs; then, with the stream paused (it stays paused), the master dataset
+    holds every acknowledged record once and serving equals the truth, by the deadline.
+    retry_query_errors: a failed count is asked again (a Trino worker still joining)."""
+    started = time.monotonic()
+    while not running(config, *job_names):
+        assert time.monotonic() < deadline, "the jobs were not brought back"
+        time.sleep(2)
+    print(f"every job running {time.monotonic() - started:.0f}s after the check began")
+    stream.pause()
+    while True:
+        try:
+            counts = ingested_positions(config, layers)
+        except Exception:  # noqa: BLE001
+            if not retry_query_errors:
+                raise
+            counts = None
+        if counts == [log.acknowledged, log.acknowledged]:
+            break
+        if counts is not None:
+            assert counts[0] == counts[1], f"a position was ingested twice: {counts}"
+            assert counts[0] <= log.acknowledged, f"more ingested than produced: {counts} > {log.acknowledged}"
+        assert time.monotonic() < deadline, f"ingested {counts}, produced {log.acknowledged}"
+        time.sleep(2)
+    while serving_totals(config, layers) != log.truth():
+        assert time.monotonic() < deadline, "serving never equalled the truth after the recovery"
+        time.sleep(2)
+
+
 def assert_recovered(pipeline: Pipeline, timeout: float = 240) -> None:
     """Every job runs again; then, with the stream paused, the master dataset holds every record
     once and serving (the reprocessed view's too) equals the truth; never above it meanwhile. The
     stream resumes afterwards."""
     config, log = pipeline.config, pipeline.log
-    started = time.monotonic()
-    deadline = started + timeout
+    deadline = time.monotonic() + timeout
     job_names = (pipeline.ingest.job_name, pipeline.speed.job_name, version_job(pipeline.kappa.name, 1))
-    while not running(config, *job_names):
-        assert time.monotonic() < deadline, "the jobs were not brought back"
-        time.sleep(2)
-    print(f"every job running {time.monotonic() - started:.0f}s after the check began")
-    pipeline.stream.pause()
-    while (counts := ingested_positions(config, pipeline.layers)) != [log.acknowledged, log.acknowledged]:
-        assert counts[0] == counts[1], f"a position was ingested twice: {counts}"
-        assert counts[0] <= log.acknowledged, f"more ingested than produced: {counts} > {log.acknowledged}"
-        assert time.monotonic() < deadline, f"ingested {counts}, produced {log.acknowledged}"
-        time.sleep(2)
-    while serving_totals(config, pipeline.layers) != log.truth():
-        assert time.monotonic() < deadline, "serving never equalled the truth after the recovery"
-        time.sleep(2)
+    assert_caught_up(config, pipeline.layers, log, pipeline.stream, job_names, deadline)
     # the reprocessed view counts what events_per_type counts, from its own job and version table
     expected = log.truth()["events_per_type"]
     while (answer := kappa_serving(config, pipeline.kappa)) != (1, expected):
