@@ -67,6 +67,7 @@ class Supervisor:
                 "stopasgroup=true",
                 "killasgroup=true",
                 f"stopwaitsecs={program.stop_wait_seconds}",
+                f"stopsignal={program.stop_signal}",
                 "redirect_stderr=true",
                 f"stdout_logfile={self.log_file(program.name)}",
                 "stdout_logfile_maxbytes=50MB",

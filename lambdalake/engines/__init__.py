@@ -25,8 +25,10 @@ class Program:
     environment: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     directory: Path | None = None
-    #: seconds between SIGTERM and SIGKILL (Kafka and PostgreSQL need time to shut down cleanly)
+    #: seconds between the stop signal and SIGKILL (Kafka and PostgreSQL need time to shut down cleanly)
     stop_wait_seconds: int = 20
+    #: the signal that stops it cleanly (supervisord's stopsignal)
+    stop_signal: str = "TERM"
 
 
 class Engine(ABC):

@@ -58,6 +58,13 @@ def test_supervisor_config_quotes_commands_and_escapes_percent(config: Config) -
     assert f"stdout_logfile={config.logs_dir / 'demo.log'}" in text
 
 
+def test_postgres_is_stopped_with_a_fast_shutdown_that_does_not_wait_for_clients(config: Config) -> None:
+    supervisor = Supervisor(config)
+    supervisor.render(Postgres(config).programs())
+    section = supervisor.conf_file.read_text().split("[program:postgres]")[1]
+    assert "stopsignal=INT" in section  # SIGTERM's smart shutdown waits for every pool to close
+
+
 def test_kafka_listens_on_the_configured_host_and_keeps_the_log_forever(config: Config) -> None:
     kafka = Kafka(dataclasses.replace(config, kafka=dataclasses.replace(config.kafka, port=19092)))
     properties = kafka.server_properties(kafka.brokers()[0]).splitlines()
