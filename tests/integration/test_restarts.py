@@ -93,6 +93,10 @@ class Pipeline:
     stream: Stream
     watch: Watch
 
+    @property
+    def job_names(self) -> tuple[str, str, str]:
+        return self.ingest.job_name, self.speed.job_name, version_job(self.kappa.name, 1)
+
 
 @pytest.fixture(scope="module")
 def pipeline(config: Config) -> Iterator[Pipeline]:
@@ -197,8 +201,7 @@ def assert_recovered(pipeline: Pipeline, timeout: float = 240) -> None:
     stream resumes afterwards."""
     config, log = pipeline.config, pipeline.log
     deadline = time.monotonic() + timeout
-    job_names = (pipeline.ingest.job_name, pipeline.speed.job_name, version_job(pipeline.kappa.name, 1))
-    assert_caught_up(config, pipeline.layers, log, pipeline.stream, job_names, deadline)
+    assert_caught_up(config, pipeline.layers, log, pipeline.stream, pipeline.job_names, deadline)
     # the reprocessed view counts what events_per_type counts, from its own job and version table
     expected = log.truth()["events_per_type"]
     while (answer := kappa_serving(config, pipeline.kappa)) != (1, expected):
@@ -219,9 +222,25 @@ def running(config: Config, *names: str) -> bool:
     return all(states.get(name) == "RUNNING" for name in names)
 
 
+def checkpointed_again(pipeline: Pipeline, timeout: float = 60) -> None:
+    """Until every job has completed a checkpoint after this call: each has state, with records
+    read since its last restore, to come back with."""
+    rest = Flink(pipeline.config).rest_url
+    job_ids = [jobs.live_jobs(pipeline.config, name)[0] for name in pipeline.job_names]
+
+    def completed(job_id: str) -> int:
+        return int(httpx.get(f"{rest}/jobs/{job_id}/checkpoints", timeout=10).json()["counts"]["completed"])
+
+    before = {job_id: completed(job_id) for job_id in job_ids}
+    deadline = time.monotonic() + timeout
+    while waiting := [job_id for job_id in job_ids if completed(job_id) <= before[job_id]]:
+        assert time.monotonic() < deadline, f"no checkpoint completed in {timeout:.0f}s: {waiting}"
+        time.sleep(1)
+
+
 def test_status_names_a_missing_job_and_the_keeper_brings_it_back(pipeline: Pipeline) -> None:
     config = pipeline.config
-    time.sleep(8)  # a checkpoint or two: the job has state to come back with
+    checkpointed_again(pipeline)
     code, report = status()
     assert code == 0 and job_entry(report, pipeline.speed.job_name)["healthy"], report
     # cancelled behind the platform's back, as an operator in the Flink UI would
@@ -239,7 +258,7 @@ def test_status_names_a_missing_job_and_the_keeper_brings_it_back(pipeline: Pipe
 
 
 def test_down_then_up_resumes_every_job_from_its_savepoint(pipeline: Pipeline) -> None:
-    time.sleep(8)
+    checkpointed_again(pipeline)
     pipeline.stream.pause()
     down = subprocess.run([LAMBDALAKE, "down"], capture_output=True, text=True, timeout=600)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -249,7 +268,7 @@ def test_down_then_up_resumes_every_job_from_its_savepoint(pipeline: Pipeline) -
     assert up.returncode == 0, up.stdout + up.stderr
     pipeline.stream.resume()
     assert_recovered(pipeline)
-    for name in (pipeline.ingest.job_name, pipeline.speed.job_name, version_job(pipeline.kappa.name, 1)):
+    for name in pipeline.job_names:
         # each from the savepoint `down` took
         job_id = jobs.live_jobs(pipeline.config, name)[0]
         restored = httpx.get(f"{Flink(pipeline.config).rest_url}/jobs/{job_id}/checkpoints",
@@ -263,7 +282,7 @@ def test_down_then_up_resumes_every_job_from_its_savepoint(pipeline: Pipeline) -
 
 
 def test_a_host_restart_resumes_every_job_from_its_latest_checkpoint(pipeline: Pipeline) -> None:
-    time.sleep(8)
+    checkpointed_again(pipeline)
     pipeline.stream.pause()
     assert Supervisor(pipeline.config).crash() > 0  # every process of the platform at once
     assert Supervisor(pipeline.config).leftovers() == [], "a process of the platform survived"
