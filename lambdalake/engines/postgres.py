@@ -71,8 +71,8 @@ class Postgres(Engine):
                      "-k", str(self.socket_dir), "-c", f"listen_addresses={self.config.host}"],
             user=SERVICE_USER if _as_root() else None,
             stop_wait_seconds=30,
-            # a fast shutdown: SIGTERM's smart one waits for every client to disconnect, and with
-            # the keeper's and Airflow's pools open it was SIGKILLed after 30 s on every `down`
+            # a fast shutdown: SIGTERM's smart one waits for every client to disconnect (a user's
+            # psql, a test's pool), and in CI it was SIGKILLed after 30 s on every `down`
             stop_signal="INT",
         )]
 
