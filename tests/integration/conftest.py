@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,6 +44,15 @@ def running_job(config: Config) -> Iterator[str]:
             catalog.purge_table(table)
 
 
+def start_both(config: Config, ingest: IngestTarget, speed: SpeedTarget, parallelism: int | None = None) -> None:
+    """Start an ingest and a speed job at once: each `flink run` is a JVM of its own (~8 s), mostly
+    waiting on one core; either one's error is raised."""
+    with ThreadPoolExecutor(2) as pool:
+        started = [pool.submit(start, config, ingest), pool.submit(start_speed, config, speed, parallelism=parallelism)]
+        for future in started:
+            future.result()
+
+
 @contextmanager
 def deployed_layers(config: Config, name: str, views: tuple[str, ...] = ()) -> Iterator[Layers]:
     """Layers of a test's own (topic `test-<name>-<random>`, 3 partitions; its own master dataset,
@@ -56,8 +66,7 @@ def deployed_layers(config: Config, name: str, views: tuple[str, ...] = ()) -> I
     ingest = IngestTarget(layers.topic, f"{layers.topic}-ingest", layers.events_table, layers.rejected_table,
                           f"{layers.topic}-ingest")
     speed = SpeedTarget(layers.topic, f"{layers.topic}-speed", f"{layers.topic}-speed", layers.suffix, views=views)
-    start(config, ingest)
-    start_speed(config, speed)
+    start_both(config, ingest, speed)
     ensure_serving(config, layers, list(views) or None)
     try:
         yield layers

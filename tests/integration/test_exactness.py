@@ -38,12 +38,12 @@ from lambdalake.config import Config
 from lambdalake.flink_rest import FlinkRest
 from lambdalake.generator import ACCEPTED_KINDS, EventGenerator, Record
 from lambdalake.ingest import IngestTarget
-from lambdalake.ingest import start as start_ingest
 from lambdalake.producer import make_producer
 from lambdalake.supervisor import Supervisor
 from lambdalake.speed import SpeedTarget
 from lambdalake.speed import start as start_speed
 from lambdalake.views import lambda_views
+from tests.integration.conftest import start_both
 from tests.integration.test_batch import never_above, serving_totals
 from tests.integration.test_speed import aggregate
 
@@ -176,8 +176,7 @@ def platform(config: Config) -> Iterator[Platform]:
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=config.kafka.replication_factor)])[topic].result(30)
     ingest = IngestTarget(topic, f"{topic}-ingest", layers.events_table, layers.rejected_table, f"{topic}-ingest")
     speed = SpeedTarget(topic, f"{topic}-speed", f"{topic}-speed", layers.suffix, horizon_seconds=HORIZON_SECONDS)
-    start_ingest(config, ingest)
-    start_speed(config, speed, parallelism=2)
+    start_both(config, ingest, speed, parallelism=2)
     ensure_serving(config, layers)
     log = Log(config, topic)
     watch = Watch(config, layers, log)

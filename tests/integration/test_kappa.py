@@ -39,15 +39,14 @@ from lambdalake.config import Config
 from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.generator import EventGenerator, Faults, Record
 from lambdalake.ingest import IngestTarget
-from lambdalake.ingest import start as start_ingest
 from lambdalake.janitor import sweep
 from lambdalake.jobs import cancel, live_jobs
 from lambdalake.kappa import ReprocessError, check_request, live_version, reprocess, table_versions, version_job
 from lambdalake.query import run_query
 from lambdalake.speed import SpeedTarget
-from lambdalake.speed import start as start_speed
 from lambdalake.views import VIEWS_DIR, ViewError, find_view
 from tests.browser import airflow_login, chromium, open_form, wait_for_new_run
+from tests.integration.conftest import start_both
 from tests.integration.test_batch import Stream
 from tests.integration.test_speed import first_good_events, floor, send
 
@@ -149,10 +148,10 @@ def test_reprocessing_switches_serving_atomically_to_the_new_logic(config: Confi
     answered: list[int] = []
     answers: list[tuple[datetime, tuple[int, dict]]] = []  # type: ignore[type-arg]  # (end of query, answer)
     try:
-        time.sleep(10)
+        time.sleep(5)
         view.define(2)  # the user changes the logic and bumps the version
         run_id = trigger_from_the_form(config, {"view": view.name, "version": "2", "topic": view.topic,
-                                                "grace_seconds": "15"})
+                                                "grace_seconds": "5"})
 
         def check() -> None:  # every answer comes from one version and never exceeds its truth
             version, rows = serving(config, view)
@@ -301,8 +300,7 @@ def test_a_lambda_view_is_reprocessed_and_its_batch_layer_follows(config: Config
     other.define(1)
     history = list(islice(EventGenerator(seed=43, faults=FAULTS).records(), 2000))
     send(config, layers.topic, history)
-    start_ingest(config, deployment.ingest)
-    start_speed(config, deployment.speed)
+    start_both(config, deployment.ingest, deployment.speed)
     ensure_serving(config, layers, [changed.name, other.name])
     with pytest.raises(ReprocessError, match="not greater than the live version 1"):  # the base is v1
         check_request(config, changed.name, 1)
@@ -318,9 +316,9 @@ def test_a_lambda_view_is_reprocessed_and_its_batch_layer_follows(config: Config
     stream.start()
     answered: list[int] = []
     try:
-        time.sleep(10)
+        time.sleep(5)
         changed.define(2)
-        run_id = api.trigger(DAG_ID, {"view": changed.name, "version": 2, "topic": layers.topic, "grace_seconds": 15})
+        run_id = api.trigger(DAG_ID, {"view": changed.name, "version": 2, "topic": layers.topic, "grace_seconds": 5})
 
         def check() -> None:  # the changed view answers from one version; the other is never above its truth
             sent = history + list(stream.sent)
