@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -389,17 +390,24 @@ def drop_layers(config: Config, layers: Layers) -> None:
     if not layers.suffix or layers.events_table == Layers.events_table:
         raise EngineError(f"drop_layers refuses layers that share the platform's tables: {layers}; give them "
                           "a suffix and an events table of their own")
-    catalog = load_catalog(config)
     for view in lambda_views():
         serving.drop(config, layers.serving(view))
-        for table in (layers.speed(view), Served(view, layers.speed(view).split(".", 1)[1]).slices_table):
-            if catalog.table_exists(table):
-                catalog.purge_table(table)
-        state.speed_table_dropped(config, layers.speed(view))
-    for table in (layers.events_table, layers.rejected_table, layers.heartbeats_table):
+    tables = [table for view in lambda_views()
+              for table in (layers.speed(view), Served(view, layers.speed(view).split(".", 1)[1]).slices_table)]
+    tables += [layers.events_table, layers.rejected_table, layers.heartbeats_table]
+
+    def purge(table: str) -> None:
+        catalog = load_catalog(config)
         if catalog.table_exists(table):
             catalog.purge_table(table)
-    if catalog.table_exists(accuracy.META_TABLE):
+
+    # a purge deletes its table's files one request at a time, which adds up on the object store
+    # (tests/cluster's teardown: 33 s with the 11 tables one after another, 20 s with this)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(purge, tables))
+    for view in lambda_views():
+        state.speed_table_dropped(config, layers.speed(view))
+    if load_catalog(config).table_exists(accuracy.META_TABLE):
         run_query(config, f"delete from {trino_table(accuracy.META_TABLE)} where view in ("
                           + ", ".join("?" for _ in lambda_views()) + ")", [layers.serving(v) for v in lambda_views()])
 
