@@ -96,6 +96,9 @@ class FlinkConfig:
     checkpoint_interval: str = "5 s"
     #: completed checkpoints kept per job (Flink deletes older ones); the keeper restores from the newest
     retained_checkpoints: int = 1
+    #: how long a TaskManager waits for its lost JobManager's heartbeat before it drops the old
+    #: connection and registers with the one that came back (Flink's default; the cluster profile's is shorter)
+    heartbeat_timeout: str = "50 s"
 
     @property
     def checkpoint_seconds(self) -> float:

@@ -76,6 +76,7 @@ def flink_settings(config: Config, node: FlinkNode) -> dict[str, Any]:
         "rest.port": flink.rest_port,
         "parallelism.default": 1,
         "execution.checkpointing.interval": flink.checkpoint_interval,
+        "heartbeat.timeout": flink.heartbeat_timeout,
         # the speed job remembers every event_id for [dedup] horizon: millions of keys, which
         # on the heap backend filled the TaskManager's heap (back-to-back full GCs at ~600K keys
         # in bench/streaming.py). RocksDB keeps them in managed memory and on disk.
