@@ -54,10 +54,10 @@ def start_both(config: Config, ingest: IngestTarget, speed: SpeedTarget, paralle
 
 
 @contextmanager
-def deployed_layers(config: Config, name: str, views: tuple[str, ...] = ()) -> Iterator[Layers]:
+def deployed_layers(config: Config, name: str, views: tuple[str, ...] = (), speed: bool = True) -> Iterator[Layers]:
     """Layers of a test's own (topic `test-<name>-<random>`, 3 partitions; its own master dataset,
     speed, batch and serving tables), fed by an ingest and a speed job of its own (the lambda views
-    named, or all); everything removed afterwards."""
+    named, or all; no speed job and no serving views unless `speed`); everything removed afterwards."""
     suffix = uuid.uuid4().hex[:8]
     layers = Layers(topic=f"test-{name}-{suffix}", events_table=f"raw.test_{name}_events_{suffix}",
                     rejected_table=f"raw.test_{name}_rejected_{suffix}", suffix=f"__t{suffix}")
@@ -65,13 +65,16 @@ def deployed_layers(config: Config, name: str, views: tuple[str, ...] = ()) -> I
     admin.create_topics([NewTopic(layers.topic, num_partitions=3, replication_factor=config.kafka.replication_factor)])[layers.topic].result(30)
     ingest = IngestTarget(layers.topic, f"{layers.topic}-ingest", layers.events_table, layers.rejected_table,
                           f"{layers.topic}-ingest")
-    speed = SpeedTarget(layers.topic, f"{layers.topic}-speed", f"{layers.topic}-speed", layers.suffix, views=views)
-    start_both(config, ingest, speed)
-    ensure_serving(config, layers, list(views) or None)
+    target = SpeedTarget(layers.topic, f"{layers.topic}-speed", f"{layers.topic}-speed", layers.suffix, views=views)
+    if speed:
+        start_both(config, ingest, target)
+        ensure_serving(config, layers, list(views) or None)
+    else:
+        start(config, ingest)
     try:
         yield layers
     finally:
-        for job in (ingest.job_name, speed.job_name):
+        for job in (ingest.job_name, target.job_name):
             jobs.cancel(config, job)
         admin.delete_topics([layers.topic])[layers.topic].result(30)
         drop_layers(config, layers)

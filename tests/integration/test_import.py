@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake import state
 from lambdalake.batch import Layers, run_once
@@ -159,6 +160,23 @@ def layers(config: Config) -> Iterator[Layers]:
 
 
 @pytest.fixture
+def ingest_only(config: Config) -> Iterator[Layers]:
+    """Layers fed by an ingest job alone: for the tests that look at the master dataset only."""
+    with deployed_layers(config, "import", speed=False) as layers:
+        yield layers
+
+
+@pytest.fixture
+def topic(config: Config) -> Iterator[str]:
+    """A topic of the test's own, read by no job: for imports that must send nothing."""
+    name = f"test-import-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
+    admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=config.kafka.replication_factor)])[name].result(30)
+    yield name
+    admin.delete_topics([name])[name].result(30)
+
+
+@pytest.fixture
 def folder(config: Config) -> Iterator[Path]:
     """A folder of the test's own under the import root."""
     folder = config.paths.import_root / f"test-{uuid.uuid4().hex[:8]}"
@@ -274,9 +292,8 @@ def assert_serving_reaches(config: Config, layers: Layers, expected: dict[str, d
         time.sleep(2)
 
 
-def test_bad_imports_are_refused_with_a_clear_error_and_send_nothing(config: Config, layers: Layers,
+def test_bad_imports_are_refused_with_a_clear_error_and_send_nothing(config: Config, topic: str,
                                                                      folder: Path, tmp_path: Path) -> None:
-    topic = layers.topic
     outside = tmp_path / "history.jsonl"
     outside.write_text(json.dumps(good_events(seed=85, count=1, days_back=(40, 41))[0]) + "\n")
     (folder / "broken.parquet").write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
@@ -296,7 +313,7 @@ def test_bad_imports_are_refused_with_a_clear_error_and_send_nothing(config: Con
     assert state.file_imports(config, topic) == []
 
 
-def test_backfill_from_the_airflow_form_loads_the_files_and_emits_the_asset_event(config: Config, layers: Layers,
+def test_backfill_from_the_airflow_form_loads_the_files_and_emits_the_asset_event(config: Config, ingest_only: Layers,
                                                                                     folder: Path) -> None:
     """A person fills the `backfill` form: the files are required (Trigger stays disabled without
     them), the range and dry run are optional. The run loads the files, waits until the master
@@ -316,8 +333,8 @@ def test_backfill_from_the_airflow_form_loads_the_files_and_emits_the_asset_even
         dialog = open_form(page, config, "backfill")
         expect(dialog.get_by_role("button", name="Trigger")).to_be_disabled()  # no files yet
         dialog.locator("[name=element_paths]").fill(f"{folder.name}/*.jsonl")
-        for name, value in (("topic", layers.topic), ("events_table", layers.events_table),
-                            ("rejected_table", layers.rejected_table)):
+        for name, value in (("topic", ingest_only.topic), ("events_table", ingest_only.events_table),
+                            ("rejected_table", ingest_only.rejected_table)):
             dialog.locator(f"[name=element_{name}]").fill(value)
         before = datetime.now(timezone.utc)
         expect(dialog.get_by_role("button", name="Trigger")).to_be_enabled()
@@ -329,9 +346,9 @@ def test_backfill_from_the_airflow_form_loads_the_files_and_emits_the_asset_even
     assert f"{folder.name}/a.jsonl: 150 records sent: 150 accepted, 0 rejected" in log, log
     assert f"{folder.name}/b.jsonl: 51 records sent: 50 accepted, 1 rejected, 1 not_json" in log, log
     [event] = api.asset_events("backfill", run["dag_run_id"])
-    assert event["uri"] == f"lake://{layers.events_table.replace('.', '/')}", event
+    assert event["uri"] == f"lake://{ingest_only.events_table.replace('.', '/')}", event
     # `ingested` waited for the master dataset: the rows are there once the run succeeded
-    _, counts = run_query(config, f"select count(*) from {layers.events_table} where import_file like "
+    _, counts = run_query(config, f"select count(*) from {ingest_only.events_table} where import_file like "
                                   f"'{folder.name}/%'")
     assert counts == [[200]]
 
@@ -368,7 +385,7 @@ def wait_for_kappa(config: Config, view: KappaView, expected: dict[tuple, tuple]
         time.sleep(3)
 
 
-def test_an_import_killed_midway_resumes_after_its_committed_chunks(config: Config, layers: Layers,
+def test_an_import_killed_midway_resumes_after_its_committed_chunks(config: Config, ingest_only: Layers,
                                                                      folder: Path) -> None:
     """The import process is killed (SIGKILL) after some chunks committed, inside another whose
     transaction is open; run again, it aborts that transaction at once (rather than wait for the
@@ -378,29 +395,29 @@ def test_an_import_killed_midway_resumes_after_its_committed_chunks(config: Conf
     (folder / "big.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
     script = ("import sys\nfrom pathlib import Path\nfrom lambdalake.config import load_config\n"
               "from lambdalake.imports import import_file\n"
-              f"import_file(load_config(), Path({str(folder / 'big.jsonl')!r}), {layers.topic!r}, chunk_rows=10_000)\n")
+              f"import_file(load_config(), Path({str(folder / 'big.jsonl')!r}), {ingest_only.topic!r}, chunk_rows=10_000)\n")
     process = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.monotonic() + 120
-    while not ((recorded := state.file_imports(config, layers.topic)) and (recorded[0]["rows_committed"] or 0) >= 30_000):
+    while not ((recorded := state.file_imports(config, ingest_only.topic)) and (recorded[0]["rows_committed"] or 0) >= 30_000):
         assert process.poll() is None, "the import ended before it could be killed"
         assert time.monotonic() < deadline, "the import never committed 3 chunks"
         time.sleep(0.02)
     time.sleep(0.15)  # into the next chunk: its transaction is open on the broker when the process dies
     process.kill()
     process.wait()
-    killed_at = state.file_imports(config, layers.topic)[0]
+    killed_at = state.file_imports(config, ingest_only.topic)[0]
     assert killed_at["status"] == "sending" and killed_at["rows_committed"] < rows, killed_at
 
     resumed_at = time.monotonic()
-    again = cli_import(f"{folder.name}/big.jsonl", "--topic", layers.topic, "--json")
+    again = cli_import(f"{folder.name}/big.jsonl", "--topic", ingest_only.topic, "--json")
     assert again.returncode == 0, again.stderr
     assert time.monotonic() - resumed_at < 120, "the resume waited for the killed run's transaction to time out"
     [result] = json.loads(again.stdout)
     assert (result["outcome"], result["records"], result["accepted"]) == ("sent", rows, rows)
     deadline = time.monotonic() + 300
-    while (counts := run_query(config, f"select count(*), count(distinct import_row) from {layers.events_table}")[1][0]
+    while (counts := run_query(config, f"select count(*), count(distinct import_row) from {ingest_only.events_table}")[1][0]
            ) != [rows, rows]:
         assert counts[0] <= rows, f"rows imported twice: {counts}"
         assert time.monotonic() < deadline, f"the master dataset never held the file once: {counts}"
         time.sleep(3)
-    assert state.file_imports(config, layers.topic)[0]["status"] == "sent"
+    assert state.file_imports(config, ingest_only.topic)[0]["status"] == "sent"
