@@ -3,10 +3,10 @@ the warehouse and Flink's state on the object store, and exactness through a nod
 
 A pipeline of the test's own (a topic with 3 replicas; its speed job has a subtask on each
 TaskManager) takes a stream of events with late ones, malformed records and copies re-sent with
-a null key. While it streams, one node at a time is killed with SIGKILL (supervisord starts it
-again, as a node's supervisor would): a Kafka broker, a TaskManager, the Trino worker, the
-JobManager, the object store. After each: the ingest accounting is exact (accepted + rejected = acknowledged, each Kafka
-position once) and serving equals the truth computed here from what Kafka acknowledged
+a null key. While it streams, nodes are killed with SIGKILL (supervisord starts them again, as a
+node's supervisor would): a worker host's Kafka broker, TaskManager and Trino worker at once; then
+the JobManager; then the object store. After each: the ingest accounting is exact (accepted +
+rejected = acknowledged, each Kafka position once) and serving equals the truth computed here from what Kafka acknowledged
 (tests.integration.test_exactness.Log); serving is never above that truth at any instant it was
 looked at (about once a second, throughout).
 """
@@ -148,10 +148,14 @@ def test_every_socket_of_every_node_binds_the_host(pipeline: Pipeline) -> None:
     assert_every_socket_binds_the_host(pipeline.config, pipeline.jobs[1])
 
 
-def test_a_killed_kafka_broker(pipeline: Pipeline) -> None:
+def test_a_lost_worker_host_its_broker_taskmanager_and_trino_worker_at_once(pipeline: Pipeline) -> None:
+    """A worker host is lost with what it runs: a Kafka broker, a TaskManager and the Trino worker,
+    SIGKILLed at once. The TaskManager and the Trino worker come back at once (supervisord); the
+    broker is kept down until the other two have acknowledged 100 more records. Then Trino
+    schedules on its worker again, and the pipeline is exact."""
     config = pipeline.config
     supervisor = Supervisor(config)
-    old = kill(config, "kafka-2")
+    lost = {program: kill(config, program) for program in ("kafka-2", "flink-taskmanager-1", "trino-worker-1")}
     while supervisor.state("kafka-2") != "STOPPED":  # kept down a while: not restarted at once
         supervisor.stop("kafka-2")
         time.sleep(0.2)
@@ -163,21 +167,8 @@ def test_a_killed_kafka_broker(pipeline: Pipeline) -> None:
         assert time.monotonic() < deadline, f"{pipeline.log.acknowledged - sent} acknowledged with a broker down"
         time.sleep(1)
     supervisor.start("kafka-2")
-    back(config, "kafka-2", old)
-    assert_exact(pipeline)
-
-
-def test_a_killed_taskmanager(pipeline: Pipeline) -> None:
-    config = pipeline.config
-    old = kill(config, "flink-taskmanager-1")
-    back(config, "flink-taskmanager-1", old)
-    assert_exact(pipeline)
-
-
-def test_a_killed_trino_worker(pipeline: Pipeline) -> None:
-    config = pipeline.config
-    old = kill(config, "trino-worker-1")
-    back(config, "trino-worker-1", old)
+    for program, old in lost.items():
+        back(config, program, old)
     deadline = time.monotonic() + 120
     while Trino(config).health() is not None:
         assert time.monotonic() < deadline, Trino(config).health()
