@@ -2,7 +2,8 @@
 ### Speed layer
 
 Brings the speed layer up from wherever it is, and checks that it runs. Trigger it after `up`,
-after stopping a job, or after adding or removing a lambda view in `views/`:
+after stopping a job, or after adding or removing a lambda view in `views/`. Two tasks, side by
+side (neither job needs the other to start):
 
 1. **ingest** — the ingest job (Kafka → `raw.events`): left alone if it runs; resubmitted from
    its savepoint (`lambdalake ingest stop`) or its newest retained checkpoint if it was stopped
@@ -47,7 +48,10 @@ def speed_layer() -> None:
 
         return bring_up_speed(load_config(), print)
 
-    ingest() >> speed()
+    # at once: each submission is a `flink run` of ~10 s, and the jobs are independent (the speed
+    # job reads Kafka, not the master dataset)
+    ingest()
+    speed()
 
 
 speed_layer()
