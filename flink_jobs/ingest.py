@@ -24,14 +24,14 @@ from lambdalake.streaming import apply_settings, quoted, register_checked_log
 
 
 def run(topic: str, group_id: str, events_table: str, rejected_table: str, heartbeats_table: str,
-        job_name: str, settings: list[str]) -> None:
+        job_name: str, settings: list[str], start_offsets: str | None) -> None:
     config = load_config()
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     env.get_config().set("pipeline.name", job_name)
     apply_settings(env, settings)
 
     # the source: the Kafka log, each record validated (its fields, or why it was rejected)
-    register_checked_log(env, config, topic, group_id)
+    register_checked_log(env, config, topic, group_id, start_offsets=start_offsets)
 
     # the sinks: the shared Iceberg catalog (tables made by `lambdalake ingest start`)
     env.execute_sql(flink_catalog_ddl(config))
@@ -69,6 +69,9 @@ if __name__ == "__main__":
     parser.add_argument("--job-name", required=True)
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a Flink setting for this job over the cluster's, e.g. 'pipeline.object-reuse=true'")
+    parser.add_argument("--start-offsets", help="without state, start here, e.g. 'partition:0,offset:42;"
+                                               "partition:1,offset:7' (lambdalake.ingest.stored_until); "
+                                               "default: the group's committed offsets")
     args = parser.parse_args()
     run(args.topic, args.group_id, args.events_table, args.rejected_table, args.heartbeats_table, args.job_name,
-        args.setting)
+        args.setting, args.start_offsets)

@@ -7,6 +7,8 @@ accepts. Needs pyflink: import it only from jobs (flink_jobs/), which run in the
 
 from __future__ import annotations
 
+import re
+
 from pyflink.table import DataTypes, TableEnvironment
 from pyflink.table.udf import udtf
 
@@ -72,7 +74,7 @@ def quoted(table: str) -> str:
 
 
 def register_checked_log(env: TableEnvironment, config: Config, topic: str, group_id: str,
-                         start_at_ms: int | None = None) -> None:
+                         start_at_ms: int | None = None, *, start_offsets: str | None = None) -> None:
     """Register `events_log` (the Kafka topic: raw bytes, partition, offset, timestamp, proc_time),
     `checked` (each record validated: its fields, or its reason; an imported record's file and row)
     and `heartbeats` (the platform's heartbeat records, which are neither).
@@ -88,10 +90,17 @@ def register_checked_log(env: TableEnvironment, config: Config, topic: str, grou
     discovery intervals, so a new partition's first records are read before it passes them.
 
     Without state to restore, the job starts at the group's committed offsets (the earliest for a
-    new group), or at the first record stamped at or after start_at_ms when given.
+    new group); or, when given, at start_offsets ('partition:0,offset:42;partition:1,offset:7'), or
+    at the first record stamped at or after start_at_ms.
     """
-    startup = ("'scan.startup.mode' = 'group-offsets'" if start_at_ms is None else
-               f"'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{int(start_at_ms)}'")
+    if start_offsets is not None:
+        if not re.fullmatch(r"partition:\d+,offset:\d+(;partition:\d+,offset:\d+)*", start_offsets):
+            raise ValueError(f"start offsets {start_offsets!r} are not 'partition:N,offset:M;…'")
+        startup = f"'scan.startup.mode' = 'specific-offsets', 'scan.startup.specific-offsets' = '{start_offsets}'"
+    elif start_at_ms is not None:
+        startup = f"'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{int(start_at_ms)}'"
+    else:
+        startup = "'scan.startup.mode' = 'group-offsets'"
     env.execute_sql(f"""
         CREATE TEMPORARY TABLE events_log (
             payload BYTES,
