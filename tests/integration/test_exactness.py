@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from itertools import islice
 
+import psutil
 import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic, OffsetSpec
@@ -239,7 +240,11 @@ def assert_exact(platform: Platform, timeout: float = 150) -> None:
 def kill_taskmanager(config: Config) -> int:
     """SIGKILL the TaskManager's whole process group (its JVM and Python workers), as a lost host."""
     for proc in Supervisor(config).leftovers():
-        if any("TaskManagerRunner" in part for part in proc.cmdline()):
+        try:
+            cmdline = proc.cmdline()
+        except psutil.NoSuchProcess:
+            continue  # ended since it was listed (a job's Python worker, a `flink run` client)
+        if any("TaskManagerRunner" in part for part in cmdline):
             os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
             return proc.pid
     raise AssertionError("no TaskManager process found")
