@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
 TABLES_FILE = PROJECT_ROOT / "iceberg" / "tables.yaml"
-#: a table name a user may pass: namespace.table, lowercase letters, digits and underscores
+#: how every table lambdalake makes is written, by every engine. The codec is named because
+#: pyiceberg, unlike Iceberg's Java catalogs, records none, and Iceberg's Java writers (the Flink
+#: jobs) then write gzip; zstd cut the ingest job's CPU per event by 12 % (BENCHMARKS.md, issue 17)
+WRITE_PROPERTIES = {"write.format.default": "parquet", "write.parquet.compression-codec": "zstd"}
 
 
 def heartbeats_table(events_table: str) -> str:
@@ -91,10 +94,6 @@ def ensure_table(config: Config, declared: str, name: str | None = None) -> Tabl
         with table.update_schema() as update:
             update.union_by_name(schema)
         table = table.refresh()
-    if any(table.properties.get(k) != v for k, v in properties.items()):
-        with table.transaction() as transaction:
-            transaction.set_properties(properties)
-        table = table.refresh()
     return table
 
 
@@ -112,8 +111,16 @@ def conform(rows: Any, table: Table) -> Any:
 
 def create_if_missing(config: Config, name: str, schema: Any, spec: Any, doc: str,
                       properties: dict[str, str] | None = None) -> Table:
+    """Create the table unless it exists; either way, set WRITE_PROPERTIES and properties on it (a
+    table made by an earlier version gets what was declared since)."""
     from lambdalake.catalog import load_catalog
 
-    return load_catalog(config).create_table_if_not_exists(
+    wanted = {**WRITE_PROPERTIES, **(properties or {})}
+    table = load_catalog(config).create_table_if_not_exists(
         names.table_name(name), schema=schema, partition_spec=spec,
-        properties={"comment": " ".join(doc.split()), "write.format.default": "parquet", **(properties or {})})
+        properties={"comment": " ".join(doc.split()), **wanted})
+    if any(table.properties.get(k) != v for k, v in wanted.items()):
+        with table.transaction() as transaction:
+            transaction.set_properties(wanted)
+        table = table.refresh()
+    return table

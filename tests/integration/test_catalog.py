@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
 from lambdalake.engines.flink import Flink
 from lambdalake.query import run_query
+from lambdalake.tables import WRITE_PROPERTIES, ensure_table, schema_of
 
 ROWS = [{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}, {"id": 3, "name": "gamma"}]
 
@@ -50,3 +54,29 @@ def test_flink_writes_trino_reads(config: Config, table_name: str) -> None:
 
     _, rows = run_query(config, f"select id, name from {table_name} order by id")
     assert rows == [[r["id"], r["name"]] for r in ROWS]
+
+
+def parquet_codecs(table: Any) -> set[str]:
+    """The compression of every column chunk of every data file of the table, from the files' footers."""
+    codecs = set()
+    for task in table.scan().plan_files():
+        footer = pq.ParquetFile(io.BytesIO(table.io.new_input(task.file.file_path).open().read())).metadata
+        codecs |= {footer.row_group(g).column(c).compression
+                   for g in range(footer.num_row_groups) for c in range(footer.num_columns)}
+    return codecs
+
+
+def test_flink_writes_zstd_even_into_a_table_made_before_lambdalake_named_the_codec(
+        config: Config, table_name: str) -> None:
+    # made as lambdalake made its tables before: pyiceberg records no codec, and Iceberg's Java
+    # writers (the Flink jobs) then fall back to gzip
+    schema, spec = schema_of("raw.events_heartbeats")
+    load_catalog(config).create_table(table_name, schema=schema, partition_spec=spec,
+                                      properties={"write.format.default": "parquet"})
+    table = ensure_table(config, "raw.events_heartbeats", table_name)
+    assert {k: table.properties.get(k) for k in WRITE_PROPERTIES} == WRITE_PROPERTIES
+
+    Flink(config).sql(f"INSERT INTO {table_name} VALUES (TO_TIMESTAMP_LTZ(0, 3), 0, CAST(7 AS BIGINT))")
+    table = load_catalog(config).load_table(table_name)
+    assert table.scan().to_arrow().column("kafka_offset").to_pylist() == [7]
+    assert parquet_codecs(table) == {"ZSTD"}
