@@ -122,7 +122,7 @@ def main(job: str, events: int, parallelism: int, settings: dict[str, str]) -> d
     if job == "ingest":
         target = ingest.IngestTarget(topic, topic, f"raw.bench_events_{suffix}", f"raw.bench_rejected_{suffix}",
                                      f"bench-profile-ingest-{suffix}")
-        tables = [target.events_table, target.rejected_table]
+        tables = [target.events_table, target.rejected_table, target.heartbeats_table]
         visible = f"select count(*) from {target.events_table}"
         submit = lambda: ingest.start(config, target, parallelism=parallelism, settings=settings)  # noqa: E731
     else:

@@ -170,7 +170,7 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
     if job == "ingest":
         target = ingest.IngestTarget(topic, topic, f"raw.bench_events_{suffix}", f"raw.bench_rejected_{suffix}",
                                      f"bench-ingest-{suffix}")
-        tables = [target.events_table, target.rejected_table]
+        tables = [target.events_table, target.rejected_table, target.heartbeats_table]
         visible = f"select count(*) from {target.events_table}"
         found = f"select count(*) from {target.events_table} where page = '{{page}}'"
         submit = lambda: ingest.start(config, target, parallelism=parallelism, settings=settings)  # noqa: E731

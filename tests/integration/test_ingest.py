@@ -35,7 +35,7 @@ def target(config: Config) -> Iterator[IngestTarget]:
     cancel(config, target.job_name)
     admin.delete_topics([target.topic])[target.topic].result(30)
     catalog = load_catalog(config)
-    for table in (target.events_table, target.rejected_table):
+    for table in (target.events_table, target.rejected_table, target.heartbeats_table):
         if catalog.table_exists(table):
             catalog.purge_table(table)
 
