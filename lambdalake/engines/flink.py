@@ -98,6 +98,8 @@ def flink_settings(config: Config, node: FlinkNode) -> dict[str, Any]:
         "rest.profiling.dir": f"{node.work_dir}/profiling",
         "io.tmp.dirs": f"{node.work_dir}/tmp",
         "env.java.opts.client": CLIENT_JAVA_OPTS,
+        **({"env.java.opts.jobmanager": config.java.engine_opts, "env.java.opts.taskmanager": config.java.engine_opts}
+           if config.java.engine_opts else {}),
         "python.executable": node.python,
         "python.client.executable": node.python,
         # checkpoints and savepoints on the object store, through Flink's S3 file system plugin

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shlex
 import sys
 import uuid
 from dataclasses import dataclass
@@ -129,7 +130,7 @@ class Kafka(Engine):
     def _java(self, main: str, *args: str, log_config: Path, heap: str = "256m") -> list[str]:
         libs = only_child(engines_dir(self.config), "kafka-*") / "libs"
         return [str(jdk17_home(self.config) / "bin" / "java"), f"-Xms{heap}", f"-Xmx{heap}",
-                f"-Dlog4j2.configurationFile={log_config}", "-cp", f"{libs}/*", main, *args]
+                *shlex.split(self.config.java.engine_opts), f"-Dlog4j2.configurationFile={log_config}", "-cp", f"{libs}/*", main, *args]
 
     def programs(self) -> list[Program]:
         commands = [Program(name=broker.program, stop_wait_seconds=60,
