@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake import jobs
-from lambdalake.batch import Layers, drop_layers, ensure_serving
+from lambdalake.batch import Boundary, Layers, choose_boundary, drop_layers, ensure_serving
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
 from lambdalake.ingest import IngestTarget, start
@@ -23,6 +25,17 @@ from lambdalake.tables import heartbeats_table
 
 #: the CLI as a user runs it, from the venv running the tests
 LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
+
+
+def wait_for_boundary(config: Config, layers: Layers, after: datetime | None = None, timeout: float = 180) -> Boundary:
+    """The batch layer's B once there is one (the ingest job has committed some of every partition
+    that holds records), and past `after` when given: a batch run started now then has work."""
+    deadline = time.monotonic() + timeout
+    while (chosen := choose_boundary(config, layers)) is None or (after is not None and chosen.moment <= after):
+        assert time.monotonic() < deadline, (f"B was {chosen and chosen.moment} after {timeout}s, waiting for "
+                                             f"{'a first B' if after is None else f'a B past {after}'}")
+        time.sleep(2)
+    return chosen
 
 
 @pytest.fixture

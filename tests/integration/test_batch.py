@@ -20,14 +20,14 @@ import psutil
 import pytest
 
 from lambdalake import history, serving, state
-from lambdalake.batch import Layers, choose_boundary, current_boundary
+from lambdalake.batch import Layers, current_boundary
 from lambdalake.config import Config
 from lambdalake.derive import serving_view_sql
 from lambdalake.engines.airflow import Airflow, AirflowApi
 from lambdalake.generator import EventGenerator, Faults, Record
 from lambdalake.query import run_query
 from lambdalake.views import DISTINCT_ERROR, View, lambda_views
-from tests.integration.conftest import deployed_layers
+from tests.integration.conftest import deployed_layers, wait_for_boundary
 from tests.integration.test_speed import SPEED_TOTALS, send, truth
 
 FAULTS = Faults(late_fraction=0.15, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
@@ -142,10 +142,7 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
     checks, boundaries, run_ids = 0, [], []
     answers: list[Answer] = []
     try:
-        deadline = time.monotonic() + 120
-        while choose_boundary(config, layers) is None:  # the ingest job's first commit of every partition
-            assert time.monotonic() < deadline, "the master dataset holds nothing of some partition"
-            time.sleep(1)
+        wait_for_boundary(config, layers, timeout=120)
         triggered = time.monotonic() - 61
         for _ in range(2):
             # a minute between runs: the master dataset moves past a new minute, and B with it

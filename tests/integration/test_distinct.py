@@ -30,12 +30,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lambdalake.accuracy import report
-from lambdalake.batch import Layers, choose_boundary, run_once
+from lambdalake.batch import Layers, run_once
 from lambdalake.config import Config
 from lambdalake.producer import make_producer
 from lambdalake.query import run_query
 from lambdalake.views import DISTINCT_ERROR, lambda_views
-from tests.integration.conftest import deployed_layers
+from tests.integration.conftest import deployed_layers, wait_for_boundary
 
 VIEW = next(v for v in lambda_views() if v.name == "visitors_per_page")
 PAGES = [f"/page/{i}" for i in range(8)]
@@ -112,10 +112,7 @@ def batch_run_past_every_event(config: Config, layers: Layers, sent: int) -> Non
     partition is complete, as far as the ingest job's heartbeats say: wait for that first)."""
     wait_for_ingest(config, layers, sent)
     newest = run_query(config, f"select max(ingest_time) from {layers.events_table}")[1][0][0]
-    deadline = time.monotonic() + 240
-    while (boundary := choose_boundary(config, layers)) is None or boundary.moment <= newest:
-        assert time.monotonic() < deadline, f"B never passed the last event, ingested at {newest}"
-        time.sleep(5)
+    wait_for_boundary(config, layers, after=newest, timeout=240)
     assert run_once(config, layers, [VIEW.name])[VIEW.name] is not None
 
 

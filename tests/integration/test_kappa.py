@@ -46,7 +46,7 @@ from lambdalake.query import run_query
 from lambdalake.speed import SpeedTarget
 from lambdalake.views import VIEWS_DIR, ViewError, find_view
 from tests.browser import airflow_login, chromium, open_form, wait_for_new_run
-from tests.integration.conftest import start_both
+from tests.integration.conftest import start_both, wait_for_boundary
 from tests.integration.test_batch import Stream
 from tests.integration.test_speed import first_good_events, floor, send
 
@@ -304,7 +304,8 @@ def test_a_lambda_view_is_reprocessed_and_its_batch_layer_follows(config: Config
     ensure_serving(config, layers, [changed.name, other.name])
     with pytest.raises(ReprocessError, match="not greater than the live version 1"):  # the base is v1
         check_request(config, changed.name, 1)
-    wait_for_truth(config, changed, 1, history)
+    wait_for_truth(config, changed, 1, history)  # from the speed layer: the ingest job may not have committed yet
+    wait_for_boundary(config, layers)
     tables = run_once(config, layers, [changed.name, other.name])
     assert tables[changed.name] and tables[changed.name].startswith(f"batch.{changed.name}__b"), tables
     wait_for_truth(config, changed, 1, history)
@@ -360,7 +361,7 @@ def test_a_lambda_view_is_reprocessed_and_its_batch_layer_follows(config: Config
 
     # the next batch run recomputes the new logic; once its boundary passes every record sent,
     # both views are exact from the batch layer alone
-    time.sleep(max(0.0, last_sent - last_sent % 60 + 65 - time.time()))
+    wait_for_boundary(config, layers, after=datetime.fromtimestamp(last_sent, timezone.utc))
     tables = run_once(config, layers, [changed.name, other.name])
     assert tables[changed.name] and tables[changed.name].startswith(f"batch.{changed.name}__v2__b"), tables
     wait_for_truth(config, changed, 2, sent)
