@@ -2,8 +2,9 @@
 
 Each engine's programs run in the foreground under supervisord, which restarts them when they
 die, keeps their logs under ``<data_dir>/logs`` and stops whole process groups on shutdown.
-Every process it starts inherits ``LAMBDALAKE_HOME=<data_dir>``, so `down` can find and end
-anything left behind (e.g. an Airflow task process that left its group).
+Every process it starts inherits ``LAMBDALAKE_HOME=<data_dir>`` and supervisord's session, so
+`down` can find and end anything left behind (e.g. an Airflow task process that left its group),
+and only that: a process of another data dir, or no platform's, is never touched.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from lambdalake.errors import EngineError
 MARKER = "LAMBDALAKE_HOME"
 
 
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None  # ended meanwhile
+
+
 def _quote(value: str) -> str:
     # supervisord expands %(name)s in its config: a literal % must be doubled
     return '"' + value.replace("%", "%%").replace('"', '\\"') + '"'
@@ -39,6 +47,8 @@ class Supervisor:
         self.conf_file = self.run_dir / "supervisord.conf"
         self.socket = self.run_dir / "supervisor.sock"
         self.pid_file = self.run_dir / "supervisord.pid"
+        #: the session id of every supervisord started for this data dir (its pid: it calls setsid)
+        self.sessions_file = self.run_dir / "sessions"
 
     def log_file(self, program: str) -> Path:
         return self.config.logs_dir / f"{program}.log"
@@ -112,6 +122,8 @@ class Supervisor:
             if time.monotonic() > deadline:
                 raise EngineError(f"supervisord did not start; see {self.config.logs_dir / 'supervisord.log'}")
             time.sleep(0.2)
+        with self.sessions_file.open("a") as sessions:
+            sessions.write(f"{os.getsid(self.rpc().supervisor.getPID())}\n")
 
     def state(self, program: str) -> str:
         """RUNNING, STARTING, BACKOFF, FATAL, EXITED, STOPPED, ...; NOT RUNNING without supervisord."""
@@ -177,9 +189,11 @@ class Supervisor:
 
     def leftovers(self) -> list[psutil.Process]:
         """Processes started for this data dir that are still alive: found by their environment, or
-        listening on one of the platform's endpoints. A process that retitles itself (Airflow's
-        api-server does) can overwrite its environment, and one whose parent was killed outlives it:
-        it still holds the port, and the next `up` would find the port taken."""
+        listening on one of the platform's endpoints in the session of one of this data dir's
+        supervisords. A process that retitles itself (Airflow's api-server does) can overwrite its
+        environment, and one whose parent was killed outlives it: it still holds the port, and the
+        next `up` would find the port taken. A port holder in any other session is not ours (another
+        clone's platform, or a user's service): it is left alone."""
         found: dict[int, psutil.Process] = {}
         for proc in psutil.process_iter():
             try:
@@ -187,14 +201,23 @@ class Supervisor:
                     found[proc.pid] = proc
             except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
                 continue
+        sessions = self._sessions() | {_session(pid) for pid in found}
+        sessions -= {None, os.getsid(0)}  # the caller's own session (a shell, CI) is never the platform's
         for connection in psutil.net_connections(kind="tcp"):
             if (connection.status == psutil.CONN_LISTEN and connection.pid and connection.pid != os.getpid()
-                    and connection.laddr and connection.laddr.port in self.endpoint_ports()):
+                    and connection.laddr and connection.laddr.port in self.endpoint_ports()
+                    and _session(connection.pid) in sessions):
                 try:
                     found.setdefault(connection.pid, psutil.Process(connection.pid))
                 except psutil.NoSuchProcess:
                     continue
         return list(found.values())
+
+    def _sessions(self) -> set[int | None]:
+        """The sessions of this data dir's supervisords, as recorded when each started."""
+        if not self.sessions_file.exists():
+            return set()
+        return {int(line) for line in self.sessions_file.read_text().split()}
 
     def crash(self, command_part: str | None = None) -> int:
         """SIGKILL, with their process groups (children of children too), the platform's processes
@@ -251,4 +274,6 @@ class Supervisor:
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(alive, timeout=5)
+        if not self.leftovers():  # nothing of theirs is left: a recorded session id could be reused
+            self.sessions_file.unlink(missing_ok=True)
         return ended

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -40,3 +42,19 @@ def test_status_then_down_leaves_no_process_behind(config: Config) -> None:
     assert Supervisor(config).leftovers() == []
     assert processes_using(config.data_dir) == []
     assert subprocess.run([LAMBDALAKE, "status"], capture_output=True).returncode == 1
+
+    # a user's own service on one of the platform's ports, now free: `down` is not its owner
+    stranger = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", config.host, str(config.trino.port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(c.laddr.port == config.trino.port for c in psutil.Process(stranger.pid).net_connections()):
+            assert time.monotonic() < deadline, "the stranger never listened"
+            time.sleep(0.2)
+        down = subprocess.run([LAMBDALAKE, "down"], capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert stranger.poll() is None, f"`down` ended a process that was not the platform's: {down.stdout}"
+        assert "leftover" not in down.stdout
+    finally:
+        stranger.terminate()
+        stranger.wait(10)
