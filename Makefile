@@ -55,10 +55,11 @@ unit: venv
 test test-cluster: export LAMBDALAKE__JAVA__ENGINE_OPTS ?= -XX:TieredStopAtLevel=1
 
 ## Set up, start everything, run every test on the real engines, stop everything; then the same
-## for the cluster profile (lambdalake.cluster.toml) and its focused tests.
+## for the cluster profile (lambdalake.cluster.toml) and its focused tests. The tests that are not
+## `serial` run first, in two lanes at once (tests/conftest.py); then the `serial` ones, alone.
 test: setup
-	$(BIN)/lambdalake up && $(BIN)/pytest; status=$$?; $(BIN)/lambdalake down; \
-	  [ $$status -eq 0 ] || exit $$status; $(MAKE) --no-print-directory test-cluster
+	$(BIN)/lambdalake up && $(BIN)/pytest -n 2 --dist loadgroup -m "not serial" && $(BIN)/pytest -m serial; \
+	  status=$$?; $(BIN)/lambdalake down; [ $$status -eq 0 ] || exit $$status; $(MAKE) --no-print-directory test-cluster
 
 ## The cluster profile only: every engine in its cluster shape on this host, and tests/cluster.
 test-cluster: setup

@@ -5,11 +5,22 @@ import pytest
 from lambdalake.config import Config, load_config
 
 
+#: `make test` runs the tests that are not `serial` in two processes at once (pytest-xdist's
+#: loadgroup), one per lane, then the `serial` ones alone. Lane "a" holds the modules that write
+#: files under views/ or trigger DAGs (their tests must not overlap one another); lane "b" all the
+#: others. Each lane runs at most two Flink slots' worth of jobs at a time, of the TaskManager's 4.
+LANE_A = {"test_batch", "test_import", "test_kappa", "test_ui"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests under tests/integration need the engines; `lifecycle` tests stop them, so run last."""
     for item in items:
-        if "tests/integration/" in str(item.path):
+        integration = "tests/integration/" in str(item.path)
+        if integration:
             item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("serial") is None:
+            item.add_marker(pytest.mark.xdist_group("a" if integration and item.path.stem in LANE_A else "b"))
     items.sort(key=lambda item: item.get_closest_marker("lifecycle") is not None)
 
 

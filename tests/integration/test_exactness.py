@@ -48,6 +48,9 @@ from tests.integration.conftest import start_both, wait_for_boundary
 from tests.integration.test_batch import never_above, serving_totals
 from tests.integration.test_speed import aggregate
 
+#: kills the TaskManager, with every job on it; holds three slots
+pytestmark = pytest.mark.serial
+
 #: short, so that a test can send copies further apart than it
 HORIZON_SECONDS = 40
 

@@ -293,6 +293,7 @@ def deployment(config: Config) -> Iterator[LambdaDeployment]:
         admin.delete_topics([topic])[topic].result(30)
 
 
+@pytest.mark.serial  # a lambda view in views/: every speed job and batch run over all views would take it up
 def test_a_lambda_view_is_reprocessed_and_its_batch_layer_follows(config: Config,
                                                                   deployment: LambdaDeployment) -> None:
     changed, other, layers = deployment.changed, deployment.other, deployment.layers

@@ -15,6 +15,8 @@ from lambdalake.config import Config
 from lambdalake.supervisor import Supervisor
 from tests.integration.conftest import LAMBDALAKE
 
+#: stops the platform
+pytestmark = pytest.mark.serial
 
 
 def processes_using(path: Path) -> list[str]:

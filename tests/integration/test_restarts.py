@@ -48,6 +48,9 @@ from tests.integration.test_kappa import KappaView, above
 from tests.integration.test_kappa import serving as kappa_serving
 from tests.integration.conftest import LAMBDALAKE
 
+#: stops, restarts and crashes the whole platform
+pytestmark = pytest.mark.serial
+
 FAULTS = Faults(late_fraction=0.1, late_max=timedelta(hours=2), duplicate_fraction=0.1, malformed_fraction=0.05)
 
 

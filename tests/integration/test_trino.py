@@ -8,6 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 import trino
 
 from lambdalake.config import Config
@@ -82,6 +83,7 @@ def sources_of(config: Config, marker: str) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
+@pytest.mark.serial  # restarts PostgreSQL, which every engine uses
 def test_the_catalog_answers_the_first_query_after_postgres_restarts(config: Config) -> None:
     """Trino pools its connections to the catalog's PostgreSQL; once PostgreSQL restarted, the
     first query used to fail (`Cannot check and eventually update SQL schema`) on a pooled

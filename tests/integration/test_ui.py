@@ -78,6 +78,7 @@ def test_each_dag_opens_with_its_docs_and_its_form_triggers_with_the_defaults(co
         airflow_page.keyboard.press("Escape")
 
 
+@pytest.mark.serial  # iceberg_maintenance's defaults maintain every table, and another test's may be dropped meanwhile
 def test_dags_triggered_from_their_forms_succeed_and_trino_shows_their_queries_by_source(
         config: Config, airflow_page: Page, browser: Browser) -> None:
     for table in ("raw.events", "raw.events_rejected"):  # as after `make demo`
@@ -129,6 +130,7 @@ def health_run(api: AirflowApi, grace: str) -> tuple[str, str]:
     return state, api.task_log("platform_health", run_id, "views")
 
 
+@pytest.mark.serial  # runs the platform's own jobs on the default topic, and platform_health over every job
 def test_the_speed_layer_comes_up_from_the_form_and_back_from_a_users_savepoint(
         config: Config, airflow_page: Page, strict_view: str) -> None:
     """`speed_layer` with its defaults submits the platform's ingest and speed jobs; after a user
