@@ -61,6 +61,12 @@ def up(config: Config, progress: Progress) -> None:
     check_installed(config)
     engines = all_engines(config)
     supervisor = Supervisor(config)
+    taken = supervisor.strangers()
+    if taken:
+        raise EngineError("another process listens where the platform would: "
+                          + "; ".join(f"{key}: {held}" for key, held in taken.items())
+                          + ". Stop it, or move the platform, e.g. "
+                          + " ".join(f"LAMBDALAKE__{key.replace('.', '__').upper()}=<free port>" for key in taken))
     supervisor.render(program for engine in engines for program in engine.programs())
     supervisor.ensure_running()
     started = time.monotonic()

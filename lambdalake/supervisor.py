@@ -203,15 +203,36 @@ class Supervisor:
                 continue
         sessions = self._sessions() | {_session(pid) for pid in found}
         sessions -= {None, os.getsid(0)}  # the caller's own session (a shell, CI) is never the platform's
-        for connection in psutil.net_connections(kind="tcp"):
-            if (connection.status == psutil.CONN_LISTEN and connection.pid and connection.pid != os.getpid()
-                    and connection.laddr and connection.laddr.port in self.endpoint_ports()
-                    and _session(connection.pid) in sessions):
+        for pid in self._port_holders():
+            if _session(pid) in sessions:
                 try:
-                    found.setdefault(connection.pid, psutil.Process(connection.pid))
+                    found.setdefault(pid, psutil.Process(pid))
                 except psutil.NoSuchProcess:
                     continue
         return list(found.values())
+
+    def strangers(self) -> dict[str, str]:
+        """The platform's endpoint ports that a process of no platform of this data dir listens on:
+        config key -> "port N is held by pid P (its command line)". `up` cannot start there."""
+        ours = {proc.pid for proc in self.leftovers()}
+        keys = self.endpoint_ports()
+        taken = {}
+        for pid, port in self._port_holders().items():
+            if pid in ours:
+                continue
+            try:
+                command = " ".join(psutil.Process(pid).cmdline())[:100]
+            except psutil.Error:
+                command = "?"
+            taken[keys[port]] = f"port {port} is held by pid {pid} ({command})"
+        return taken
+
+    def _port_holders(self) -> dict[int, int]:
+        """pid -> port, for every process (not this one) listening on one of the endpoint ports."""
+        ports = self.endpoint_ports()
+        return {c.pid: c.laddr.port for c in psutil.net_connections(kind="tcp")
+                if c.status == psutil.CONN_LISTEN and c.pid and c.pid != os.getpid() and c.laddr
+                and c.laddr.port in ports}
 
     def _sessions(self) -> set[int | None]:
         """The sessions of this data dir's supervisords, as recorded when each started."""
@@ -252,11 +273,12 @@ class Supervisor:
         psutil.wait_procs(procs, timeout=30)
         return len(procs)
 
-    def endpoint_ports(self) -> set[int]:
-        """The TCP ports the platform's engines listen on (from the config)."""
+    def endpoint_ports(self) -> dict[int, str]:
+        """The TCP ports the platform's engines listen on: port -> its config key."""
         c = self.config
-        return {c.postgres.port, c.kafka.port, c.kafka.controller_port, c.flink.rest_port, c.trino.port,
-                c.airflow.port}
+        return {c.postgres.port: "postgres.port", c.kafka.port: "kafka.port",
+                c.kafka.controller_port: "kafka.controller_port", c.flink.rest_port: "flink.rest_port",
+                c.trino.port: "trino.port", c.airflow.port: "airflow.port"}
 
     def sweep(self, grace: float = 10) -> list[str]:
         """End leftovers: SIGTERM, then SIGKILL after grace seconds. Returns what was ended."""

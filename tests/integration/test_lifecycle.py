@@ -57,6 +57,12 @@ def test_status_then_down_leaves_no_process_behind(config: Config) -> None:
         assert down.returncode == 0, down.stdout + down.stderr
         assert stranger.poll() is None, f"`down` ended a process that was not the platform's: {down.stdout}"
         assert "leftover" not in down.stdout
+        # nor can `up` start there: it says where, and starts nothing
+        up = subprocess.run([LAMBDALAKE, "up"], capture_output=True, text=True, timeout=120)
+        assert up.returncode == 1, up.stdout + up.stderr
+        assert f"trino.port: port {config.trino.port} is held by pid {stranger.pid}" in up.stderr, up.stderr
+        assert "LAMBDALAKE__TRINO__PORT=" in up.stderr, up.stderr
+        assert Supervisor(config).leftovers() == [] and stranger.poll() is None
     finally:
         stranger.terminate()
         stranger.wait(10)
