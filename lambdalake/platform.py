@@ -65,8 +65,8 @@ def up(config: Config, progress: Progress) -> None:
     if taken:
         raise EngineError("another process listens where the platform would: "
                           + "; ".join(f"{key}: {held}" for key, held in taken.items())
-                          + ". Stop it, or move the platform, e.g. "
-                          + " ".join(f"LAMBDALAKE__{key.replace('.', '__').upper()}=<free port>" for key in taken))
+                          + ". Stop it, or give the platform another port: "
+                          + ", ".join(f"{key} (LAMBDALAKE__{key.replace('.', '__').upper()})" for key in taken))
     supervisor.render(program for engine in engines for program in engine.programs())
     supervisor.ensure_running()
     started = time.monotonic()

@@ -275,10 +275,9 @@ class Supervisor:
 
     def endpoint_ports(self) -> dict[int, str]:
         """The TCP ports the platform's engines listen on: port -> its config key."""
-        c = self.config
-        return {c.postgres.port: "postgres.port", c.kafka.port: "kafka.port",
-                c.kafka.controller_port: "kafka.controller_port", c.flink.rest_port: "flink.rest_port",
-                c.trino.port: "trino.port", c.airflow.port: "airflow.port"}
+        from lambdalake.engines import all_engines
+
+        return {port: key for engine in all_engines(self.config) for port, key in engine.ports().items()}
 
     def sweep(self, grace: float = 10) -> list[str]:
         """End leftovers: SIGTERM, then SIGKILL after grace seconds. Returns what was ended."""

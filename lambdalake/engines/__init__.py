@@ -54,6 +54,11 @@ class Engine(ABC):
     def endpoint(self) -> str:
         """Where a client reaches the engine."""
 
+    @abstractmethod
+    def ports(self) -> dict[int, str]:
+        """The TCP ports its programs listen on, on the configured host: port -> the config key
+        that sets it (`up` refuses to start while another process holds one)."""
+
     def prepare(self) -> None:
         """Write config files and first-start state. Runs before every start; idempotent."""
 

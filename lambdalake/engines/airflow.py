@@ -168,6 +168,13 @@ class Airflow(Engine):
                                                "--no-access-log"], env, stop_wait_seconds=5)
         return [redis, *components, *workers, logs]
 
+    def ports(self) -> dict[int, str]:
+        ports = {self.config.airflow.port: "airflow.port"}
+        if self.config.clustered:
+            ports |= {self.config.cluster.redis_port: "cluster.redis_port",
+                      self.config.cluster.worker_log_port: "cluster.worker_log_port"}
+        return ports
+
     def endpoint(self) -> str:
         return self.url
 

@@ -199,6 +199,9 @@ class Flink(Engine):
             Program("flink-keeper", [sys.executable, "-m", "lambdalake.keeper"], stop_wait_seconds=5),
         ]
 
+    def ports(self) -> dict[int, str]:
+        return {self.config.flink.rest_port: "flink.rest_port"}
+
     def endpoint(self) -> str:
         return self.rest_url
 

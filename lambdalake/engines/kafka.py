@@ -141,6 +141,11 @@ class Kafka(Engine):
         heartbeat = [sys.executable, "-m", "lambdalake.heartbeat"]
         return [*commands, Program(name="kafka-heartbeat", command=heartbeat, stop_wait_seconds=5)]
 
+    def ports(self) -> dict[int, str]:
+        # brokers after the first: [kafka] port + N * [cluster] kafka_port_step
+        return {port: key for broker in self.brokers()
+                for port, key in ((broker.port, "kafka.port"), (broker.controller_port, "kafka.controller_port"))}
+
     def endpoint(self) -> str:
         return self.bootstrap_servers
 

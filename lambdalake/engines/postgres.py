@@ -76,6 +76,9 @@ class Postgres(Engine):
             stop_signal="INT",
         )]
 
+    def ports(self) -> dict[int, str]:
+        return {self.config.postgres.port: "postgres.port"}
+
     def endpoint(self) -> str:
         pg = self.config.postgres
         return f"postgresql://{pg.user}@{self.config.host}:{pg.port}"

@@ -45,10 +45,20 @@ class SeaweedFS(Engine):
             raise SetupError(f"SeaweedFS (weed) is not installed beside {sys.executable}: run `make setup`")
         return weed
 
+    def role_ports(self) -> dict[str, int]:
+        """Each role's HTTP port; its gRPC port is that + 10000."""
+        storage = self.config.storage
+        return {"master": storage.seaweedfs_master_port, "volume": storage.seaweedfs_volume_port,
+                "filer": storage.seaweedfs_filer_port, "s3": self.s3_port, "admin": storage.seaweedfs_admin_port}
+
+    def ports(self) -> dict[int, str]:
+        keys = {role: "storage.s3_endpoint" if role == "s3" else f"storage.seaweedfs_{role}_port"
+                for role in self.role_ports()}
+        return {port + offset: keys[role] for role, port in self.role_ports().items() for offset in (0, 10000)}
+
     def programs(self) -> list[Program]:
-        storage, host = self.config.storage, self.config.host
-        ports = {"master": storage.seaweedfs_master_port, "volume": storage.seaweedfs_volume_port,
-                 "filer": storage.seaweedfs_filer_port, "s3": self.s3_port, "admin": storage.seaweedfs_admin_port}
+        host = self.config.host
+        ports = self.role_ports()
         # every flag, every start: `mini` reloads the flags of the last start from its data dir
         # for any flag left out; iceberg and lance gateways off (they would listen on 8181, 9101)
         command = [str(self.weed()), "mini", f"-dir={self.state_dir / 'data'}", f"-ip={host}", f"-ip.bind={host}",

@@ -142,6 +142,10 @@ class Trino(Engine):
                                  f"--data-dir={node.state_dir / 'data'}"])
                 for node in self.nodes()]
 
+    def ports(self) -> dict[int, str]:
+        return {node.settings.http_port or self.config.trino.port:
+                "cluster.trino_worker_port" if node.settings.http_port else "trino.port" for node in self.nodes()}
+
     def endpoint(self) -> str:
         return self.url
 

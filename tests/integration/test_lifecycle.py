@@ -61,7 +61,7 @@ def test_status_then_down_leaves_no_process_behind(config: Config) -> None:
         up = subprocess.run([LAMBDALAKE, "up"], capture_output=True, text=True, timeout=120)
         assert up.returncode == 1, up.stdout + up.stderr
         assert f"trino.port: port {config.trino.port} is held by pid {stranger.pid}" in up.stderr, up.stderr
-        assert "LAMBDALAKE__TRINO__PORT=" in up.stderr, up.stderr
+        assert "trino.port (LAMBDALAKE__TRINO__PORT)" in up.stderr, up.stderr
         assert Supervisor(config).leftovers() == [] and stranger.poll() is None
     finally:
         stranger.terminate()

@@ -18,6 +18,7 @@ from lambdalake.engines.kafka import Kafka
 from lambdalake.engines.seaweedfs import SeaweedFS
 from lambdalake.engines.trino import Trino, etc_files
 from lambdalake.errors import ConfigError
+from lambdalake.supervisor import Supervisor
 
 
 @pytest.fixture()
@@ -117,3 +118,21 @@ def test_the_object_store_binds_the_host_on_every_port(cluster: Config) -> None:
 def test_a_state_reference_is_a_job_id_or_a_location() -> None:
     assert not is_location("a" * 32)
     assert is_location("s3://lambdalake/flink/savepoints/savepoint-1") and is_location("file:/x/savepoint-1")
+
+
+def test_up_checks_every_port_a_node_of_the_profile_listens_on(cluster: Config) -> None:
+    """`up` refuses to start while another process holds one of these (Supervisor.strangers)."""
+    ports = Supervisor(cluster).endpoint_ports()
+    assert {port for port, key in ports.items() if key == "kafka.port"} == {9092, 9192, 9292}
+    assert {port for port, key in ports.items() if key == "kafka.controller_port"} == {9093, 9193, 9293}
+    assert [port for port, key in ports.items() if key == "cluster.trino_worker_port"] == [
+        cluster.cluster.trino_worker_port + n for n in range(cluster.trino_workers)]
+    assert ports[cluster.cluster.redis_port] == "cluster.redis_port"
+    assert ports[cluster.cluster.worker_log_port] == "cluster.worker_log_port"
+    seaweedfs = SeaweedFS(cluster).programs()[0].command
+    for port, key in ports.items():
+        if key.startswith("storage."):  # each one is a flag of `weed mini`
+            assert any(flag.endswith(f".port={port}") or flag.endswith(f".port.grpc={port}") for flag in seaweedfs), port
+    single = load_config(PROJECT_ROOT / "lambdalake.toml", environ={})
+    assert sorted(Supervisor(single).endpoint_ports().values()) == [
+        "airflow.port", "flink.rest_port", "kafka.controller_port", "kafka.port", "postgres.port", "trino.port"]
