@@ -64,9 +64,10 @@ def up(config: Config, progress: Progress) -> None:
     taken = supervisor.strangers()
     if taken:
         raise EngineError("another process listens where the platform would: "
-                          + "; ".join(f"{key}: {held}" for key, held in taken.items())
+                          + "; ".join(f"{key}: {held}" for key, held in taken)
                           + ". Stop it, or give the platform another port: "
-                          + ", ".join(f"{key} (LAMBDALAKE__{key.replace('.', '__').upper()})" for key in taken))
+                          + ", ".join(dict.fromkeys(f"{key} (LAMBDALAKE__{key.replace('.', '__').upper()})"
+                                                    for key, _ in taken)))
     supervisor.render(program for engine in engines for program in engine.programs())
     supervisor.ensure_running()
     started = time.monotonic()

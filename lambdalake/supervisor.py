@@ -203,7 +203,7 @@ class Supervisor:
                 continue
         sessions = self._sessions() | {_session(pid) for pid in found}
         sessions -= {None, os.getsid(0)}  # the caller's own session (a shell, CI) is never the platform's
-        for pid in self._port_holders():
+        for pid in {pid for pid, _ in self._port_holders()}:
             if _session(pid) in sessions:
                 try:
                     found.setdefault(pid, psutil.Process(pid))
@@ -211,26 +211,27 @@ class Supervisor:
                     continue
         return list(found.values())
 
-    def strangers(self) -> dict[str, str]:
-        """The platform's endpoint ports that a process of no platform of this data dir listens on:
-        config key -> "port N is held by pid P (its command line)". `up` cannot start there."""
+    def strangers(self) -> list[tuple[str, str]]:
+        """The platform's endpoint ports that a process of no platform of this data dir listens on,
+        each as (config key, "port N is held by pid P (its command line)"). `up` cannot start there."""
         ours = {proc.pid for proc in self.leftovers()}
         keys = self.endpoint_ports()
-        taken = {}
-        for pid, port in self._port_holders().items():
+        taken = []
+        for pid, port in sorted(self._port_holders(), key=lambda held: held[1]):
             if pid in ours:
                 continue
             try:
                 command = " ".join(psutil.Process(pid).cmdline())[:100]
             except psutil.Error:
                 command = "?"
-            taken[keys[port]] = f"port {port} is held by pid {pid} ({command})"
+            taken.append((keys[port], f"port {port} is held by pid {pid} ({command})"))
         return taken
 
-    def _port_holders(self) -> dict[int, int]:
-        """pid -> port, for every process (not this one) listening on one of the endpoint ports."""
+    def _port_holders(self) -> set[tuple[int, int]]:
+        """(pid, port) for every listener (not this process) on one of the endpoint ports: one
+        process may hold several (a Kafka broker, SeaweedFS)."""
         ports = self.endpoint_ports()
-        return {c.pid: c.laddr.port for c in psutil.net_connections(kind="tcp")
+        return {(c.pid, c.laddr.port) for c in psutil.net_connections(kind="tcp")
                 if c.status == psutil.CONN_LISTEN and c.pid and c.pid != os.getpid() and c.laddr
                 and c.laddr.port in ports}
 
