@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -21,9 +22,8 @@ from lambdalake import state
 from lambdalake.batch import (Boundary, Layers, drop_layers, ensure_serving, history_rows, recompute_view, served,
                               slice_count)
 from lambdalake.catalog import load_catalog
-from lambdalake.config import Config
+from lambdalake.config import Config, data_size_bytes
 from lambdalake.derive import batch_select_sql
-from lambdalake.errors import QueryError
 from lambdalake.query import run_query
 from lambdalake.tables import conform, ensure_table
 from lambdalake.views import View, lambda_views
@@ -94,11 +94,20 @@ def as_counter(rows: list[list]) -> Counter[tuple[datetime, str]]:  # type: igno
 
 
 def test_one_query_over_the_history_exceeds_the_batch_memory(config: Config, history) -> None:  # type: ignore[no-untyped-def]
+    """The premise: one query's dedup of this history needs more than LIMIT. Measured from the
+    query's peak, not from Trino refusing it: the coordinator enforces a session's query_max_memory
+    by polling (about once a second), and a query of about a second sometimes ends first (seen here
+    1 time in 3)."""
     layers, boundary, _ = history
+    marker = f"-- premise {uuid.uuid4().hex}"
     sql = batch_select_sql(events_per_type(), config.iceberg.catalog_name, layers.events_table,
-                           boundary.events_snapshot, boundary.moment, layers.horizon(config))
-    with pytest.raises(QueryError, match="EXCEEDED_.*MEMORY_LIMIT"):
-        run_query(config, sql, session={"query_max_memory": LIMIT})
+                           boundary.events_snapshot, boundary.moment, layers.horizon(config)) + f"\n{marker}"
+    run_query(config, sql)
+    queries = httpx.get(f"http://{config.host}:{config.trino.port}/v1/query", headers={"X-Trino-User": "test"},
+                        timeout=30).json()
+    [peak] = [data_size_bytes(q["queryStats"]["peakUserMemoryReservation"], "peak")
+              for q in queries if marker in q["query"]]
+    assert peak > data_size_bytes(LIMIT, "limit"), f"the dedup peaked at {peak} B, within {LIMIT}"
 
 
 def test_the_recompute_slices_the_history_to_fit_and_equals_the_truth(config: Config, history) -> None:  # type: ignore[no-untyped-def]
