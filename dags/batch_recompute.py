@@ -6,15 +6,19 @@ Recomputes every **lambda** view from the master dataset (`raw.events`) and swap
 
 1. **boundary** — chooses B, the newest whole ingest minute below which `raw.events` is provably
    complete, and the Iceberg snapshot every view of this run reads.
-2. **recompute** (one task per view) — writes `batch.<view>__b<B>` with Trino (each event_id
-   once by the dedup rule the speed layer applies too), then replaces `serving.<view>` in one
+2. **count_copies** — judges every copy below B once, for all the views, by the dedup rule the
+   speed layer applies too, into `batch.<schema>__<events table>__counted` (recorded in the state
+   store with what it was judged from).
+3. **recompute** (one task per view) — writes `batch.<view>__b<B>` with Trino, an aggregate of
+   those counted copies, then replaces `serving.<view>` in one
    statement: batch below B, speed at or after B. Readers never see a new batch with an old boundary.
    A run is **incremental**: it adds the copies that arrived since the previous run's B to the
    previous batch table. It is **full** (the whole master dataset) when the param `full` is on,
    on a view's first run, or when its last full run is older than `[batch] full_recompute_every`
    (daily by default). The task log says which, and why.
-3. **expire_speed** (one task per view) — deletes the speed rows below the previous run's B:
+4. **expire_speed** (one task per view) — deletes the speed rows below the previous run's B:
    no serving query reads them any more.
+5. **drop_counted** — drops the counted copies once every view is done, whether or not it succeeded.
 
 Runs on `[batch] schedule`, and on an asset event on the master dataset (`lake://raw/events`),
 which the `backfill` DAG emits once the history it loaded is ingested. Safe to retry at any step. The params select views or another set of tables (used by tests).
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow.sdk import Asset, AssetAlias, Param, dag, task
+from airflow.sdk import Asset, AssetAlias, Param, TriggerRule, dag, task
 
 from lambdalake import names
 from lambdalake.config import load_config
@@ -80,6 +84,26 @@ def batch_recompute() -> None:
                                        f"the lambda views are {', '.join(known)}")
         return [name for name in known if not params["views"] or name in params["views"]]
 
+    @task
+    def count_copies(views: list[str], chosen: dict | None, params: dict) -> dict | None:  # type: ignore[type-arg]
+        from lambdalake.batch import count_copies_by_name
+
+        if chosen is None:
+            print("nothing is complete in the master dataset yet, so there is no boundary; nothing done")
+            return None
+        counted = count_copies_by_name(load_config(), params, views, chosen)
+        if counted is not None:
+            print(f"{counted['rows']} copies count below B={chosen['moment']} (judged from "
+                  f"{counted['ingest_from'] or 'the start of history'}, {counted['slices']} event_id slice(s)), "
+                  f"in {counted['table']} snapshot {counted['snapshot']}, in {counted['seconds']} s")
+        return counted
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def drop_counted(params: dict) -> None:  # type: ignore[type-arg]
+        from lambdalake.batch import drop_counted_by_name
+
+        drop_counted_by_name(load_config(), params)
+
     # one asset event per view written, through the alias (static outlets would emit every view's)
     @task(outlets=[BATCH_TABLES], map_index_template="{{ task.op_kwargs['view'] }}")
     def recompute(view: str, chosen: dict | None, params: dict, run_id: str | None = None,  # type: ignore[type-arg]
@@ -104,8 +128,10 @@ def batch_recompute() -> None:
 
         return expire_by_name(load_config(), params, view)
 
-    chosen_views = views()
-    recompute.partial(chosen=boundary()).expand(view=chosen_views) >> expire_speed.expand(view=chosen_views)
+    chosen_views, chosen = views(), boundary()
+    counted = count_copies(chosen_views, chosen)
+    recomputed = recompute.partial(chosen=chosen).expand(view=chosen_views)
+    counted >> recomputed >> [expire_speed.expand(view=chosen_views), drop_counted()]
 
 
 batch_recompute()

@@ -21,6 +21,13 @@ previous batch table. Only the event-time buckets they touch are re-aggregated; 
 carried over. The result equals a full recompute at the same B, row for row
 (tests/integration/test_batch_incremental.py), at a cost that grows with what arrived.
 
+The dedup rule does not depend on the view, and it is what a batch query spends its time on. So
+a run judges the copies once, for all its views (count_copies): it writes the copies that count to
+`batch.<schema>__<events table>__counted` and records in the state store what they were judged
+from; each view's batch table is then an aggregate of that table, read at the recorded snapshot.
+A view the record does not cover (another B, horizon or start) judges the copies itself, in the
+same SQL (lambdalake.derive.batch_select_sql). The run drops the table when its views are done.
+
 Memory stays bounded at any history size: when the dedup of the whole history would not fit in
 the memory a batch query may use (`[batch] query_max_memory`), the events are split into slices by
 a hash of their event_id. All copies of an event fall in one slice, so each slice is deduplicated
@@ -37,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -44,7 +52,8 @@ from datetime import datetime, timedelta, timezone
 from lambdalake import accuracy, names, offsets, serving, state
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
-from lambdalake.derive import batch_select_sql, incremental_merge_sql, merge_slices_sql
+from lambdalake.derive import (batch_from_counted_sql, batch_select_sql, counted_columns, counted_copies_sql,
+                               incremental_merge_sql, merge_slices_sql)
 from lambdalake.errors import EngineError, QueryError
 from lambdalake.names import trino_table
 from lambdalake.query import run_query
@@ -174,8 +183,9 @@ def current_boundary(config: Config, layers: Layers, view: View) -> datetime | N
 
 
 #: query memory the dedup takes per master-dataset row, with headroom: measured ~70 MiB per query
-#: plus ~100 B per row of its slice (bench/batch_slices.py), and 96-135 B per row at 10M-25M events
-#: (bench/batch.py, BENCHMARKS.md)
+#: plus ~100 B per row of its slice (bench/batch_slices.py), 96-135 B per row at 10M-25M events
+#: for one view's columns, and 164 B per row at 10M for count_copies, which keeps the columns of
+#: every lambda view (bench/batch.py, BENCHMARKS.md)
 DEDUP_BYTES_PER_ROW = 200
 
 
@@ -267,30 +277,115 @@ def plan_run(config: Config, layers: Layers, target: Served, *, full: bool = Fal
     return f"incremental: the copies that arrived from B={since:%Y-%m-%d %H:%M:%S} on", previous
 
 
-def write_batch_table(config: Config, layers: Layers, target: Served, boundary: Boundary, table: str,
-                      slices: int | None = None, previous: state.Step | None = None,
-                      reason: str = "full") -> tuple[int | None, state.BatchRun]:
-    """Write the view's batch table below B, in event_id slices when the dedup needs them; return
-    its rows and what the run did.
+def counted_table(layers: Layers) -> str:
+    """The table where a batch run writes the copies that count of its master dataset, once for all its views."""
+    schema, name = layers.events_table.split(".", 1)
+    return f"batch.{schema}__{name}__counted"
 
-    Full (previous None): every copy below B. Incremental: previous's batch table, with the copies
-    that arrived from its B on added (only the event-time buckets they touch are re-aggregated).
-    `slices` overrides the count slice_count chooses (tests use it).
+
+def _covers(counted: state.CountedCopies | None, layers: Layers, view: View, boundary: Boundary, horizon: int,
+            since: datetime | None) -> bool:
+    """The recorded counted copies are the ones this view's run needs: same master dataset, snapshot,
+    B and horizon, judged from `since` or earlier (a copy's judgement needs one horizon before it),
+    with every column the view reads."""
+    return (counted is not None and counted.events_table == layers.events_table
+            and counted.events_snapshot == boundary.events_snapshot and counted.boundary == boundary.moment
+            and counted.horizon_seconds == horizon
+            and (counted.ingest_from is None or (since is not None and counted.ingest_from <= since))
+            and counted_columns(view) <= set(counted.columns))
+
+
+def count_copies(config: Config, layers: Layers, boundary: Boundary, views: list[str] | None = None, *,
+                 full: bool = False, slices: int | None = None) -> state.CountedCopies | None:
+    """Judge every copy below B by the dedup rule once for the run's views (those named, else every
+    lambda view): write the copies that count to counted_table(layers) and record them in the state
+    store. Returns the record, or None when no view needs copies judged.
+
+    The copies are judged from the earliest ingest time a view's run needs: all of history when one
+    of them is full (plan_run), else the earliest previous B. A record that covers that already
+    (a retried task) is returned as it is. In event_id slices when the dedup needs them (slice_count).
     """
-    catalog, session = config.iceberg.catalog_name, batch_session(config)
-    kill_stale_writes(config, [table, target.slices_table])
-    horizon = layers.horizon(config)
-    since = None if previous is None else previous.boundary
+    horizon, catalog = layers.horizon(config), config.iceberg.catalog_name
+    targets = [served(config, layers, view) for view in lambda_views() if not views or view.name in views]
+    if not targets:
+        return None
+    sinces = [None if previous is None else previous.boundary
+              for target in targets for _, previous in [plan_run(config, layers, target, full=full)]]
+    since = None if None in sinces else min(s for s in sinces if s is not None)
+    # the definitions serving answers from (a reprocessed version's may read other columns)
+    columns = sorted(set().union(*(counted_columns(target.view) for target in targets)))
+    table = counted_table(layers)
+    existing = state.counted_copies(config, table)
+    if (all(_covers(existing, layers, target.view, boundary, horizon, since) for target in targets)
+            and load_catalog(config).table_exists(table)):
+        return existing
+    started = time.monotonic()
+    kill_stale_writes(config, [table])
     if slices is None:
         rows_read = (history_rows(config, layers.events_table, boundary.events_snapshot) if since is None
                      else _count_rows(config, layers, boundary, since))
         slices = slice_count(config, rows_read)
 
     def select(event_slice: tuple[int, int] | None) -> str:
+        return counted_copies_sql(catalog, layers.events_table, boundary.events_snapshot, boundary.moment, horizon,
+                                  event_slice, since, columns)
+
+    session = batch_session(config)
+    run_query(config, f"create or replace table {trino_table(table, catalog)} as\n"
+                      f"{select((0, slices) if slices > 1 else None)}", session=session)
+    for index in range(1, slices):
+        run_query(config, f"insert into {trino_table(table, catalog)}\n{select((index, slices))}", session=session)
+    snapshot = load_catalog(config).load_table(table).current_snapshot()
+    if snapshot is None:
+        raise EngineError(f"{table} has no snapshot after its CREATE TABLE AS; run the batch again")
+    record = state.CountedCopies(table, layers.events_table, boundary.events_snapshot, boundary.moment, horizon,
+                                 since, snapshot.snapshot_id, columns, slices,
+                                 int((snapshot.summary or {}).get("total-records", 0)) or None,
+                                 round(time.monotonic() - started, 2))
+    state.counted_copies_written(config, record)
+    return record
+
+
+def drop_counted_copies(config: Config, layers: Layers) -> None:
+    """Drop the run's counted copies once its views are done (a later run judges its own): forget the
+    record first, so that no view reads a table about to go."""
+    table = counted_table(layers)
+    state.forget_counted_copies(config, table)
+    run_query(config, f"drop table if exists {trino_table(table, config.iceberg.catalog_name)}")
+
+
+def write_batch_table(config: Config, layers: Layers, target: Served, boundary: Boundary, table: str,
+                      slices: int | None = None, previous: state.Step | None = None,
+                      reason: str = "full") -> tuple[int | None, state.BatchRun]:
+    """Write the view's batch table below B; return its rows and what the run did.
+
+    From the run's counted copies when the state store's record covers this view (count_copies);
+    otherwise it judges the copies itself, in event_id slices when the dedup needs them.
+    Full (previous None): every copy below B. Incremental: previous's batch table, with the copies
+    that arrived from its B on added (only the event-time buckets they touch are re-aggregated).
+    `slices` overrides the count slice_count chooses (tests use it), and makes the view judge its own copies.
+    """
+    catalog, session = config.iceberg.catalog_name, batch_session(config)
+    kill_stale_writes(config, [table, target.slices_table])
+    horizon = layers.horizon(config)
+    since = None if previous is None else previous.boundary
+    mode = "full" if previous is None else "incremental"
+    counted = None if slices is not None else state.counted_copies(config, counted_table(layers))
+    shared = counted if _covers(counted, layers, target.view, boundary, horizon, since) else None
+    if shared is None and slices is None:
+        rows_read = (history_rows(config, layers.events_table, boundary.events_snapshot) if since is None
+                     else _count_rows(config, layers, boundary, since))
+        slices = slice_count(config, rows_read)
+
+    def select(event_slice: tuple[int, int] | None) -> str:
+        if shared is not None:  # the run's counted copies: an aggregate, no dedup, no slices
+            return batch_from_counted_sql(target.view, catalog, shared.table_name, shared.table_snapshot, since)
         return batch_select_sql(target.view, catalog, layers.events_table, boundary.events_snapshot,
                                 boundary.moment, horizon, event_slice, since)
 
-    run = state.BatchRun("full" if previous is None else "incremental", reason, horizon, since, slices)
+    if shared is not None:
+        slices = 1  # the view reads the counted copies whole; they were judged in shared.slices slices
+    run = state.BatchRun(mode, reason, horizon, since, slices if shared is None else shared.slices)  # type: ignore[arg-type]
     if previous is None and slices == 1:
         _, rows = run_query(config, f"create or replace table {trino_table(table, catalog)} as\n{select(None)}",
                             session=session)
@@ -392,7 +487,8 @@ def drop_layers(config: Config, layers: Layers) -> None:
                           "a suffix and an events table of their own")
     for view in lambda_views():
         serving.drop(config, layers.serving(view))
-    tables = [table for view in lambda_views()
+    state.forget_counted_copies(config, counted_table(layers))
+    tables = [counted_table(layers)] + [table for view in lambda_views()
               for table in (layers.speed(view), Served(view, layers.speed(view).split(".", 1)[1]).slices_table)]
     tables += [layers.events_table, layers.rejected_table, layers.heartbeats_table]
 
@@ -419,7 +515,11 @@ def run_once(config: Config, layers: Layers, views: list[str] | None = None, *,
     if boundary is None:
         return {}
     chosen = [v for v in lambda_views() if not views or v.name in views]
-    tables = {view.name: recompute_view(config, layers, view, boundary, full=full) for view in chosen}
+    count_copies(config, layers, boundary, views, full=full)
+    try:
+        tables = {view.name: recompute_view(config, layers, view, boundary, full=full) for view in chosen}
+    finally:
+        drop_counted_copies(config, layers)
     for view in chosen:
         expire_speed_rows(config, layers, view)
     return tables
@@ -441,6 +541,21 @@ def _lambda_view(name: str) -> View:
 def expire_by_name(config: Config, params: dict[str, object], view_name: str) -> str | None:
     limit = expire_speed_rows(config, layers_from(config, params), _lambda_view(view_name))
     return None if limit is None else limit.isoformat()
+
+
+def count_copies_by_name(config: Config, params: dict[str, object], views: list[str],
+                         chosen: dict[str, object]) -> dict[str, object] | None:
+    """count_copies for the DAG; returns what it recorded (for its log), or None."""
+    boundary = Boundary(datetime.fromisoformat(str(chosen["moment"])), int(chosen["snapshot"]))  # type: ignore[arg-type]
+    counted = count_copies(config, layers_from(config, params), boundary, views, full=bool(params.get("full")))
+    return None if counted is None else {
+        "table": counted.table_name, "snapshot": counted.table_snapshot, "rows": counted.rows,
+        "ingest_from": counted.ingest_from.isoformat() if counted.ingest_from else None,
+        "slices": counted.slices, "seconds": counted.seconds}
+
+
+def drop_counted_by_name(config: Config, params: dict[str, object]) -> None:
+    drop_counted_copies(config, layers_from(config, params))
 
 
 def recompute_by_name(config: Config, params: dict[str, object], view_name: str,

@@ -557,7 +557,7 @@ def render_view(
 ) -> None:
     """Print a view's SQL in each layer, as the jobs and DAGs run it (or write the files in sql/)."""
     from lambdalake.errors import ConfigError
-    from lambdalake.render import LAYERS, render, sql_file
+    from lambdalake.render import COUNTED_FILE, LAYERS, render, render_counted_copies, sql_file
     from lambdalake.views import find_view, load_views
 
     layers = LAYERS if layer is None else (layer,)
@@ -573,6 +573,12 @@ def render_view(
                 say(f"wrote {sql_file(definition, name)}")
             else:
                 say(text.rstrip("\n"))
+    if view is None and "batch" in layers:  # the statement every batch run starts with, shared by the views
+        if write:
+            COUNTED_FILE.write_text(render_counted_copies(config))
+            say(f"wrote {COUNTED_FILE}")
+        else:
+            say(render_counted_copies(config).rstrip("\n"))
 
 
 @app.command()

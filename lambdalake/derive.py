@@ -153,26 +153,32 @@ def event_slice_sql(index: int, count: int) -> str:
             f" = {int(index)}")
 
 
-def batch_select_sql(view: View, catalog: str, source_table: str, source_snapshot: int, boundary: datetime,
-                     horizon_seconds: int, event_slice: tuple[int, int] | None = None,
-                     since: datetime | None = None) -> str:
-    """Trino SQL: the view over every copy that counts and reached Kafka before `boundary`, from one snapshot.
+def counted_columns(view: View) -> set[str]:
+    """The master dataset's columns the view's aggregate reads from the copies that count
+    (view_aggregate_sql): event and ingest time, its dimensions, filters and measured columns."""
+    return {"event_time", "ingest_time", *view.dimensions, *(column for column, _ in view.where),
+            *(m.column for m in view.measures if m.column)}
+
+
+def counted_copies_sql(catalog: str, source_table: str, source_snapshot: int, boundary: datetime,
+                       horizon_seconds: int, event_slice: tuple[int, int] | None = None,
+                       since: datetime | None = None, columns: list[str] | None = None) -> str:
+    """Trino SQL: every copy that counts and reached Kafka before `boundary`, from one snapshot of
+    the master dataset, with `columns` (all of them and `previous_copy_time`, the copy before it,
+    when None). The fewer columns, the less the dedup holds in memory and the less it writes.
 
     The platform's one dedup rule, as the speed layer applies it (lambdalake.streaming): a copy
     counts if and only if no earlier copy of its event_id, in (ingest_time, kafka_partition,
     kafka_offset) order, was ingested at most horizon_seconds before it. The copy just before
     it is the latest earlier one, so comparing with that copy alone decides. Every earlier copy
-    of a copy before B is before B too, so the boundary filter comes first.
+    of a copy before B is before B too, so the boundary filter comes first. The rule does not
+    depend on the view: a batch run judges the copies once for all its views (lambdalake.batch).
 
     `event_slice` (index, count) limits it to one hash slice of the events (event_slice_sql).
     `since` limits it to the copies that reached Kafka at or after it (an incremental run): those
     are judged against the copies of one horizon before it too, which is all the rule looks at, so
     the copies before `since` are never needed.
     """
-    bucket = _trino_bucket("event_time", view.bucket_minutes)
-    dims = [trino_ident(d) for d in view.dimensions]
-    aggs = [aggregate for m in view.measures for aggregate in _trino_aggregates(m)]
-    filters = [f"{trino_ident(c)} in ({', '.join(_literal(v) for v in values)})" for c, values in view.where]
     counts = f"previous_copy_time is null or previous_copy_time < ingest_time - interval '{int(horizon_seconds)}' second"
     if since:
         counts = f"({counts})"
@@ -188,16 +194,27 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
         "    select *, lag(ingest_time) over (partition by event_id order by ingest_time, kafka_partition, kafka_offset)"
         " as previous_copy_time",
         "    from events",
-        "),",
-        "counted_copies as (",
-        "    select * from copies",
-        f"    where {counts}",
+        ")",
+        "select " + ("*" if columns is None else ", ".join(trino_ident(c) for c in columns)) + " from copies",
+        f"where {counts}",
         # an incremental run: only the copies from `since` on count (the earlier ones only judge them)
-        *([f"      and ingest_time >= {trino_timestamp(since)}"] if since else []),
-        "),",
-        "bucketed as (",
+        *([f"  and ingest_time >= {trino_timestamp(since)}"] if since else []),
+    ])
+
+
+def view_aggregate_sql(view: View, counted: str, since: datetime | None = None) -> str:
+    """Trino SQL: the view's partial aggregates per event-time bucket over `counted`, a relation of
+    copies that count (counted_copies_sql's columns); `since` keeps those that reached Kafka from it on."""
+    bucket = _trino_bucket("event_time", view.bucket_minutes)
+    dims = [trino_ident(d) for d in view.dimensions]
+    aggs = [aggregate for m in view.measures for aggregate in _trino_aggregates(m)]
+    filters = [f"{trino_ident(c)} in ({', '.join(_literal(v) for v in values)})" for c, values in view.where]
+    if since:
+        filters.append(f"ingest_time >= {trino_timestamp(since)}")
+    return "\n".join([
+        "with bucketed as (",
         f"    select *, {bucket} as event_time_bucket",
-        "    from counted_copies",
+        f"    from {counted}",
         ")",
         "select",
         ",\n".join(f"    {c}" for c in ["event_time_bucket", *dims, *aggs]),
@@ -205,6 +222,26 @@ def batch_select_sql(view: View, catalog: str, source_table: str, source_snapsho
         *(["where " + "\n  and ".join(filters)] if filters else []),
         "group by " + ", ".join(["event_time_bucket", *dims]),
     ])
+
+
+def batch_from_counted_sql(view: View, catalog: str, counted_table: str, counted_snapshot: int,
+                           since: datetime | None = None) -> str:
+    """Trino SQL: the view below B from a table of the copies that count, as a batch run wrote them
+    once for all its views (counted_copies_sql), read at the snapshot that run recorded."""
+    return view_aggregate_sql(view, f"{trino_table(counted_table, catalog)} for version as of {int(counted_snapshot)}",
+                              since)
+
+
+def batch_select_sql(view: View, catalog: str, source_table: str, source_snapshot: int, boundary: datetime,
+                     horizon_seconds: int, event_slice: tuple[int, int] | None = None,
+                     since: datetime | None = None) -> str:
+    """Trino SQL: the view over every copy that counts and reached Kafka before `boundary`, in one
+    statement: counted_copies_sql, then the view's aggregate over it (view_aggregate_sql).
+    Arguments as counted_copies_sql's."""
+    counted = counted_copies_sql(catalog, source_table, source_snapshot, boundary, horizon_seconds, event_slice, since)
+    indented = "\n".join(f"    {line}" for line in counted.splitlines())
+    aggregate = view_aggregate_sql(view, "counted_copies")
+    return f"with counted_copies as (\n{indented}\n),\n" + aggregate.removeprefix("with ")
 
 
 def _merged_sketch(m: Measure) -> str:

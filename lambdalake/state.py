@@ -13,6 +13,9 @@ One module writes it:
   before and after, rows written, seconds, the Airflow run; for a batch run, whether it was full
   or incremental and why, and the event-time buckets it recomputed. lambdalake.serving writes a step as
   pending, replaces the view, then marks it live.
+- `lambdalake_counted_copies`: per master dataset, the table where the latest batch run wrote the
+  copies that count (judged once for all its views), what they were judged from (snapshot, B,
+  horizon, the ingest-time start of an incremental run) and the snapshot that holds them.
 - `lambdalake_imports`: every history file sent to the log (lambdalake.imports), by checksum,
   with its path, the event-time range asked for and its counts.
 - `lambdalake_speed_tables`: every speed table the platform made, which is every version of a
@@ -151,6 +154,24 @@ create table if not exists lambdalake_imports (
     primary key (topic, sha256)
 );
 alter table lambdalake_imports add column if not exists rows_committed bigint;
+create table if not exists lambdalake_counted_copies (
+    -- the Iceberg table that holds them (lambdalake.batch.counted_table); each run replaces its rows
+    table_name text primary key,
+    events_table text not null,
+    events_snapshot bigint not null,
+    boundary timestamptz not null,
+    horizon_seconds int not null,
+    -- the ingest-time start of the copies judged (an incremental run); null: every copy below B
+    ingest_from timestamptz,
+    -- the snapshot of table_name that holds them: a reader reads it, whatever a later run wrote since
+    table_snapshot bigint not null,
+    -- the master dataset's columns it kept: those its views read
+    columns text[] not null,
+    slices int not null,
+    rows bigint,
+    seconds double precision,
+    written_at timestamptz not null default now()
+);
 create table if not exists lambdalake_serving (
     serving_view text primary key,
     step_id bigint not null references lambdalake_serving_steps (id),
@@ -443,6 +464,54 @@ def forget_serving(config: Config, serving_view: str) -> None:
 
 
 # --- speed tables: the versions of each view --------------------------------------------------
+
+@dataclass(frozen=True)
+class CountedCopies:
+    """The copies that count, as a batch run judged them once for all its views (lambdalake_counted_copies)."""
+
+    table_name: str
+    events_table: str
+    events_snapshot: int
+    boundary: datetime
+    horizon_seconds: int
+    #: the ingest-time start of the copies judged; None: every copy below B
+    ingest_from: datetime | None
+    #: the snapshot of table_name that holds them
+    table_snapshot: int
+    #: the master dataset's columns it kept (those its views read)
+    columns: list[str]
+    slices: int
+    rows: int | None
+    seconds: float | None
+
+
+_COUNTED_COLUMNS = [f.name for f in fields(CountedCopies)]
+
+
+def counted_copies_written(config: Config, counted: CountedCopies) -> None:
+    """Record where the latest run of its master dataset wrote the copies that count (replacing the record)."""
+    values = [getattr(counted, name) for name in _COUNTED_COLUMNS]
+    with connect(config) as connection:
+        connection.execute(
+            f"insert into lambdalake_counted_copies ({', '.join(_COUNTED_COLUMNS)}) values "
+            f"({', '.join('%s' for _ in _COUNTED_COLUMNS)}) on conflict (table_name) do update set "
+            + ", ".join(f"{name} = excluded.{name}" for name in _COUNTED_COLUMNS[1:]) + ", written_at = now()",
+            values)
+
+
+def counted_copies(config: Config, table_name: str) -> CountedCopies | None:
+    """The recorded counted copies in table_name; None when no run wrote them (or they were forgotten)."""
+    with connect(config) as connection:
+        row = connection.execute(f"select {', '.join(_COUNTED_COLUMNS)} from lambdalake_counted_copies "
+                                 "where table_name = %s", (table_name,)).fetchone()
+        return None if row is None else CountedCopies(*row)
+
+
+def forget_counted_copies(config: Config, table_name: str) -> None:
+    """The table was dropped: forget what it held."""
+    with connect(config) as connection:
+        connection.execute("delete from lambdalake_counted_copies where table_name = %s", (table_name,))
+
 
 @dataclass(frozen=True)
 class SpeedTable:

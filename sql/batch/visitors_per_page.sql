@@ -1,21 +1,9 @@
--- visitors_per_page v1 (lambda), batch layer: Trino SQL, selected into batch.visitors_per_page__b202611261430 by each batch_recompute run.
+-- visitors_per_page v1 (lambda), batch layer: Trino SQL, selected into batch.visitors_per_page__b202611261430 by each batch_recompute run, from the copies that count, which the run writes once for every view (sql/batch/counted_copies.sql).
 -- Made from views/visitors_per_page.yaml by `lambdalake views render visitors_per_page --layer batch`; do not edit.
--- B = 2026-11-26 14:30:00 UTC and snapshot 42 stand for what each run fills in.
-with events as (
-    select * from "lake"."raw"."events" for version as of 42
-    where ingest_time < timestamp '2026-11-26 14:30:00 UTC'
-),
-copies as (
-    select *, lag(ingest_time) over (partition by event_id order by ingest_time, kafka_partition, kafka_offset) as previous_copy_time
-    from events
-),
-counted_copies as (
-    select * from copies
-    where previous_copy_time is null or previous_copy_time < ingest_time - interval '3600' second
-),
-bucketed as (
+-- The counted copies' snapshot 43 stands for what each run fills in. A run whose counted copies do not cover the view runs the same aggregate over them as a CTE.
+with bucketed as (
     select *, cast(from_unixtime(floor(to_unixtime(event_time) / 3600) * 3600, 'UTC') as timestamp(6) with time zone) as event_time_bucket
-    from counted_copies
+    from "lake"."batch"."raw__events__counted" for version as of 43
 )
 select
     event_time_bucket,

@@ -27,6 +27,19 @@ from lambdalake.tables import heartbeats_table
 LAMBDALAKE = str(Path(sys.executable).parent / "lambdalake")
 
 
+def aggregated_counted_copies(config: Config, layers: Layers, tables: list[str], since: datetime) -> bool:
+    """Whether Trino's queries created since `since` include a CREATE TABLE AS of one of `tables` (a
+    view's batch table, or the slices table an incremental run adds from) from the run's counted
+    copies (lambdalake.batch.count_copies), rather than from the master dataset."""
+    from lambdalake.batch import counted_table
+    from lambdalake.query import run_query
+
+    counted = f"%{counted_table(layers).split('.')[1]}%"
+    return any(run_query(config, "select query from system.runtime.queries where created >= ? and query like ? "
+                                 "and query like ?", [since, f"create or replace table %{table.split('.')[1]}%",
+                                                      counted])[1] for table in tables)
+
+
 def wait_for_boundary(config: Config, layers: Layers, after: datetime | None = None, timeout: float = 180) -> Boundary:
     """The batch layer's B once there is one (the ingest job has committed some of every partition
     that holds records), and past `after` when given: a batch run started now then has work."""

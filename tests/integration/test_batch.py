@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from lambdalake import history, serving, state
-from lambdalake.batch import Layers, current_boundary
+from lambdalake.batch import Layers, counted_table, current_boundary
 from lambdalake.config import Config
 from lambdalake.derive import serving_view_sql
 from lambdalake.engines.airflow import Airflow, AirflowApi
@@ -175,10 +175,10 @@ def test_serving_is_exact_while_batch_runs_swap_in(config: Config, layers: Layer
     # before assert_history_recorded, which drops the old batch tables the older answers read
     assert_answers_reproduced_as_of(config, layers, answers)
     assert_history_recorded(config, layers, run_ids, boundaries)
-    assert_airflow_shows_what_each_task_did(api, layers, run_ids[-1])
+    assert_airflow_shows_what_each_task_did(config, api, layers, run_ids[-1])
 
 
-def assert_airflow_shows_what_each_task_did(api: AirflowApi, layers: Layers, run_id: str) -> None:
+def assert_airflow_shows_what_each_task_did(config: Config, api: AirflowApi, layers: Layers, run_id: str) -> None:
     """In the UI: mapped tasks named by their view, one asset event per view written, and task
     logs that say what was done (view, B, rows, seconds)."""
     views = {view.name for view in lambda_views()}
@@ -191,6 +191,13 @@ def assert_airflow_shows_what_each_task_did(api: AirflowApi, layers: Layers, run
         view = ti["rendered_map_index"]
         assert f"{view}: serving.{view}{layers.suffix} now reads batch.{view}{layers.suffix}__b" in log, log[-2000:]
         assert "rows written in" in log and "below B=" in log, log[-2000:]
+    # the copies were judged once, before the views, and dropped after them
+    counted = counted_table(layers)
+    log = api.task_log(DAG_ID, run_id, "count_copies")
+    assert "copies count below B=" in log and counted in log, log[-2000:]
+    states = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG_ID, run_id)}
+    assert states["count_copies"] == states["drop_counted"] == "success", states
+    assert state.counted_copies(config, counted) is None
 
 
 def assert_answers_reproduced_as_of(config: Config, layers: Layers, answers: list[Answer], per_view: int = 6) -> None:

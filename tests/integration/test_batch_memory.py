@@ -1,7 +1,8 @@
 """The batch layer within bounded memory, on the real engines.
 
 A history whose deduplication in one query exceeds the memory a batch query may use
-(`[batch] query_max_memory`) is recomputed in event_id slices, and equals the truth. The truth
+(`[batch] query_max_memory`) is recomputed in event_id slices, and equals the truth; so are the
+copies a run judges once for all its views. The truth
 is counted in plain Python from the rows the test writes.
 """
 
@@ -19,14 +20,15 @@ import pyarrow as pa
 import pytest
 
 from lambdalake import state
-from lambdalake.batch import (Boundary, Layers, drop_layers, ensure_serving, history_rows, recompute_view, served,
-                              slice_count)
+from lambdalake.batch import (Boundary, Layers, count_copies, counted_table, drop_counted_copies, drop_layers,
+                              ensure_serving, history_rows, recompute_view, served, slice_count)
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, data_size_bytes
 from lambdalake.derive import batch_select_sql
 from lambdalake.query import run_query
 from lambdalake.tables import conform, ensure_table
 from lambdalake.views import View, lambda_views
+from tests.integration.conftest import aggregated_counted_copies
 
 #: distinct events in the history; with their copies, about 1.2M rows
 EVENTS = 900_000
@@ -147,3 +149,35 @@ def test_an_incremental_run_after_it_also_fits_and_equals_the_truth(config: Conf
     step = state.live_step(config, layers.serving(view))
     assert step is not None and step.run_mode == "incremental", step
     assert as_counter(run_query(config, f"select * from {table_name}")[1]) == expected
+
+
+def test_a_run_judges_the_copies_once_in_slices_and_the_view_aggregates_them(config: Config, history) -> None:  # type: ignore[no-untyped-def]
+    """As the DAG runs it: count_copies writes the copies that count in slices (the dedup does not
+    fit in one query), the view's batch table is an aggregate of them, and it equals what the view
+    judged alone (the incremental run above, which equalled the truth)."""
+    layers, _, _ = history
+    limited = dataclasses.replace(config, batch=dataclasses.replace(config.batch, query_max_memory=LIMIT))
+    view = events_per_type()
+    live = state.live_step(config, layers.serving(view))
+    assert live is not None and live.boundary is not None and live.events_snapshot is not None
+    judged_alone = as_counter(run_query(config, f"select * from {live.batch_table}")[1])
+    latest = Boundary(live.boundary, live.events_snapshot)
+    counted = count_copies(limited, layers, latest, [view.name], full=True)
+    assert counted is not None and counted.ingest_from is None and counted.slices > 1, counted
+    assert counted == state.counted_copies(config, counted_table(layers))
+    # what the truth counts: every first copy and every copy 2 h after it (the near copies do not count)
+    _, [[rows]] = run_query(config, f"select count(*) from {counted_table(layers)}")
+    assert rows == counted.rows == sum(judged_alone.values())
+    # a retried task finds its copies judged and writes nothing
+    assert count_copies(limited, layers, latest, [view.name], full=True) == counted
+
+    started = datetime.now(timezone.utc)
+    table_name = recompute_view(limited, layers, view, latest, full=True)
+    step = state.live_step(config, layers.serving(view))
+    assert step is not None and step.run_mode == "full" and step.slices == counted.slices, step
+    assert as_counter(run_query(config, f"select * from {table_name}")[1]) == judged_alone
+    assert aggregated_counted_copies(config, layers, [table_name], started), "the view did not aggregate the counted copies"
+
+    drop_counted_copies(config, layers)
+    assert state.counted_copies(config, counted_table(layers)) is None
+    assert not load_catalog(config).table_exists(counted_table(layers))

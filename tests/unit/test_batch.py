@@ -149,3 +149,27 @@ def test_a_stale_write_that_ends_before_its_kill_is_not_an_error(monkeypatch: py
     monkeypatch.setattr(batch, "run_query", refused)
     with pytest.raises(QueryError, match="PERMISSION_DENIED"):
         batch.kill_stale_writes(Config(), ["batch.t__b1"])
+
+
+def test_a_view_reads_the_runs_counted_copies_only_when_they_are_judged_from_what_it_needs() -> None:
+    from lambdalake.batch import Boundary, _covers, counted_table
+    from lambdalake.derive import counted_columns
+    from lambdalake.state import CountedCopies
+
+    layers = Layers(topic="events")
+    boundary = Boundary(B, 42)
+    view = load_views()[0]
+    columns = sorted(counted_columns(view))
+    counted = CountedCopies(counted_table(layers), "raw.events", 42, B, 3600, SINCE, 7, columns, 1, 10, 1.0)
+    assert counted_table(layers) == "batch.raw__events__counted"
+    assert _covers(counted, layers, view, boundary, 3600, SINCE)
+    assert _covers(counted, layers, view, boundary, 3600, B)  # a later start: its copies are judged, with their horizon
+    assert not _covers(counted, layers, view, boundary, 3600, None)  # a full run needs every copy judged
+    assert not _covers(counted, layers, view, boundary, 3600, SINCE.replace(minute=0))  # an earlier start
+    assert _covers(dataclasses.replace(counted, ingest_from=None), layers, view, boundary, 3600, None)
+    assert not _covers(counted, layers, view, Boundary(B, 41), 3600, SINCE)  # another snapshot
+    assert not _covers(counted, layers, view, Boundary(SINCE, 42), 3600, SINCE)  # another B
+    assert not _covers(counted, layers, view, boundary, 60, SINCE)  # another horizon
+    assert not _covers(counted, Layers(topic="events", events_table="raw.other"), view, boundary, 3600, SINCE)
+    assert not _covers(None, layers, view, boundary, 3600, SINCE)
+    assert not _covers(dataclasses.replace(counted, columns=columns[1:]), layers, view, boundary, 3600, SINCE)

@@ -68,3 +68,14 @@ def test_batch_recompute_runs_on_its_clock_or_on_the_asset_event_backfill_emits(
     assert load_config().batch.schedule == "@hourly" and dag.timetable.timetable.expression == "0 * * * *"
     [backfill] = DagBag(dag_folder=str(DAGS_FOLDER / "backfill.py")).dags.values()
     assert backfill.params.get_param("paths").schema["minItems"] == 1  # the form cannot be sent without files
+
+
+def test_batch_recompute_judges_the_copies_once_before_the_views_and_drops_them_after_whatever_happened() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    [dag] = DagBag(dag_folder=str(DAGS_FOLDER / "batch_recompute.py")).dags.values()
+    tasks = dag.task_dict
+    assert tasks["count_copies"].upstream_task_ids == {"views", "boundary"}
+    assert "count_copies" in tasks["recompute"].upstream_task_ids
+    assert tasks["drop_counted"].upstream_task_ids == {"recompute"}
+    assert tasks["drop_counted"].trigger_rule == "all_done"

@@ -49,8 +49,8 @@ def test_the_batch_sql_names_the_event_time_bucket_once_and_groups_by_names() ->
               " as event_time_bucket")
     assert sql.count("from_unixtime(") == 1
     assert f"bucketed as (\n    select *, {bucket}\n    from counted_copies\n)" in sql
-    # the chain: import, dedup, bucket, then the final aggregate over named columns
-    steps = ["with events as (", "copies as (", "counted_copies as (", "bucketed as (", "from bucketed"]
+    # the chain: the copies that count (import, dedup), bucket, then the final aggregate over named columns
+    steps = ["with counted_copies as (", "    with events as (", "    copies as (", "bucketed as (", "from bucketed"]
     assert [sql.index(step) for step in steps] == sorted(sql.index(step) for step in steps)
     assert sql.endswith("group by event_time_bucket, \"page\", \"product_id\"") and "group by 1" not in sql
 

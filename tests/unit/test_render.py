@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lambdalake.config import load_config
-from lambdalake.render import LAYERS, SQL_DIR, render, sql_file
+from lambdalake.render import COUNTED_FILE, LAYERS, SQL_DIR, render, render_counted_copies, sql_file
 from lambdalake.views import View, load_views
 
 #: B and the start of an incremental run, as a batch run passes them
@@ -28,8 +28,13 @@ def test_the_committed_sql_is_what_runs(view: View, layer: str) -> None:
     assert path.read_text() == render(load_config(), view, layer), f"{path} is stale: run `make sql` and commit it"
 
 
+def test_the_committed_counted_copies_sql_is_what_runs() -> None:
+    assert COUNTED_FILE.exists(), f"{COUNTED_FILE} is missing: run `make sql` and commit it"
+    assert COUNTED_FILE.read_text() == render_counted_copies(load_config()), f"{COUNTED_FILE} is stale: run `make sql`"
+
+
 def test_no_sql_file_outlives_its_view() -> None:
-    expected = {sql_file(view, layer) for view in SHIPPED for layer in LAYERS}
+    expected = {sql_file(view, layer) for view in SHIPPED for layer in LAYERS} | {COUNTED_FILE}
     committed = {path for layer in LAYERS for path in (SQL_DIR / layer).glob("*.sql")}
     assert committed <= expected, f"no view defines {sorted(committed - expected)}: delete them"
 
@@ -39,7 +44,12 @@ def test_render_prints_one_layer_and_refuses_a_bad_name() -> None:
     out = subprocess.run([cli, "views", "render", "events_per_type", "--layer", "batch"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "lag(ingest_time) over (partition by event_id" in out.stdout and "insert into" not in out.stdout
+    # one view's batch SQL aggregates the run's counted copies; rendering every view adds the dedup that writes them
+    assert '"batch"."raw__events__counted" for version as of 43' in out.stdout and "insert into" not in out.stdout
+    assert "lag(ingest_time) over" not in out.stdout
+    every = subprocess.run([cli, "views", "render", "--layer", "batch"], capture_output=True, text=True, timeout=60)
+    assert every.returncode == 0, every.stderr
+    assert every.stdout.count("lag(ingest_time) over (partition by event_id") == 1, every.stdout
     bad = subprocess.run([cli, "views", "render", "x'; drop table raw.events"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 1 and "must be lowercase letters" in bad.stderr, bad.stderr
