@@ -182,11 +182,11 @@ def current_boundary(config: Config, layers: Layers, view: View) -> datetime | N
     return None if current is None else current.boundary
 
 
-#: query memory the dedup takes per master-dataset row, with headroom: measured ~70 MiB per query
-#: plus ~100 B per row of its slice (bench/batch_slices.py), 96-135 B per row at 10M-25M events
-#: for one view's columns, and 164 B per row at 10M for count_copies, which keeps the columns of
-#: every lambda view (bench/batch.py, BENCHMARKS.md)
-DEDUP_BYTES_PER_ROW = 200
+#: query memory the dedup takes per master-dataset row, with headroom (about 1.5x): measured ~70 MiB
+#: per query plus ~100 B per row of its slice (bench/batch_slices.py), 96-135 B per row at 10M-25M
+#: events for one view's columns, and 160-164 B per row at 10M and 25M for count_copies, which keeps
+#: the columns of every lambda view (bench/batch.py, BENCHMARKS.md)
+DEDUP_BYTES_PER_ROW = 250
 
 
 def slice_count(config: Config, rows: int) -> int:
