@@ -85,6 +85,12 @@ class KafkaConfig:
 @dataclass(frozen=True)
 class FlinkConfig:
     rest_port: int = 8081
+    #: the JobManager's RPC port: TaskManagers and `flink run` register there
+    rpc_port: int = 6123
+    #: the ports Flink's other servers take, each the first free one of this range, on `host`: the
+    #: JobManager's blob server, each TaskManager's RPC and data ports, and every Flink process's
+    #: metric query service (Flink's defaults are random ports). About 2 + 3 per TaskManager.
+    internal_ports: str = "6124-6149"
     jobmanager_memory: str = "1024m"
     taskmanager_memory: str = "4096m"
     #: class metadata: each PyFlink job loads Beam's and gRPC's classes anew, in a class loader of its
@@ -107,6 +113,20 @@ class FlinkConfig:
     def checkpoint_seconds(self) -> float:
         """checkpoint_interval in seconds."""
         return duration_seconds(self.checkpoint_interval, "flink.checkpoint_interval")
+
+    @property
+    def internal_port_range(self) -> range:
+        """internal_ports as a range of ports; ConfigError when it is no range or holds rest_port or rpc_port."""
+        match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", self.internal_ports)
+        ports = range(int(match[1]), int(match[2]) + 1) if match else range(0)
+        if not ports or ports.start < 1024 or ports.stop > 65536:
+            raise ConfigError(f"flink.internal_ports = {self.internal_ports!r} is not a range of ports such as "
+                              "'6124-6149' (from 1024 to 65535, first ≤ last)")
+        for key, port in (("rest_port", self.rest_port), ("rpc_port", self.rpc_port)):
+            if port in ports:
+                raise ConfigError(f"flink.internal_ports = {self.internal_ports!r} holds flink.{key} ({port}): "
+                                  "move one of them")
+        return ports
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,17 @@ def flink_settings(config: Config, node: FlinkNode) -> dict[str, Any]:
     """The settings lambdalake puts over Flink's shipped config.yaml: what `up` writes for its cluster
     and `lambdalake compose` gives the cluster's JobManager and TaskManagers."""
     flink = config.flink
+    ports = flink.internal_port_range
+    internal = f"{ports.start}-{ports.stop - 1}"
     return {
         "jobmanager.rpc.address": node.rpc_address,
+        "jobmanager.rpc.port": flink.rpc_port,
+        # every other server's port from one range (Flink's defaults are random ports): each takes
+        # the first free one, so the TaskManagers of one host do not collide
+        "blob.server.port": internal,
+        "taskmanager.rpc.port": internal,
+        "taskmanager.data.bind-port": internal,
+        "metrics.internal.query-service.port": internal,
         "jobmanager.bind-host": node.bind_host,
         "jobmanager.memory.process.size": node.jobmanager_memory,
         "taskmanager.host": node.advertised_host,
@@ -200,7 +209,7 @@ class Flink(Engine):
         ]
 
     def ports(self) -> dict[int, str]:
-        return {self.config.flink.rest_port: "flink.rest_port"}
+        return {self.config.flink.rest_port: "flink.rest_port", self.config.flink.rpc_port: "flink.rpc_port"}
 
     def endpoint(self) -> str:
         return self.rest_url

@@ -6,6 +6,9 @@ One exception is allowed, and the README's security section names it: the TaskMa
 gRPC servers, through which it talks to PyFlink's Python workers, on ephemeral ports. Beam builds
 them with `NettyServerBuilder.forPort(port)`, which binds every interface whatever address it
 was given, and Flink has no setting for it.
+
+Each port on the host comes from the config: the engines' endpoint ports, and Flink's
+`[flink] internal_ports` range for the servers Flink would otherwise put on random ports.
 """
 
 from __future__ import annotations
@@ -17,9 +20,14 @@ import psutil
 
 from lambdalake import jobs
 from lambdalake.config import Config
+from lambdalake.engines import fetch_json
+from lambdalake.engines.flink import Flink
 from lambdalake.supervisor import Supervisor
 
 TASK_MANAGER = "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"
+JOB_MANAGER = "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint"
+#: Linux's default ip_local_port_range starts here: where random ports land
+EPHEMERAL = 32768
 
 
 def platform_processes(config: Config) -> dict[int, psutil.Process]:
@@ -52,20 +60,33 @@ def assert_every_socket_binds_the_host(config: Config, running_job: str) -> None
         time.sleep(1)
     time.sleep(10)
     procs = platform_processes(config)
-    listening, wrong, allowed = [], [], []
+    configured = set(Supervisor(config).endpoint_ports()) | set(config.flink.internal_port_range)
+    listening, wrong, allowed, unconfigured = [], [], [], []
     for connection in psutil.net_connections(kind="inet"):
         if connection.status != psutil.CONN_LISTEN or connection.pid not in procs:
             continue
         proc = procs[connection.pid]
+        port = connection.laddr.port
         try:
-            what = f"{proc.name()} (pid {proc.pid}) on {connection.laddr.ip}:{connection.laddr.port}"
-            task_manager = TASK_MANAGER in proc.cmdline()
+            what = f"{proc.name()} (pid {proc.pid}) on {connection.laddr.ip}:{port}"
+            command = proc.cmdline()
         except psutil.NoSuchProcess:
             continue
         listening.append(what)
-        if binds_host(connection.laddr.ip, config.host):
-            continue
-        (allowed if task_manager and connection.laddr.port >= 32768 else wrong).append(what)
+        task_manager = TASK_MANAGER in command
+        if not binds_host(connection.laddr.ip, config.host):
+            (allowed if task_manager and port >= EPHEMERAL else wrong).append(what)
+        elif port not in configured and (JOB_MANAGER in command or (task_manager and port < EPHEMERAL)):
+            # a TaskManager's random port on the host is a query's result server
+            # (taskmanager.collect-sink.port: two queries at once need two ports)
+            unconfigured.append(what)
     print(f"{len(listening)} listening sockets; the TaskManager's Beam gRPC servers on every interface: {allowed}")
     assert len(listening) >= 6, listening  # PostgreSQL, Kafka, Flink, Trino, Airflow at least
     assert not wrong, f"listening beyond {config.host}: {wrong}"
+    assert not unconfigured, f"Flink listening on ports the config does not give it: {unconfigured}"
+    # the TaskManagers' RPC and data ports, as Flink reports them, from [flink] internal_ports
+    taskmanagers = fetch_json(f"{Flink(config).rest_url}/taskmanagers")["taskmanagers"]
+    assert len(taskmanagers) == len(Flink(config).taskmanagers), taskmanagers
+    for taskmanager in taskmanagers:
+        rpc_port = int(taskmanager["path"].split("@", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+        assert {rpc_port, taskmanager["dataPort"]} <= set(config.flink.internal_port_range), taskmanager

@@ -135,4 +135,4 @@ def test_up_checks_every_port_a_node_of_the_profile_listens_on(cluster: Config) 
             assert any(flag.endswith(f".port={port}") or flag.endswith(f".port.grpc={port}") for flag in seaweedfs), port
     single = load_config(PROJECT_ROOT / "lambdalake.toml", environ={})
     assert sorted(Supervisor(single).endpoint_ports().values()) == [
-        "airflow.port", "flink.rest_port", "kafka.controller_port", "kafka.port", "postgres.port", "trino.port"]
+        "airflow.port", "flink.rest_port", "flink.rpc_port", "kafka.controller_port", "kafka.port", "postgres.port", "trino.port"]

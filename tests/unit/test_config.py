@@ -92,3 +92,24 @@ def test_the_history_retention_is_a_trino_duration(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, "[serving]\nhistory_retention = '90m'\n")).serving.history_seconds == 5400
     with pytest.raises(ConfigError, match=r"serving.history_retention = '7 days' is not a Trino duration"):
         load_config(write(tmp_path, "[serving]\nhistory_retention = '7 days'\n")).serving.history_seconds
+
+
+def test_flinks_internal_ports_are_one_range_apart_from_its_rest_and_rpc_ports(tmp_path: Path) -> None:
+    from lambdalake.engines.flink import FlinkNode, flink_settings
+
+    config = load_config(write(tmp_path, "[flink]\ninternal_ports = ' 7000 - 7009 '\n"), environ={})
+    assert config.flink.internal_port_range == range(7000, 7010)
+    node = FlinkNode(rpc_address="127.0.0.1", bind_host="127.0.0.1", advertised_host="127.0.0.1", checkpoints="file:/c",
+                     savepoints="file:/s", work_dir="/w", python="python", jobmanager_memory="1g",
+                     taskmanager_memory="1g", task_slots=1)
+    settings = flink_settings(config, node)
+    assert settings["jobmanager.rpc.port"] == 6123
+    for key in ("blob.server.port", "taskmanager.rpc.port", "taskmanager.data.bind-port",
+                "metrics.internal.query-service.port"):
+        assert settings[key] == "7000-7009", key
+    for text, error in (("6124", "is not a range of ports"), ("7010-7000", "is not a range of ports"),
+                        ("80-90", "is not a range of ports"), ("8000-8100", r"holds flink.rest_port \(8081\)"),
+                        ("6100-6130", r"holds flink.rpc_port \(6123\)")):
+        bad = load_config(write(tmp_path, f"[flink]\ninternal_ports = '{text}'\n"), environ={})
+        with pytest.raises(ConfigError, match=rf"flink.internal_ports = '{text}' {error}"):
+            flink_settings(bad, node)
