@@ -94,6 +94,11 @@ def flink_settings(config: Config, node: FlinkNode) -> dict[str, Any]:
         # event_id, absent from every file, and without filters each lookup reads every level
         # (speed job, 300K events: 7.9K -> 19.3K events/s; BENCHMARKS.md, issue 17)
         "state.backend.rocksdb.use-bloom-filter": True,
+        # no compression in levels 0 and 1, Snappy below: each checkpoint flushes the memtable to
+        # level 0 on the task thread, and the dedup's fresh keys are rewritten again and again in
+        # levels 0-1 before they settle (speed job, 2M events, medians of 3 back
+        # to back: 11.3K -> 16.4K events/s; state 114-122 -> 175-190 MiB per 1M ids; BENCHMARKS.md)
+        "state.backend.rocksdb.compression.per.level": "NO_COMPRESSION;NO_COMPRESSION;SNAPPY_COMPRESSION",
         "execution.checkpointing.incremental": True,
         "execution.checkpointing.dir": node.checkpoints,
         "execution.checkpointing.savepoint-dir": node.savepoints,
