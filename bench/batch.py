@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import statistics
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import duckdb
@@ -148,12 +150,12 @@ def duckdb_recompute(config: Config, layers: Layers, snapshot: int, boundary: da
     return timings
 
 
-def trino_recompute(config: Config, layers: Layers, boundary: Boundary,
-                    shared: bool) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
-    """Seconds and peak memory (MiB) of each step of a full batch run through Trino, and its batch
-    tables: as batch_recompute runs it (shared: count_copies, then each view), or with each view
-    judging its own copies (no counted copies recorded)."""
-    timings, peaks, batch_tables = {}, {}, {}
+def trino_recompute(config: Config, layers: Layers, boundary: Boundary, shared: bool
+                    ) -> tuple[dict[str, float], dict[str, float], dict[str, str], dict[str, dict[str, object]]]:
+    """Seconds and peak memory (MiB) of each step of a full batch run through Trino, its batch
+    tables, and count_copies' CPU by operator: as batch_recompute runs it (shared: count_copies,
+    then each view), or with each view judging its own copies (no counted copies recorded)."""
+    timings, peaks, batch_tables, profiles = {}, {}, {}, {}
     # the events table's own name: Trino's query text quotes each part of the qualified name
     marker = layers.events_table.split(".")[1]
     drop_counted_copies(config, layers)
@@ -162,13 +164,14 @@ def trino_recompute(config: Config, layers: Layers, boundary: Boundary,
         count_copies(config, layers, boundary, full=True)  # as the DAG's task does, once for every view
         timings["count_copies"] = round(time.monotonic() - started, 2)
         peaks["count_copies"] = round(peak_memory_bytes(config, marker, since) / 2**20, 1)
+        profiles["count_copies"] = cpu_by_operator(config, marker, since)
     for view in lambda_views():
         started, since = time.monotonic(), time.time() - 1
         batch_tables[view.name] = recompute_view(config, layers, view, boundary, full=True)  # type: ignore[assignment]
         timings[view.name] = round(time.monotonic() - started, 2)
         peaks[view.name] = round(peak_memory_bytes(config, marker, since) / 2**20, 1)
     drop_counted_copies(config, layers)
-    return timings, peaks, batch_tables
+    return timings, peaks, batch_tables, profiles
 
 
 def peak_memory_bytes(config: Config, marker: str, since: float) -> int:
@@ -179,6 +182,37 @@ def peak_memory_bytes(config: Config, marker: str, since: float) -> int:
              for q in queries if marker in q["query"]
              and datetime.fromisoformat(q["queryStats"]["createTime"].replace("Z", "+00:00")).timestamp() >= since]
     return max(peaks, default=0)
+
+
+#: the units of an airlift Duration, as Trino's REST API writes it ('1.23s', '45.60ms', '2.00m')
+DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def trino_seconds(text: str) -> float:
+    match = re.fullmatch(r"([0-9.]+)\s*([a-z]+)", text)
+    if not match or match[2] not in DURATION_UNITS:
+        raise ValueError(f"{text!r} is not a Trino duration")
+    return float(match[1]) * DURATION_UNITS[match[2]]
+
+
+def cpu_by_operator(config: Config, marker: str, since: float) -> dict[str, object]:
+    """Where the CPU of the queries that name `marker` and began after `since` went: their summed
+    CPU and elapsed seconds, and the CPU seconds of each operator type (Trino's operator summaries,
+    what EXPLAIN ANALYZE prints per operator), largest first."""
+    base, headers = f"http://{config.host}:{config.trino.port}/v1/query", {"X-Trino-User": "bench"}
+    queries = [q for q in httpx.get(base, headers=headers, timeout=30).json() if marker in q["query"]
+               and datetime.fromisoformat(q["queryStats"]["createTime"].replace("Z", "+00:00")).timestamp() >= since]
+    operators: Counter[str] = Counter()
+    cpu = elapsed = 0.0
+    for query in queries:
+        stats = httpx.get(f"{base}/{query['queryId']}", headers=headers, timeout=30).json()["queryStats"]
+        cpu += trino_seconds(stats["totalCpuTime"])
+        elapsed += trino_seconds(stats["elapsedTime"])
+        for summary in stats["operatorSummaries"]:
+            operators[summary["operatorType"]] += sum(trino_seconds(summary[key])
+                                                      for key in ("addInputCpu", "getOutputCpu", "finishCpu"))
+    return {"queries": len(queries), "cpu_s": round(cpu, 1), "elapsed_s": round(elapsed, 1),
+            "cpu_s_by_operator": {name: round(seconds, 1) for name, seconds in operators.most_common()}}
 
 
 def main(events: int, queries: int, batch_memory: str, rounds: int) -> dict[str, object]:
@@ -199,14 +233,14 @@ def main(events: int, queries: int, batch_memory: str, rounds: int) -> dict[str,
                                                    "per_view": {"trino": [], "duckdb": []}}
         for index in range(rounds):
             for mode in (("shared", "per_view") if index % 2 == 0 else ("per_view", "shared")):
-                timings, peaks, batch_tables = trino_recompute(config, layers, boundary, mode == "shared")
+                timings, peaks, batch_tables, profiles = trino_recompute(config, layers, boundary, mode == "shared")
                 duckdb_timings = duckdb_recompute(config, layers, snapshot, boundary.moment, batch_tables,
                                                   mode == "shared")
                 runs[mode]["trino"].append(round(sum(timings.values()), 2))
                 runs[mode]["duckdb"].append(round(sum(duckdb_timings.values()), 2))
                 if mode == "shared":
-                    last = timings, peaks, duckdb_timings
-        timings, peaks, duckdb_timings = last
+                    last = timings, peaks, duckdb_timings, profiles
+        timings, peaks, duckdb_timings, profiles = last
         medians = {mode: {engine: statistics.median(seconds) for engine, seconds in engines.items()}
                    for mode, engines in runs.items()}
         dashboards = {
@@ -244,6 +278,7 @@ def main(events: int, queries: int, batch_memory: str, rounds: int) -> dict[str,
             "batch_memory_bytes": config.batch.memory_bytes(config.trino),
             "event_id_slices": slice_count(config, history_rows(config, layers.events_table, snapshot)),
             "peak_query_memory_mib_by_view": peaks,
+            "trino_cpu_by_operator": profiles,
             "duckdb_seconds_by_view": duckdb_timings,
             "duckdb_seconds_all_views": medians["shared"]["duckdb"],
             "ratio_trino_to_duckdb": round(medians["shared"]["trino"] / medians["shared"]["duckdb"], 2),
