@@ -159,7 +159,10 @@ def test_reprocessing_switches_serving_atomically_to_the_new_logic(config: Confi
             wrong = above(rows, truth(history + list(stream.sent), version))
             assert not wrong, f"v{version}: {wrong[:5]}"
             answered.append(version)
-            answers.append((datetime.now(timezone.utc), serving(config, view)))  # at once: often unchanged
+            again = serving(config, view)  # at once: often unchanged
+            # the instant is taken once the answer is in: a snapshot committed while the query ran
+            # is in the answer but not yet in `as of` an instant taken before it
+            answers.append((datetime.now(timezone.utc), again))
 
         assert api.wait(DAG_ID, run_id, timeout=400, while_waiting=check) == "success"
         check()
