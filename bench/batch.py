@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import duckdb
 import httpx
@@ -174,14 +175,22 @@ def trino_recompute(config: Config, layers: Layers, boundary: Boundary, shared: 
     return timings, peaks, batch_tables, profiles
 
 
-def peak_memory_bytes(config: Config, marker: str, since: float) -> int:
-    """The largest peak user memory of the queries Trino still lists that name `marker` and began after `since`."""
+#: who the bench is to Trino's REST API
+TRINO_HEADERS = {"X-Trino-User": "bench"}
+
+
+def trino_queries(config: Config, marker: str, since: float) -> list[dict[str, Any]]:
+    """The queries Trino still lists (its /v1/query summaries) that name `marker` and began after `since`."""
     queries = httpx.get(f"http://{config.host}:{config.trino.port}/v1/query",
-                           headers={"X-Trino-User": "bench"}, timeout=30).json()
-    peaks = [data_size_bytes(q["queryStats"]["peakUserMemoryReservation"], "peak")
-             for q in queries if marker in q["query"]
-             and datetime.fromisoformat(q["queryStats"]["createTime"].replace("Z", "+00:00")).timestamp() >= since]
-    return max(peaks, default=0)
+                        headers=TRINO_HEADERS, timeout=30).json()
+    return [q for q in queries if marker in q["query"]
+            and datetime.fromisoformat(q["queryStats"]["createTime"].replace("Z", "+00:00")).timestamp() >= since]
+
+
+def peak_memory_bytes(config: Config, marker: str, since: float) -> int:
+    """The largest peak user memory of trino_queries(marker, since)."""
+    return max((data_size_bytes(q["queryStats"]["peakUserMemoryReservation"], "peak")
+                for q in trino_queries(config, marker, since)), default=0)
 
 
 #: the units of an airlift Duration, as Trino's REST API writes it ('1.23s', '45.60ms', '2.00m')
@@ -196,16 +205,15 @@ def trino_seconds(text: str) -> float:
 
 
 def cpu_by_operator(config: Config, marker: str, since: float) -> dict[str, object]:
-    """Where the CPU of the queries that name `marker` and began after `since` went: their summed
-    CPU and elapsed seconds, and the CPU seconds of each operator type (Trino's operator summaries,
-    what EXPLAIN ANALYZE prints per operator), largest first."""
-    base, headers = f"http://{config.host}:{config.trino.port}/v1/query", {"X-Trino-User": "bench"}
-    queries = [q for q in httpx.get(base, headers=headers, timeout=30).json() if marker in q["query"]
-               and datetime.fromisoformat(q["queryStats"]["createTime"].replace("Z", "+00:00")).timestamp() >= since]
+    """Where the CPU of trino_queries(marker, since) went: their summed CPU seconds, their summed
+    elapsed seconds (a sum over the queries, not the step's wall time), and the CPU seconds of each
+    operator type (Trino's operator summaries, what EXPLAIN ANALYZE prints per operator), largest first."""
+    queries = trino_queries(config, marker, since)
     operators: Counter[str] = Counter()
     cpu = elapsed = 0.0
     for query in queries:
-        stats = httpx.get(f"{base}/{query['queryId']}", headers=headers, timeout=30).json()["queryStats"]
+        stats = httpx.get(f"http://{config.host}:{config.trino.port}/v1/query/{query['queryId']}",
+                          headers=TRINO_HEADERS, timeout=30).json()["queryStats"]
         cpu += trino_seconds(stats["totalCpuTime"])
         elapsed += trino_seconds(stats["elapsedTime"])
         for summary in stats["operatorSummaries"]:
