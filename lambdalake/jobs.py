@@ -131,8 +131,9 @@ def stop_with_savepoint(config: Config, job_name: str, timeout: float = 180, *, 
     if not jobs:
         raise EngineError(f"no live Flink job named {job_name!r}")
     job_id = jobs[0]
-    trigger_id = rest.stop_with_savepoint(job_id, checkpoints.savepoints_uri(config), drain=drain)
     deadline = time.monotonic() + timeout
+    _wait_deployed(rest, job_name, job_id, deadline)
+    trigger_id = rest.stop_with_savepoint(job_id, checkpoints.savepoints_uri(config), drain=drain)
     while time.monotonic() < deadline:
         status = rest.savepoint_status(job_id, trigger_id)
         if status["status"]["id"] == "COMPLETED":
@@ -144,6 +145,23 @@ def stop_with_savepoint(config: Config, job_name: str, timeout: float = 180, *, 
             return operation["location"]
         time.sleep(1)
     raise EngineError(f"{job_name}: no savepoint after {timeout:.0f}s")
+
+
+def _wait_deployed(rest: FlinkRest, job_name: str, job_id: str, deadline: float) -> None:
+    """Wait until every task of the job runs. A job still deploying (just submitted, or restarting
+    after a failure) cannot take a savepoint: Flink refuses the stop with "Not all required tasks
+    are currently running", and a `stop` right after a `start` failed so."""
+    while True:
+        job = rest.job(job_id)
+        pending = sorted({vertex["status"] for vertex in job["vertices"]} - {"RUNNING", "FINISHED"})
+        if job["state"] == "RUNNING" and not pending:
+            return
+        if job["state"] not in LIVE_STATES:
+            raise EngineError(f"{job_name} ({job_id}) is {job['state']}: there is no running job to stop")
+        if time.monotonic() >= deadline:
+            raise EngineError(f"{job_name} ({job_id}) is {job['state']} with tasks {', '.join(pending)}, "
+                              "not all running: it cannot take a savepoint yet; see its exceptions in the Flink UI")
+        time.sleep(0.5)
 
 
 def _wait_terminal(rest: FlinkRest, job_name: str, job_id: str, deadline: float) -> None:

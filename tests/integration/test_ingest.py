@@ -147,6 +147,9 @@ def test_still_exact_after_a_stop_with_savepoint_and_restart(
     assert live_jobs(config, target.job_name) == []
     second_batch = produce(config, EventGenerator(seed=8, faults=FAULTS), target.topic, count=1000)
     start(config, target, savepoint=savepoint)
+    # stopped again at once, while its tasks deploy: Flink takes no savepoint until they all run
+    # ("Not all required tasks are currently running"), so `stop` waits for them
+    start(config, target, savepoint=stop(config, target.job_name))
     both = merged(first_batch, second_batch)
     wait_until_ingested(config, target, both.sent)
     assert_exact(config, target, both)
