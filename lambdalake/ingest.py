@@ -17,6 +17,11 @@ from lambdalake.tables import ensure_table, heartbeats_table
 
 INGEST_JOB = PROJECT_ROOT / "flink_jobs" / "ingest.py"
 
+#: the ingest job's Flink settings over the cluster's. Object reuse: its chained operators pass
+#: each row on instead of copying it, and a third of its CPU was serialization (2M events, medians
+#: of 3 back to back, on two days: 1.10x and 1.30x; BENCHMARKS.md). Every ingest test runs with it
+JOB_SETTINGS = {"pipeline.object-reuse": "true"}
+
 
 @dataclass(frozen=True)
 class IngestTarget:
@@ -70,7 +75,7 @@ def start(config: Config, target: IngestTarget, *, parallelism: int | None = Non
     group's committed offsets (the earliest for a new group). Not the group's offsets when the tables
     hold rows: a job stopped with a savepoint may not have committed its last offsets to Kafka, and
     starting there stored those records twice.
-    settings: Flink settings for this job over the cluster's (benchmarks)."""
+    settings: Flink settings for this job over JOB_SETTINGS and the cluster's (benchmarks)."""
     from lambdalake.state import watch
 
     ensure_table(config, "raw.events", target.events_table)
@@ -79,7 +84,7 @@ def start(config: Config, target: IngestTarget, *, parallelism: int | None = Non
     watch(config, target.topic)
     args = ["--topic", target.topic, "--group-id", target.group_id, "--events-table", target.events_table,
             "--rejected-table", target.rejected_table, "--heartbeats-table", target.heartbeats_table,
-            *jobs.setting_args(settings or {})]
+            *jobs.setting_args({**JOB_SETTINGS, **(settings or {})})]
     if savepoint is None and not jobs.live_job_ids(config).get(target.job_name):
         resume = stored_until(config, target)
         if resume:

@@ -8,11 +8,13 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config
+from lambdalake.engines.flink import Flink
 from lambdalake.generator import MALFORMED_KINDS, EventGenerator, Faults, Summary
 from lambdalake.ingest import IngestTarget, start
 from lambdalake.jobs import cancel, live_jobs, stop
@@ -91,6 +93,10 @@ def first_batch(config: Config, target: IngestTarget) -> Summary:
 
 def test_produced_equals_accepted_plus_rejected_with_the_right_reasons(
         config: Config, target: IngestTarget, first_batch: Summary) -> None:
+    # the job runs with object reuse (lambdalake.ingest.JOB_SETTINGS): rows passed on, not copied
+    job_config = httpx.get(f"{Flink(config).rest_url}/jobs/{live_jobs(config, target.job_name)[0]}/config",
+                           timeout=10).json()
+    assert job_config["execution-config"]["object-reuse-mode"] is True, job_config
     assert_exact(config, target, first_batch)
 
 
