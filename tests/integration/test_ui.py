@@ -200,7 +200,10 @@ def test_a_bad_param_is_refused_with_a_message_naming_it(config: Config, airflow
 
 
 def test_the_flink_job_page_shows_a_flame_graph(config: Config, browser: Browser, running_job: str) -> None:
-    """Flame graphs are on (`rest.flamegraph.enabled`): a running job's operator shows one."""
+    """Flame graphs are on (`rest.flamegraph.enabled`): a running job's operator shows one.
+
+    The job is idle, and the default On-CPU graph of an idle task is empty (its threads wait), so
+    the test picks Mixed, which samples waiting threads too, as a person would."""
     [job_id] = jobs.live_jobs(config, running_job)
     page = browser.new_page(viewport=VIEWPORT)
     try:
@@ -208,6 +211,7 @@ def test_the_flink_job_page_shows_a_flame_graph(config: Config, browser: Browser
         page.locator("g.node").first.click()  # the job graph's operator
         page.get_by_role("tab", name="FlameGraph").click()
         expect(page.get_by_text(re.compile("Measurement:"))).to_be_visible(timeout=60_000)
+        page.get_by_text("Mixed", exact=True).click()
         expect(page.get_by_text(re.compile(r"^(java|org\.apache)\.")).first).to_be_visible(timeout=60_000)
     finally:
         page.close()
