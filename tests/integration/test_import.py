@@ -385,6 +385,7 @@ def wait_for_kappa(config: Config, view: KappaView, expected: dict[tuple, tuple]
         time.sleep(3)
 
 
+@pytest.mark.lane_b  # an ingest job and a topic of its own: no DAG, no view
 def test_an_import_killed_midway_resumes_after_its_committed_chunks(config: Config, ingest_only: Layers,
                                                                      folder: Path) -> None:
     """The import process is killed (SIGKILL) after some chunks committed, inside another whose
