@@ -39,6 +39,7 @@ from lambdalake.config import Config, data_size_bytes, load_config
 from lambdalake.derive import counted_columns
 from lambdalake.query import run_query
 from bench.report import save
+from bench.schedules import schedules_paused
 from lambdalake.tables import conform, ensure_table
 from lambdalake.views import View, lambda_views
 
@@ -314,7 +315,8 @@ if __name__ == "__main__":
                         help="alternating full runs of each way (copies judged once per run, and per view); medians")
     parser.add_argument("--batch-memory", default="", help="[batch] query_max_memory for this run, e.g. 500MB")
     args = parser.parse_args()
-    result = main(args.events, args.queries, args.batch_memory, args.rounds)
+    with schedules_paused(load_config()):
+        result = main(args.events, args.queries, args.batch_memory, args.rounds)
     print(json.dumps(result, indent=2, default=str))
     save(f"batch-{args.events // 1_000_000}m", result,
          f"batch recompute of every lambda view over {args.events:,} events: Trino "

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from bench.batch import peak_memory_bytes
 from bench.report import RESULTS, save
+from bench.schedules import schedules_paused
 from lambdalake import serving, state
 from lambdalake.batch import Boundary, Layers, ensure_serving, recompute_view
 from lambdalake.catalog import load_catalog
@@ -177,7 +178,8 @@ if __name__ == "__main__":
         print(plot(json.loads((RESULTS / "batch-incremental.json").read_text())["sizes"]))
         raise SystemExit
     config = load_config()
-    results = [one_size(config, history, args.new) for history in args.history]
+    with schedules_paused(config):
+        results = [one_size(config, history, args.new) for history in args.history]
     print(json.dumps(results, indent=2, default=str))
     save("batch-incremental", {"sizes": merged(results)},
          "incremental vs full batch run (every lambda view) by history size: "

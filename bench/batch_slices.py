@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 from bench.batch import fill
 from bench.report import save
+from bench.schedules import schedules_paused
 from lambdalake.catalog import load_catalog
 from lambdalake.config import load_config
 from lambdalake.derive import batch_select_sql
@@ -69,7 +70,8 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--view", default="page_views_per_page")
     args = parser.parse_args()
-    result = main(args.events, [int(c) for c in args.slices.split(",")], args.runs, args.view)
+    with schedules_paused(load_config()):
+        result = main(args.events, [int(c) for c in args.slices.split(",")], args.runs, args.view)
     print(json.dumps(result, indent=2))
     save(f"batch-slices-{args.events // 1_000_000}m", result,
          f"batch select of {args.view} over {args.events:,} events in event_id slices (median of {args.runs}): "

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import remove_run, save
+from bench.schedules import schedules_paused
 from bench.streaming import plain_consumer_rate, scalar
 from lambdalake import ingest, state
 from lambdalake.config import Config, load_config
@@ -118,5 +119,6 @@ if __name__ == "__main__":
     parser.add_argument("--ordered", action="store_true", help="rows in event-time order, as an export by time is")
     parser.add_argument("--name", default=None)
     args = parser.parse_args()
-    main(args.events, args.days, args.ordered,
-         args.name or f"import-{args.events // 1_000_000}m-{args.days}d{'-ordered' if args.ordered else ''}")
+    with schedules_paused(load_config()):
+        main(args.events, args.days, args.ordered,
+             args.name or f"import-{args.events // 1_000_000}m-{args.days}d{'-ordered' if args.ordered else ''}")

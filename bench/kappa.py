@@ -21,6 +21,7 @@ import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import save
+from bench.schedules import schedules_paused
 from lambdalake import kappa, serving, versions
 from lambdalake.config import load_config
 from lambdalake.generator import EventGenerator
@@ -76,7 +77,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
-    result = main(args.events)
+    with schedules_paused(load_config()):
+        result = main(args.events)
     print(json.dumps(result, indent=2))
     save(f"kappa-{args.events // 1000}k", result,
          f"kappa reprocess of {result['events']:,} events: replay {result['replay_events_per_s']:,} events/s from "

@@ -32,6 +32,7 @@ import psutil
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import remove_run, save
+from bench.schedules import schedules_paused
 from lambdalake import ingest, jobs, speed
 from lambdalake.batch import Layers, ensure_serving
 from lambdalake.config import load_config
@@ -194,7 +195,8 @@ if __name__ == "__main__":
                         help="a Flink setting for the job over the cluster's, e.g. 'pipeline.object-reuse=true'")
     args = parser.parse_args()
     settings = jobs.parse_settings(args.setting)
-    result = main(args.job, args.events, args.parallelism, settings)
+    with schedules_paused(load_config()):
+        result = main(args.job, args.events, args.parallelism, settings)
     import json
 
     print(json.dumps(result, indent=2))

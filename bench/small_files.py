@@ -23,6 +23,7 @@ import uuid
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import save
+from bench.schedules import schedules_paused
 from bench.streaming import Background, percentile
 from lambdalake import ingest, serving, speed
 from lambdalake.batch import Layers, ensure_serving
@@ -110,7 +111,8 @@ if __name__ == "__main__":
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--rate", type=int, default=200)
     args = parser.parse_args()
-    result = main(args.minutes, args.rate)
+    with schedules_paused(load_config()):
+        result = main(args.minutes, args.rate)
     print(json.dumps(result, indent=2))
     save("small-files", result,
          f"after {result['minutes_streamed']} min at {args.rate} events/s: up to "

@@ -41,6 +41,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import RESULTS, remove_run, save
+from bench.schedules import schedules_paused
 from lambdalake import ingest, jobs, speed
 from lambdalake.batch import Layers, ensure_serving
 from lambdalake.config import Config, load_config
@@ -311,8 +312,9 @@ if __name__ == "__main__":
     settings = jobs.parse_settings(args.setting)
     if args.checkpoint_interval:
         settings["execution.checkpointing.interval"] = args.checkpoint_interval
-    result = main(args.job, args.events, args.freshness_samples, args.parallelism, args.rate, args.queries,
-                  settings, name, tuple(args.without))
+    with schedules_paused(load_config()):
+        result = main(args.job, args.events, args.freshness_samples, args.parallelism, args.rate, args.queries,
+                      settings, name, tuple(args.without))
     print(json.dumps({k: v for k, v in result.items() if k != "throughput_timeline"}, indent=2))
     summary = (f"{args.job} job, p{args.parallelism}, {result['events']:,} events: sustained "
                f"{result['job_events_per_s_sustained_10_to_100_percent']:,} events/s = "

@@ -1,0 +1,44 @@
+"""Benchmarks run with Airflow's schedules paused: a scheduled DAG run shares the machine with what
+is measured (after a test run, the hourly `iceberg_maintenance` compacts every table the tests
+left, for minutes, on both cores)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from lambdalake.config import Config
+from lambdalake.engines.airflow import Airflow, AirflowApi
+
+
+@contextmanager
+def schedules_paused(config: Config, wait_seconds: float = 1800) -> Iterator[list[str]]:
+    """Pause every unpaused DAG that has a schedule, wait (up to wait_seconds) for the DAG runs in
+    progress to end, and yield the paused DAGs' ids; unpause exactly those afterwards. Nothing is
+    paused when Airflow does not answer (a benchmark without Airflow, e.g. after `lambdalake up
+    --only`): what ran is then printed as unknown."""
+    try:
+        api = AirflowApi(Airflow(config))
+        dags = api.client.get("/dags", params={"paused": False, "limit": 100}).json()["dags"]
+    except Exception as error:  # noqa: BLE001 - the benchmark runs anyway, and says so
+        print(f"Airflow's schedules: unknown, not paused ({error})")
+        yield []
+        return
+    paused = [dag["dag_id"] for dag in dags if dag.get("timetable_summary")]
+    for dag_id in paused:
+        api.client.patch(f"/dags/{dag_id}", json={"is_paused": True}).raise_for_status()
+    try:
+        print(f"paused Airflow's schedules for the benchmark: {', '.join(paused) or 'none was unpaused'}")
+        deadline = time.monotonic() + wait_seconds
+        while runs := api.client.get("/dags/~/dagRuns", params={"state": "running", "limit": 100}).json()["dag_runs"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"DAG runs still running after {wait_seconds:.0f}s: "
+                                   f"{[(r['dag_id'], r['dag_run_id']) for r in runs]}; mark them failed in "
+                                   "Airflow's UI, or wait, then run the benchmark again")
+            print(f"waiting for DAG runs to end: {sorted({r['dag_id'] for r in runs})}")
+            time.sleep(15)
+        yield paused
+    finally:
+        for dag_id in paused:
+            api.client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
