@@ -37,6 +37,7 @@ from lambdalake.batch import (Boundary, Layers, count_copies, drop_counted_copie
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, data_size_bytes, load_config
 from lambdalake.derive import counted_columns
+from lambdalake.engines.trino import Trino
 from lambdalake.query import run_query
 from bench.report import save
 from bench.schedules import schedules_paused
@@ -177,13 +178,15 @@ def trino_recompute(config: Config, layers: Layers, boundary: Boundary, shared: 
 
 
 #: who the bench is to Trino's REST API
-TRINO_HEADERS = {"X-Trino-User": "bench"}
+def trino_query_api(config: Config, query_id: str = "") -> Any:
+    """Trino's /v1/query: every query it still lists (summaries), or one query's full info."""
+    url = f"{Trino(config).url}/v1/query" + (f"/{query_id}" if query_id else "")
+    return httpx.get(url, headers={"X-Trino-User": "bench"}, timeout=30).json()
 
 
 def trino_queries(config: Config, marker: str, since: float) -> list[dict[str, Any]]:
     """The queries Trino still lists (its /v1/query summaries) that name `marker` and began after `since`."""
-    queries = httpx.get(f"http://{config.host}:{config.trino.port}/v1/query",
-                        headers=TRINO_HEADERS, timeout=30).json()
+    queries = trino_query_api(config)
     return [q for q in queries if marker in q["query"]
             and datetime.fromisoformat(q["queryStats"]["createTime"].replace("Z", "+00:00")).timestamp() >= since]
 
@@ -213,8 +216,7 @@ def cpu_by_operator(config: Config, marker: str, since: float) -> dict[str, obje
     operators: Counter[str] = Counter()
     cpu = elapsed = 0.0
     for query in queries:
-        stats = httpx.get(f"http://{config.host}:{config.trino.port}/v1/query/{query['queryId']}",
-                          headers=TRINO_HEADERS, timeout=30).json()["queryStats"]
+        stats = trino_query_api(config, query["queryId"])["queryStats"]
         cpu += trino_seconds(stats["totalCpuTime"])
         elapsed += trino_seconds(stats["elapsedTime"])
         for summary in stats["operatorSummaries"]:
