@@ -202,8 +202,8 @@ def test_a_bad_param_is_refused_with_a_message_naming_it(config: Config, airflow
 def test_the_flink_job_page_shows_a_flame_graph(config: Config, browser: Browser, running_job: str) -> None:
     """Flame graphs are on (`rest.flamegraph.enabled`): a running job's operator shows one.
 
-    The job is idle, and the default On-CPU graph of an idle task is empty (its threads wait), so
-    the test picks Mixed, which samples waiting threads too, as a person would."""
+    The job is idle, and the default On-CPU graph of an idle task may stay empty (its threads
+    wait), so the test picks Mixed, which samples waiting threads too, as a person would."""
     [job_id] = jobs.live_jobs(config, running_job)
     page = browser.new_page(viewport=VIEWPORT)
     try:
