@@ -177,7 +177,6 @@ def trino_recompute(config: Config, layers: Layers, boundary: Boundary, shared: 
     return timings, peaks, batch_tables, profiles
 
 
-#: who the bench is to Trino's REST API
 def trino_query_api(config: Config, query_id: str = "") -> Any:
     """Trino's /v1/query: every query it still lists (summaries), or one query's full info."""
     url = f"{Trino(config).url}/v1/query" + (f"/{query_id}" if query_id else "")

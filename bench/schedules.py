@@ -16,8 +16,8 @@ from lambdalake.engines.airflow import Airflow, AirflowApi
 def schedules_paused(config: Config, wait_seconds: float = 1800) -> Iterator[list[str]]:
     """Pause every unpaused DAG that has a schedule, wait (up to wait_seconds) for the DAG runs in
     progress to end, and yield the paused DAGs' ids; unpause exactly those afterwards. Nothing is
-    paused when Airflow does not answer (a benchmark without Airflow, e.g. after `lambdalake up
-    --only`): what ran is then printed as unknown."""
+    paused when Airflow does not answer: the benchmark then runs anyway, and prints that what ran
+    meanwhile is unknown."""
     try:
         api = AirflowApi(Airflow(config))
         dags = api.client.get("/dags", params={"paused": False, "limit": 100}).json()["dags"]
