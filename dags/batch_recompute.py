@@ -92,7 +92,9 @@ def batch_recompute() -> None:
             print("nothing is complete in the master dataset yet, so there is no boundary; nothing done")
             return None
         counted = count_copies_by_name(load_config(), params, views, chosen)
-        if counted is not None:
+        if counted is None:
+            print(f"no copies judged: every view's run has nothing to do at B={chosen['moment']}")
+        else:
             print(f"{counted['rows']} copies count below B={chosen['moment']} (judged from "
                   f"{counted['ingest_from'] or 'the start of history'}, {counted['slices']} event_id slice(s)), "
                   f"in {counted['table']} snapshot {counted['snapshot']}, in {counted['seconds']} s")
@@ -116,6 +118,9 @@ def batch_recompute() -> None:
         done = recompute_by_name(load_config(), params, view, chosen, run_id)
         if done is None:
             print(f"{view}: a reprocessing switched serving to another version meanwhile; the next run recomputes it")
+            return None
+        if "skipped" in done:  # nothing written: no asset event
+            print(f"{view}: nothing done at B={chosen['moment']}: {done['skipped']}")
             return None
         print(f"{view}: {done['serving_view']} now reads {done['batch_table']} below B={done['boundary']} "
               f"(was {done['boundary_before']}): {done['rows']} rows written in {done['seconds']} s; {done['reason']}")

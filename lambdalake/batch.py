@@ -302,15 +302,20 @@ def count_copies(config: Config, layers: Layers, boundary: Boundary, views: list
     store. Returns the record, or None when no view needs copies judged.
 
     The copies are judged from the earliest ingest time a view's run needs: all of history when one
-    of them is full (plan_run), else the earliest previous B. A record that covers that already
+    of them is full (plan_run), else the earliest previous B. Views whose run will do nothing at this
+    B (up_to_date) are left out: when every view is, nothing is judged. A record that covers that already
     (a retried task) is returned as it is. In event_id slices when the dedup needs them (slice_count).
     """
     horizon, catalog = layers.horizon(config), config.iceberg.catalog_name
-    targets = [served(config, layers, view) for view in lambda_views() if not views or view.name in views]
-    if not targets:
+    plans = [(target, plan_run(config, layers, target, full=full)[1])
+             for target in (served(config, layers, view) for view in lambda_views() if not views or view.name in views)]
+    # a view whose run will do nothing at this B (up_to_date) needs no copies judged
+    plans = [(target, previous) for target, previous in plans
+             if up_to_date(config, layers, target, boundary, previous) is None]
+    if not plans:
         return None
-    sinces = [None if previous is None else previous.boundary
-              for target in targets for _, previous in [plan_run(config, layers, target, full=full)]]
+    targets = [target for target, _ in plans]
+    sinces = [None if previous is None else previous.boundary for _, previous in plans]
     since = None if None in sinces else min(s for s in sinces if s is not None)
     # the definitions serving answers from (a reprocessed version's may read other columns)
     columns = sorted(set().union(*(counted_columns(target.view) for target in targets)))
@@ -409,6 +414,22 @@ def write_batch_table(config: Config, layers: Layers, target: Served, boundary: 
     return (rows[0][0] if rows else None), run
 
 
+def up_to_date(config: Config, layers: Layers, target: Served, boundary: Boundary,
+               previous: state.Step | None) -> str | None:
+    """Why the view's run at this B has nothing to do, or None when it has: serving already answers
+    from a later B (B never moves backwards), or from this very B and the run would add to it
+    (previous, from plan_run: nothing arrived to add). A full run at the live B recomputes it."""
+    current = serving.live(config, layers.serving(target.view))
+    if current is None or current.boundary is None or current.speed_table != target.speed_table:
+        return None
+    live_b = current.boundary.astimezone(timezone.utc)
+    if current.boundary > boundary.moment:
+        return f"serving already answers from a later B={live_b:%Y-%m-%d %H:%M:%S}"
+    if previous is not None and current.boundary == boundary.moment:
+        return f"serving already answers from B={live_b:%Y-%m-%d %H:%M:%S}, and nothing arrived below it to add"
+    return None
+
+
 def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundary,
                    airflow_run_id: str | None = None, slices: int | None = None, *, full: bool = False) -> str | None:
     """Write the view's batch table below B, then point serving at it. Idempotent; returns the table.
@@ -419,9 +440,8 @@ def recompute_view(config: Config, layers: Layers, view: View, boundary: Boundar
     target = served(config, layers, view)
     current = serving.live(config, layers.serving(view))
     reason, previous = plan_run(config, layers, target, full=full)
-    if (current is not None and current.boundary is not None and current.speed_table == target.speed_table
-            and (current.boundary > boundary.moment or (previous is not None and current.boundary == boundary.moment))):
-        return current.batch_table  # never move B backwards; at the same B, nothing arrived to add
+    if current is not None and up_to_date(config, layers, target, boundary, previous) is not None:
+        return current.batch_table
     table = target.batch_table(boundary.moment)
     started = datetime.now(timezone.utc)
     rows_written, run = write_batch_table(config, layers, target, boundary, table, slices, previous, reason)
@@ -560,11 +580,16 @@ def drop_counted_by_name(config: Config, params: dict[str, object]) -> None:
 
 def recompute_by_name(config: Config, params: dict[str, object], view_name: str,
                       chosen: dict[str, object], airflow_run_id: str | None = None) -> dict[str, object] | None:
-    """recompute_view for the DAG; returns what the step did (for its log and asset event), or None."""
+    """recompute_view for the DAG; returns what the step did (for its log and asset event), or None.
+    A view whose run has nothing to do at this B gets {"view", "skipped": why} (up_to_date)."""
     view = _lambda_view(view_name)
     layers = layers_from(config, params)
     boundary = Boundary(datetime.fromisoformat(str(chosen["moment"])), int(chosen["snapshot"]))  # type: ignore[arg-type]
-    table = recompute_view(config, layers, view, boundary, airflow_run_id, full=bool(params.get("full")))
+    full = bool(params.get("full"))
+    target = served(config, layers, view)
+    if (why := up_to_date(config, layers, target, boundary, plan_run(config, layers, target, full=full)[1])) is not None:
+        return {"view": view_name, "skipped": why}
+    table = recompute_view(config, layers, view, boundary, airflow_run_id, full=full)
     if table is None:
         return None
     step = next(s for s in serving.batch_steps(config, layers.serving(view)) if s.batch_table == table)

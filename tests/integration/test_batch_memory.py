@@ -19,9 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lambdalake import state
+from lambdalake import serving, state
 from lambdalake.batch import (Boundary, Layers, count_copies, counted_table, drop_counted_copies, drop_layers,
-                              ensure_serving, history_rows, recompute_view, served, slice_count)
+                              ensure_serving, history_rows, recompute_by_name, recompute_view, served,
+                              slice_count)
 from lambdalake.catalog import load_catalog
 from lambdalake.config import Config, data_size_bytes
 from lambdalake.derive import batch_select_sql
@@ -181,3 +182,31 @@ def test_a_run_judges_the_copies_once_in_slices_and_the_view_aggregates_them(con
     drop_counted_copies(config, layers)
     assert state.counted_copies(config, counted_table(layers)) is None
     assert not load_catalog(config).table_exists(counted_table(layers))
+
+
+def test_a_run_at_the_live_b_judges_nothing_and_writes_nothing(config: Config, history) -> None:  # type: ignore[no-untyped-def]
+    """A run whose B is already live (an asset event within the same minute, a retried DAG run) or
+    older than it has nothing to do: no copies judged over the whole history, no batch table, no
+    step in the state store; the DAG's task says why, and emits no asset event."""
+    layers, first, _ = history
+    view = events_per_type()
+    recompute_view(config, layers, view, first)  # the first run, if this test runs alone
+    live = state.live_step(config, layers.serving(view))
+    assert live is not None and live.boundary is not None and live.events_snapshot is not None
+    steps = serving.batch_steps(config, layers.serving(view))
+    params = {"events_table": layers.events_table, "rejected_table": layers.rejected_table, "topic": layers.topic,
+              "suffix": layers.suffix}
+    for moment, why in ((live.boundary, "nothing arrived below it to add"),
+                        (live.boundary - timedelta(minutes=1), "from a later B")):
+        boundary = Boundary(moment, live.events_snapshot)
+        assert count_copies(config, layers, boundary, [view.name]) is None
+        assert state.counted_copies(config, counted_table(layers)) is None
+        assert not load_catalog(config).table_exists(counted_table(layers))
+        assert recompute_view(config, layers, view, boundary) == live.batch_table
+        chosen = {"moment": moment.isoformat(), "snapshot": live.events_snapshot}
+        done = recompute_by_name(config, params, view.name, chosen)
+        assert done is not None and why in str(done.get("skipped")), done
+        assert serving.batch_steps(config, layers.serving(view)) == steps
+    # a full run at the live B still recomputes (after fixing data or a view's logic)
+    assert count_copies(config, layers, Boundary(live.boundary, live.events_snapshot), [view.name], full=True) is not None
+    drop_counted_copies(config, layers)
