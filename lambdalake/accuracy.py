@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from lambdalake.config import Config
 from lambdalake.derive import accuracy_sql
 from lambdalake.names import trino_table
-from lambdalake.query import run_query
+from lambdalake.query import run_delete, run_query
 from lambdalake.tables import ensure_table
 from lambdalake.views import View
 
@@ -30,7 +30,7 @@ def record(config: Config, view: View, serving_view: str, speed_table: str, prev
     The rows of an earlier attempt for the same batch table are replaced, so it may be rerun."""
     ensure_table(config, META_TABLE)
     meta = trino_table(META_TABLE, config.iceberg.catalog_name)
-    run_query(config, f"delete from {meta} where view = ? and batch_table = ?", [serving_view, batch_table])
+    run_delete(config, f"delete from {meta} where view = ? and batch_table = ?", [serving_view, batch_table])
     select = accuracy_sql(view, config.iceberg.catalog_name, speed_table, previous_batch, previous_boundary,
                           batch_table, boundary)
     _, rows = run_query(
@@ -42,7 +42,7 @@ def record(config: Config, view: View, serving_view: str, speed_table: str, prev
         f"from ({select})",
         [datetime.now(timezone.utc), serving_view, batch_table, previous_boundary, boundary])
     oldest_kept = datetime.now(timezone.utc) - timedelta(seconds=config.serving.seconds("meta_retention"))
-    run_query(config, f"delete from {meta} where recorded_at < ?",
+    run_delete(config, f"delete from {meta} where recorded_at < ?",
               [oldest_kept.replace(hour=0, minute=0, second=0, microsecond=0)])
     return int(rows[0][0]) if rows else 0
 

@@ -56,7 +56,7 @@ from lambdalake.derive import (batch_from_counted_sql, batch_select_sql, counted
                                incremental_merge_sql, merge_slices_sql)
 from lambdalake.errors import EngineError, QueryError
 from lambdalake.names import trino_table
-from lambdalake.query import run_query
+from lambdalake.query import run_delete, run_query
 from lambdalake.tables import heartbeats_table
 from lambdalake.versions import base_table, pinned_view, version_table
 from lambdalake.views import View, floor_to_bucket, lambda_views
@@ -481,7 +481,7 @@ def expire_speed_rows(config: Config, layers: Layers, view: View) -> datetime | 
     if len(boundaries) < 2:
         return None
     limit = boundaries[1]
-    run_query(config, f"delete from {trino_table(target.speed_table)} where ingest_bucket < ?", [limit])
+    run_delete(config, f"delete from {trino_table(target.speed_table)} where ingest_bucket < ?", [limit])
     return limit
 
 
@@ -524,7 +524,7 @@ def drop_layers(config: Config, layers: Layers) -> None:
     for view in lambda_views():
         state.speed_table_dropped(config, layers.speed(view))
     if load_catalog(config).table_exists(accuracy.META_TABLE):
-        run_query(config, f"delete from {trino_table(accuracy.META_TABLE)} where view in ("
+        run_delete(config, f"delete from {trino_table(accuracy.META_TABLE)} where view in ("
                           + ", ".join("?" for _ in lambda_views()) + ")", [layers.serving(v) for v in lambda_views()])
 
 

@@ -16,7 +16,12 @@ class SetupError(LambdalakeError):
 
 
 class QueryError(LambdalakeError):
-    """An engine refused a query (bad SQL, missing table, ...); the message is the engine's."""
+    """An engine refused a query (bad SQL, missing table, ...); the message is the engine's, and
+    error_name its code (Trino's, e.g. ICEBERG_COMMIT_ERROR) when it gave one."""
+
+    def __init__(self, message: str, error_name: str | None = None) -> None:
+        super().__init__(message)
+        self.error_name = error_name
 
 
 class EngineError(LambdalakeError):

@@ -138,7 +138,7 @@ def record(config: Config, measured: list[Freshness], now: datetime) -> None:
     `split`); then drop the whole days older than
     `[serving] meta_retention` (a metadata-only delete: the table is partitioned by day)."""
     from lambdalake.maintenance import files_per_partition
-    from lambdalake.query import run_query
+    from lambdalake.query import run_delete, run_query
     from lambdalake.tables import ensure_table
 
     if not measured:
@@ -155,7 +155,7 @@ def record(config: Config, measured: list[Freshness], now: datetime) -> None:
               [value for r in rows for value in r])
     oldest_kept = (now - timedelta(seconds=config.serving.seconds("meta_retention"))).replace(
         hour=0, minute=0, second=0, microsecond=0)
-    run_query(config, f"delete from {META_TABLE} where measured_at < ?", [oldest_kept])
+    run_delete(config, f"delete from {META_TABLE} where measured_at < ?", [oldest_kept])
 
 
 def problems(config: Config, measured: list[Freshness], grace: float | None = None) -> list[str]:

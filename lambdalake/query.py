@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -11,6 +12,10 @@ from typing import Any
 
 from lambdalake.config import Config
 from lambdalake.errors import QueryError
+
+log = logging.getLogger(__name__)
+#: how often run_delete tries a delete that concurrent commits to its table keep refusing
+DELETE_ATTEMPTS = 6
 
 
 def attribution() -> tuple[str, list[str]]:
@@ -55,6 +60,33 @@ def run_query(config: Config, sql: str, params: Sequence[Any] | None = None,
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         except TrinoQueryError as exc:
-            raise QueryError(f"Trino: {exc.error_name}: {exc.message}") from exc
+            raise QueryError(f"Trino: {exc.error_name}: {exc.message}", exc.error_name) from exc
         columns = [d[0] for d in cursor.description or []]
     return columns, rows
+
+
+def run_delete(config: Config, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[list[Any]]]:
+    """Run one DELETE on an Iceberg table that others write meanwhile; try it again when a
+    concurrent commit made Iceberg refuse it (Trino's ICEBERG_COMMIT_ERROR), up to DELETE_ATTEMPTS
+    times, a random 0.2-4 s apart.
+
+    Trino validates a delete serializably: it fails when a file committed since the delete began
+    can hold a row it matches, and with Iceberg's default column metrics (a string's first 16
+    characters) any name sharing that prefix can. The second attempt reads the new snapshot, and
+    a delete is idempotent, so trying again is what the caller meant. Only deletes: an insert
+    appends, which a concurrent commit never refuses."""
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+    def conflicted(exc: BaseException) -> bool:
+        return isinstance(exc, QueryError) and exc.error_name == "ICEBERG_COMMIT_ERROR"
+
+    def say(state: Any) -> None:
+        log.warning("a concurrent commit refused this delete (attempt %d of %d), trying again: %s",
+                    state.attempt_number, DELETE_ATTEMPTS, state.outcome.exception())
+
+    for attempt in Retrying(retry=retry_if_exception(conflicted), stop=stop_after_attempt(DELETE_ATTEMPTS),
+                            wait=wait_random_exponential(multiplier=0.2, min=0.2, max=4), before_sleep=say,
+                            reraise=True):
+        with attempt:
+            return run_query(config, sql, params)
+    raise AssertionError("unreachable: Retrying reraises the last error")

@@ -16,7 +16,7 @@ from typing import Any
 
 from lambdalake import jobs, names, offsets, state
 from lambdalake.config import PROJECT_ROOT, Config
-from lambdalake.query import run_query
+from lambdalake.query import run_delete
 from lambdalake.serving import live_version
 from lambdalake.versions import base_table, make_speed_table
 from lambdalake.views import View, floor_to_bucket, lambda_views
@@ -160,5 +160,5 @@ def resume(config: Config, target: SpeedTarget, cutoff: datetime) -> str | None:
     below the truth for a moment, never above it.
     """
     for view in ensure_speed_tables(config, target):
-        run_query(config, f"delete from {names.trino_table(view['table'])} where ingest_bucket >= ?", [cutoff])
+        run_delete(config, f"delete from {names.trino_table(view['table'])} where ingest_bucket >= ?", [cutoff])
     return start(config, target, emit_from=cutoff)

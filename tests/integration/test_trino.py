@@ -3,7 +3,9 @@ names who sent it."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -16,7 +18,7 @@ from lambdalake.engines.postgres import Postgres
 from lambdalake.engines.trino import Trino
 from lambdalake.install import jdk24_home
 from lambdalake.platform import status
-from lambdalake.query import run_query
+from lambdalake.query import run_delete, run_query
 from lambdalake.supervisor import Supervisor
 from tests.integration.conftest import LAMBDALAKE
 
@@ -81,6 +83,47 @@ def sources_of(config: Config, marker: str) -> list[str]:
     cursor.execute("select source from system.runtime.queries where query like ? and query not like ?",
                    [f"%{marker}%", "%system.runtime.queries%"])
     return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_delete_racing_another_writer_of_its_table_is_tried_again_and_keeps_what_the_other_wrote(
+        config: Config, caplog: pytest.LogCaptureFixture) -> None:
+    """Two writers of one meta table, as two batch runs recording their views' accuracy (or the
+    other test lane's): one appends, the other deletes its own earlier rows. Iceberg keeps a
+    string's first 16 characters as its bounds, so every name below shares them and each append
+    can hold a row the delete matches: Trino refused such a delete (ICEBERG_COMMIT_ERROR, seen in
+    CI); run_delete tries it again on the new snapshot."""
+    table = f"meta.race_{uuid.uuid4().hex[:8]}"
+    kept, gone = "serving.events_per_type__kept", "serving.events_per_type__gone"
+    run_query(config, f"create table {table} (view varchar, n bigint)")
+    appended: list[int] = []
+    stop = threading.Event()
+
+    def append() -> None:
+        while not stop.is_set():
+            run_query(config, f"insert into {table} values (?, ?)", [kept, len(appended)])
+            appended.append(len(appended))
+
+    writer = threading.Thread(target=append)
+    caplog.set_level(logging.WARNING, logger="lambdalake.query")
+    writer.start()
+    try:
+        for attempt in range(40):
+            run_query(config, f"insert into {table} values (?, ?)", [gone, attempt])
+            run_delete(config, f"delete from {table} where view = ?", [gone])
+            refused = [r for r in caplog.records if "concurrent commit refused" in r.getMessage()]
+            if len(refused) >= 2:
+                break
+        stop.set()
+        writer.join(timeout=60)
+        assert refused, "in 40 deletes beside an appending writer, Trino refused none: the race was not exercised"
+        [[left_gone]] = run_query(config, f"select count(*) from {table} where view = ?", [gone])[1]
+        _, kept_rows = run_query(config, f"select n from {table} where view = ? order by n", [kept])
+        assert left_gone == 0
+        assert [row[0] for row in kept_rows] == appended  # the appends the delete raced are all there
+    finally:
+        stop.set()
+        writer.join(timeout=60)
+        run_query(config, f"drop table {table}")
 
 
 @pytest.mark.serial  # restarts PostgreSQL, which every engine uses
