@@ -43,7 +43,7 @@ def record(config: Config, view: View, serving_view: str, speed_table: str, prev
         [datetime.now(timezone.utc), serving_view, batch_table, previous_boundary, boundary])
     oldest_kept = datetime.now(timezone.utc) - timedelta(seconds=config.serving.seconds("meta_retention"))
     run_delete(config, f"delete from {meta} where recorded_at < ?",
-              [oldest_kept.replace(hour=0, minute=0, second=0, microsecond=0)])
+               [oldest_kept.replace(hour=0, minute=0, second=0, microsecond=0)])
     return int(rows[0][0]) if rows else 0
 
 

@@ -525,7 +525,7 @@ def drop_layers(config: Config, layers: Layers) -> None:
         state.speed_table_dropped(config, layers.speed(view))
     if load_catalog(config).table_exists(accuracy.META_TABLE):
         run_delete(config, f"delete from {trino_table(accuracy.META_TABLE)} where view in ("
-                          + ", ".join("?" for _ in lambda_views()) + ")", [layers.serving(v) for v in lambda_views()])
+                           + ", ".join("?" for _ in lambda_views()) + ")", [layers.serving(v) for v in lambda_views()])
 
 
 def run_once(config: Config, layers: Layers, views: list[str] | None = None, *,

@@ -228,7 +228,7 @@ class Airflow(Engine):
             return f"not healthy: {', '.join(unhealthy)}"
         # The api-server builds its task-execution API on that API's first request: 4 s of CPU
         # here, in its one event loop, so every other request waits meanwhile. On a busy host the
-        # first task of a DAG paid it, and a token request beside it timed out after 15 s (seen
+        # first task of a DAG waited 14.6 s for it, and a token request beside it timed out (seen
         # in the tests). Ask it here, so `up` pays it instead.
         if fetch_json(f"{self.url}/execution/health", timeout=60).get("status") != "healthy":
             return "the task-execution API (/execution/health) is not healthy"
