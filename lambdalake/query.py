@@ -70,11 +70,11 @@ def run_delete(config: Config, sql: str, params: Sequence[Any] | None = None) ->
     concurrent commit made Iceberg refuse it (Trino's ICEBERG_COMMIT_ERROR), up to DELETE_ATTEMPTS
     times, a random 0.2-4 s apart.
 
-    Trino validates a delete serializably: it fails when a file committed since the delete began
-    can hold a row it matches, and with Iceberg's default column metrics (a string's first 16
-    characters) any name sharing that prefix can. The second attempt reads the new snapshot, and
-    a delete is idempotent, so trying again is what the caller meant. Only deletes: an insert
-    appends, which a concurrent commit never refuses."""
+    Iceberg refuses a delete when a commit since it began rewrote or deleted the files it deletes
+    from (a compaction, another delete of the same rows), or, under serializable isolation, when
+    an appended file may hold a row it matches (meta.view_accuracy takes snapshot isolation for
+    that reason: iceberg/tables.yaml). The next attempt reads the new snapshot, and a delete is
+    idempotent, so trying again is what the caller meant."""
     from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
     def conflicted(exc: BaseException) -> bool:
