@@ -99,6 +99,8 @@ def test_the_accuracy_table_takes_a_views_delete_while_another_view_appends(
     table = f"meta.view_accuracy_{uuid.uuid4().hex[:8]}"
     ensure_table(config, accuracy.META_TABLE, table)
     kept, gone = "serving.events_per_type__kept", "serving.events_per_type__gone"
+    # batch tables named as the platform names them: they share their first 16 characters too
+    kept_table, gone_table = "batch.events_per_type__kept__b202612070700", "batch.events_per_type__gone__b202612070700"
     insert = (f"insert into {table} (recorded_at, view, batch_table, boundary, event_time_bucket, dimensions, "
               "measure, speed_answer) values (current_timestamp, ?, ?, current_timestamp, current_timestamp, '{}', "
               "'events', ?)")
@@ -109,7 +111,7 @@ def test_the_accuracy_table_takes_a_views_delete_while_another_view_appends(
     def append() -> None:
         try:
             while not stop.is_set():
-                run_query(config, insert, [kept, "batch.kept", len(appended)])
+                run_query(config, insert, [kept, kept_table, len(appended)])
                 appended.append(len(appended))
         except Exception as exc:  # noqa: BLE001 - asserted below
             failed.append(exc)
@@ -119,8 +121,8 @@ def test_the_accuracy_table_takes_a_views_delete_while_another_view_appends(
     writer.start()
     try:
         for attempt in range(15):
-            run_query(config, insert, [gone, "batch.gone", attempt])
-            run_delete(config, f"delete from {table} where view = ? and batch_table = ?", [gone, "batch.gone"])
+            run_query(config, insert, [gone, gone_table, attempt])
+            run_delete(config, f"delete from {table} where view = ? and batch_table = ?", [gone, gone_table])
         stop.set()
         writer.join(timeout=60)
         refused = [r.getMessage() for r in caplog.records if "Found conflicting files" in r.getMessage()]
