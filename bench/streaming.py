@@ -9,9 +9,13 @@ serving latency while streaming, and the files a checkpoint interval leaves behi
    (confluent-kafka, one thread) reads them all, timed; then the job starts and the clock runs
    until Trino sees all N (`raw.events` rows for ingest; the sum of `speed.events_per_type` for
    speed). The sustained rate is taken between the moments 10% and 100% were visible (after
-   warm-up), and reported as a ratio to two baselines measured in the same run: the plain
-   consumer's rate, and Flink's own read of the topic (`raw` format into a blackhole, at the
-   job's parallelism; bench/raw_read_job.py), the engine's ceiling on this machine.
+   warm-up). Rows become visible only at checkpoints, so that rate moves in checkpoint steps;
+   the processed rate does not: the events/s between the moments the job had processed 10% and
+   90% of them, by Flink's own count (records into the ingest job's table writers, or into the
+   speed job's dedup), read each second. Both are reported as ratios to two baselines measured
+   in the same run: the plain consumer's rate, and Flink's own read of the topic (`raw` format
+   into a blackhole, at the job's parallelism; bench/raw_read_job.py), the engine's ceiling on
+   this machine.
 2. Freshness: while `--rate` events/s stream in, one probe event a second, each on a page of its
    own; seconds from its produce call until Trino finds it (in `serving.page_views_per_page` of
    the bench's own tables, or in raw.events). p50 / p95 / max.
@@ -51,6 +55,25 @@ from lambdalake.maintenance import files_per_partition
 from lambdalake.producer import make_producer, produce
 from lambdalake.query import run_query
 from lambdalake.views import lambda_views
+
+
+#: the operators whose input counts what a job has processed: every record reaches one of the ingest
+#: job's table writers, every accepted record the speed job's dedup (all of the bench's events are)
+PROCESSED_AT = {"ingest": "IcebergStreamWriter", "speed": "ProcessTableFunction"}
+
+
+def crossing(timeline: list[tuple[float, int]], level: float) -> float | None:
+    """The moment a growing count reached level, interpolated between the samples around it."""
+    for (t0, n0), (t1, n1) in zip(timeline, timeline[1:]):
+        if n1 >= level > n0:
+            return t0 + (t1 - t0) * (level - n0) / (n1 - n0)
+    return None
+
+
+def processed_rate(timeline: list[tuple[float, int]], events: int) -> float | None:
+    """Events/s the job processed between the moments it had processed 10 % and 90 % of them."""
+    low, high = crossing(timeline, events * 0.1), crossing(timeline, events * 0.9)
+    return events * 0.8 / (high - low) if low is not None and high is not None and high > low else None
 
 
 def scalar(config: Config, sql: str) -> int:
@@ -119,9 +142,11 @@ class Background(threading.Thread):
         producer.flush(30)
 
 
-def plots(name: str, timeline: list[tuple[float, int]], delays: list[float]) -> list[str]:
+def plots(name: str, timeline: list[tuple[float, int]], processed: list[tuple[float, int]],
+          delays: list[float]) -> list[str]:
     """PNGs next to the result: events visible over time (the slope is the throughput; the steps
-    are checkpoints, when the Iceberg sink commits) and the distribution of freshness."""
+    are checkpoints, when the Iceberg sink commits) beside the events the job processed (Flink's
+    count), and the distribution of freshness."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,8 +154,10 @@ def plots(name: str, timeline: list[tuple[float, int]], delays: list[float]) -> 
 
     made = []
     figure, axis = plt.subplots(figsize=(7, 3.5))
-    axis.plot([t for t, _ in timeline], [n for _, n in timeline])
-    axis.set(xlabel="seconds since job submission", ylabel="events visible in Trino",
+    axis.plot([t for t, _ in timeline], [n for _, n in timeline], label="visible in Trino")
+    axis.plot([t for t, _ in processed], [n for _, n in processed], label="processed (Flink's count)")
+    axis.legend()
+    axis.set(xlabel="seconds since job submission", ylabel="events",
              title=f"{name}: throughput (slope)")
     figure.tight_layout()
     figure.savefig(RESULTS / f"{name}-throughput.png")
@@ -205,15 +232,21 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
         if job == "speed":
             ensure_serving(config, layers, [view.name for view in kept])
         timeline, tenth_at, tenth_seen, seen = [(0.0, 0)], None, 0, 0
+        processed_timeline, rest = [(0.0, 0)], FlinkRest(config)
         while seen < events:
             time.sleep(1)
             seen = scalar(config, visible)
             timeline.append((round(time.monotonic() - started, 1), seen))
+            # Flink's own count, not held back to the checkpoints that make rows visible
+            processed_timeline.append((round(time.monotonic() - started, 2),
+                                       rest.operator_records_in(job_id, PROCESSED_AT[job])))
             if tenth_at is None and seen >= events / 10:
                 tenth_at, tenth_seen = time.monotonic(), seen
         done = time.monotonic()
         sustained = (events - tenth_seen) / (done - tenth_at) if tenth_at and done > tenth_at else None
-        print(f"job saw all {events:,} after {done - started:.0f}s; sustained {sustained:,.0f} events/s", flush=True)
+        processed = processed_rate(processed_timeline, events)
+        print(f"job saw all {events:,} after {done - started:.0f}s; sustained {sustained:,.0f} events/s; "
+              f"processed {processed or 0:,.0f} events/s", flush=True)
         memory = memory_per_million_ids(FlinkRest(config), job_id, events)
 
         background.start()
@@ -267,6 +300,9 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
             "ratio_job_to_plain_consumer": round(sustained / consumer_rate, 3) if sustained else None,
             "flink_raw_read_events_per_s": round(raw_rate),
             "ratio_job_to_flink_raw_read": round(sustained / raw_rate, 3) if sustained else None,
+            "job_events_per_s_processed_10_to_90_percent": round(processed) if processed else None,
+            "ratio_processed_to_plain_consumer": round(processed / consumer_rate, 3) if processed else None,
+            "ratio_processed_to_flink_raw_read": round(processed / raw_rate, 3) if processed else None,
             "freshness_background_rate_events_per_s": rate,
             "freshness_samples": len(delays),
             "freshness_s_p50": round(statistics.median(delays), 2),
@@ -284,9 +320,10 @@ def main(job: str, events: int, samples: int, parallelism: int, rate: int, queri
             "streamed_minutes": round(streamed_hours * 60, 1),
             "files_per_partition_per_hour": {t: round(max(f, default=0) / streamed_hours) for t, f in files.items()},
             "throughput_timeline": timeline,
+            "processed_timeline": processed_timeline,
             **memory,
         }
-        result["plots"] = plots(name, timeline, delays)
+        result["plots"] = plots(name, timeline, processed_timeline, delays)
         return result
     finally:
         background.stopping.set()
@@ -315,12 +352,13 @@ if __name__ == "__main__":
     with schedules_paused(load_config()):
         result = main(args.job, args.events, args.freshness_samples, args.parallelism, args.rate, args.queries,
                       settings, name, tuple(args.without))
-    print(json.dumps({k: v for k, v in result.items() if k != "throughput_timeline"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if not k.endswith("_timeline")}, indent=2))
     summary = (f"{args.job} job, p{args.parallelism}, {result['events']:,} events: sustained "
                f"{result['job_events_per_s_sustained_10_to_100_percent']:,} events/s = "
                f"{result['ratio_job_to_plain_consumer']} x one plain Kafka consumer "
                f"({result['plain_consumer_events_per_s']:,}/s) = {result['ratio_job_to_flink_raw_read']} x Flink's "
-               f"raw read ({result['flink_raw_read_events_per_s']:,}/s); freshness p50/p95/max "
+               f"raw read ({result['flink_raw_read_events_per_s']:,}/s); processed "
+               f"{result['job_events_per_s_processed_10_to_90_percent'] or 0:,} events/s; freshness p50/p95/max "
                f"{result['freshness_s_p50']}/{result['freshness_s_p95']}/{result['freshness_s_max']} s at "
                f"{args.rate} events/s, checkpoint every {result['checkpoint_interval_ms']} ms")
     if result["state_mib_per_million_ids"] is not None:
