@@ -110,9 +110,7 @@ def flink_settings(config: Config, node: FlinkNode) -> dict[str, Any]:
         "rest.flamegraph.enabled": True,
         "rest.profiling.enabled": True,
         "rest.profiling.dir": f"{node.work_dir}/profiling",
-        # the REST API's metrics (the UI's record counts, bench.streaming's processed rate) at most
-        # 1 s old: Flink's default keeps them 10 s, which steps a rate read each second
-        "metrics.fetcher.update-interval": 1000,
+        "metrics.fetcher.update-interval": flink.metrics_fetcher_interval_ms,
         "io.tmp.dirs": f"{node.work_dir}/tmp",
         "env.java.opts.client": CLIENT_JAVA_OPTS,
         **({"env.java.opts.jobmanager": config.java.engine_opts, "env.java.opts.taskmanager": config.java.engine_opts}
