@@ -51,8 +51,10 @@ unit: venv
 
 # The tests' engines compile with the JIT's first tier only: their data is small and their JVMs
 # restart often, and the optimizing compiler (C2) took a quarter to a third of each one's CPU
-# (README, Tests). `up`, `demo` and bench/ keep the JVMs' defaults.
+# (README, Tests). Not `make test`'s Trino: it plans the tests' queries all run long, and the
+# first tier planned a serving query for twice its CPU. `up`, `demo` and bench/ keep the defaults.
 test test-cluster: export LAMBDALAKE__JAVA__ENGINE_OPTS ?= -XX:TieredStopAtLevel=1
+test-cluster: export LAMBDALAKE__JAVA__TRINO_OPTS ?= -XX:TieredStopAtLevel=1
 
 ## Set up, start everything, run every test on the real engines, stop everything; then the same
 ## for the cluster profile (lambdalake.cluster.toml) and its focused tests. The tests that are not

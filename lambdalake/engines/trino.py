@@ -65,7 +65,7 @@ def etc_files(config: Config, node: TrinoNode) -> dict[str, str]:
         "node.properties": (f"node.environment=lambdalake\nnode.id={node.node_id}\nnode.data-dir={node.data_dir}\n"
                             f"node.bind-ip={node.bind_ip}\n"
                             + (f"node.internal-address={node.bind_ip}\n" if node.bind_ip != "0.0.0.0" else "")),
-        "jvm.config": "\n".join(["-server", f"-Xmx{node.heap}", *JVM_OPTIONS, *shlex.split(config.java.engine_opts)]) + "\n",
+        "jvm.config": "\n".join(["-server", f"-Xmx{node.heap}", *JVM_OPTIONS, *shlex.split(config.java.trino_opts)]) + "\n",
         "config.properties": (f"{role}http-server.http.port={node.http_port or config.trino.port}\ndiscovery.uri={node.discovery_uri}\n"
                               f"query.max-memory={node.query_max_memory}\n"
                               f"query.max-memory-per-node={node.query_max_memory}\nhttp-server.log.enabled=false\n"),

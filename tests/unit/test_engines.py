@@ -147,13 +147,13 @@ def test_a_failed_flink_run_keeps_no_class_archive_and_a_dead_writers_lock_expir
         assert sharing.startswith("-XX:ArchiveClassesAtExit=")
 
 
-def test_engine_opts_reach_every_long_running_jvm_and_not_flinks_client(config: Config) -> None:
+def test_engine_opts_reach_kafka_and_flinks_long_running_jvms_and_trino_opts_trino(config: Config) -> None:
     from lambdalake.config import JavaConfig
     from lambdalake.engines.flink import CLIENT_JAVA_OPTS, FlinkNode, flink_settings
     from lambdalake.engines.trino import etc_files
 
     opts = "-XX:TieredStopAtLevel=1 -Dx=y"
-    tuned = dataclasses.replace(config, java=JavaConfig(engine_opts=opts))
+    tuned = dataclasses.replace(config, java=JavaConfig(engine_opts=opts, trino_opts="-Dt=1"))
     (config.cache_dir / "engines" / "kafka-4.1.0" / "libs").mkdir(parents=True)  # as setup leaves it
     kafka = Kafka(tuned)
     assert kafka._java("kafka.Kafka", log_config=Path("l.yaml"))[3:5] == ["-XX:TieredStopAtLevel=1", "-Dx=y"]
@@ -163,4 +163,5 @@ def test_engine_opts_reach_every_long_running_jvm_and_not_flinks_client(config: 
     assert settings["env.java.opts.client"] == CLIENT_JAVA_OPTS
     assert "env.java.opts.taskmanager" not in flink_settings(config, node)  # Flink's own default stays
     trino_node = Trino(tuned).nodes()[0].settings
-    assert etc_files(tuned, trino_node)["jvm.config"].splitlines()[-2:] == ["-XX:TieredStopAtLevel=1", "-Dx=y"]
+    jvm = etc_files(tuned, trino_node)["jvm.config"].splitlines()
+    assert jvm[-1] == "-Dt=1" and "-Dx=y" not in jvm, jvm
