@@ -113,7 +113,8 @@ class FlinkConfig:
     heartbeat_timeout: str = "50 s"
     #: how old the REST API's metrics may be (the UI's record counts, bench.streaming's processed
     #: rate), in ms; Flink's default. 1000 for benchmarks: at 10 s a rate read each second moves in
-    #: 10 s steps. Not lower by default: each refresh dumps every metric of every TaskManager
+    #: 10 s steps. Flink's by default, from caution: a fresh-clone CI run with 1000 took as long as
+    #: one with 10 s (BENCHMARKS.md, thirteenth step)
     metrics_fetcher_interval_ms: int = 10_000
 
     @property
