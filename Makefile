@@ -51,8 +51,9 @@ unit: venv
 
 # The tests' engines compile with the JIT's first tier only: their data is small and their JVMs
 # restart often, and the optimizing compiler (C2) took a quarter to a third of each one's CPU
-# (README, Tests). Not `make test`'s Trino: it plans the tests' queries all run long, and the
-# first tier planned a serving query for twice its CPU. `up`, `demo` and bench/ keep the defaults.
+# (README, Tests). Not `make test`'s Trino, which answers the tests' queries for the whole run: the
+# first tier cost twice the CPU per serving query in a warm loop, though a whole run took as long
+# either way. `up`, `demo` and bench/ keep the defaults.
 test test-cluster: export LAMBDALAKE__JAVA__ENGINE_OPTS ?= -XX:TieredStopAtLevel=1
 test-cluster: export LAMBDALAKE__JAVA__TRINO_OPTS ?= -XX:TieredStopAtLevel=1
 
