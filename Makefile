@@ -57,6 +57,13 @@ unit: venv
 test test-cluster: export LAMBDALAKE__JAVA__ENGINE_OPTS ?= -XX:TieredStopAtLevel=1
 test-cluster: export LAMBDALAKE__JAVA__TRINO_OPTS ?= -XX:TieredStopAtLevel=1
 
+# Airflow's schedules off: the tests trigger every DAG they check, and a scheduled run only adds
+# load at a moment no test chose (the hourly iceberg_maintenance compacts every table the tests
+# have open, for minutes, on both cores). batch_recompute still runs on asset events (backfills).
+test test-cluster: export LAMBDALAKE__BATCH__SCHEDULE ?=
+test test-cluster: export LAMBDALAKE__MAINTENANCE__SCHEDULE ?=
+test test-cluster: export LAMBDALAKE__SERVING__HEALTH_SCHEDULE ?=
+
 ## Set up, start everything, run every test on the real engines, stop everything; then the same
 ## for the cluster profile (lambdalake.cluster.toml) and its focused tests. The tests that are not
 ## `serial` run first, in two lanes at once (tests/conftest.py); then the `serial` ones, alone.

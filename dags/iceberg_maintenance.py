@@ -22,14 +22,14 @@ from pathlib import Path
 from airflow.sdk import Param, dag, task
 
 from lambdalake.config import load_config
-from lambdalake.dag_defaults import dag_defaults
+from lambdalake.dag_defaults import clock, dag_defaults
 
 
 @dag(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
     **dag_defaults(retry_delay_seconds=30),
-    schedule=load_config().maintenance.schedule,
+    schedule=clock(load_config().maintenance.schedule),
     tags=["lambdalake", "maintenance"],
     params={
         "tables": Param([], type="array", title="Tables",

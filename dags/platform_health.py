@@ -29,14 +29,14 @@ from pathlib import Path
 from airflow.sdk import Param, dag, task
 
 from lambdalake.config import DURATION_PATTERN, load_config
-from lambdalake.dag_defaults import dag_defaults
+from lambdalake.dag_defaults import clock, dag_defaults
 
 
 @dag(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
     **dag_defaults(retries=1, retry_delay_seconds=10),  # AirflowFailException is not retried
-    schedule=load_config().serving.health_schedule,
+    schedule=clock(load_config().serving.health_schedule),
     tags=["lambdalake", "platform"],
     params={
         # optional: null allowed, else Airflow's form shows it as required (DEVELOPERS.md)

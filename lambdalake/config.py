@@ -196,7 +196,8 @@ class DedupConfig:
 
 @dataclass(frozen=True)
 class BatchConfig:
-    #: when `batch_recompute` runs (a cron expression or an Airflow preset such as @hourly)
+    #: when `batch_recompute` runs (a cron expression or an Airflow preset such as @hourly), besides
+    #: on an asset event on lake://raw/events; empty: on the asset event or when triggered only
     schedule: str = "@hourly"
     #: memory one batch query may use (a Trino data size), below `trino.query_max_memory` so that
     #: serving queries keep the rest; empty means Trino's limit. The recompute splits the history
@@ -234,7 +235,7 @@ class ServingConfig:
     freshness_grace: str = "2 min"
     #: a lambda view's B may be this old before `platform_health` calls the batch run overdue
     batch_overdue: str = "3 h"
-    #: when `platform_health` runs (a cron expression or an Airflow preset)
+    #: when `platform_health` runs (a cron expression or an Airflow preset); empty: only when triggered
     health_schedule: str = "*/5 * * * *"
     #: how long meta.view_freshness keeps what `platform_health` measured (whole days are dropped)
     meta_retention: str = "30 d"
@@ -259,7 +260,7 @@ class ServingConfig:
 
 @dataclass(frozen=True)
 class MaintenanceConfig:
-    #: when `iceberg_maintenance` runs (a cron expression or an Airflow preset)
+    #: when `iceberg_maintenance` runs (a cron expression or an Airflow preset); empty: only when triggered
     schedule: str = "@hourly"
     #: files smaller than this are compacted (Trino's `optimize` file_size_threshold)
     file_size_threshold: str = "100MB"

@@ -17,6 +17,12 @@ def dag_defaults(retries: int = 2, retry_delay_seconds: int = 20) -> dict[str, A
     }
 
 
+def clock(cron: str) -> str | None:
+    """A DAG's schedule: the cron expression (or Airflow preset), or none when empty: the DAG then
+    runs only when triggered."""
+    return cron or None
+
+
 def clock_or_asset(cron: str, asset_uri: str) -> Any:
     """A DAG's schedule: the cron expression (none when empty), or an asset event on asset_uri,
     whichever comes first."""

@@ -57,17 +57,43 @@ def test_platform_healths_grace_param_takes_exactly_the_durations_the_check_read
     assert accepted == readable, value
 
 
-def test_batch_recompute_runs_on_its_clock_or_on_the_asset_event_backfill_emits() -> None:
+SCHEDULES = ("LAMBDALAKE__BATCH__SCHEDULE", "LAMBDALAKE__MAINTENANCE__SCHEDULE", "LAMBDALAKE__SERVING__HEALTH_SCHEDULE")
+
+
+def loaded_dag(name: str):  # type: ignore[no-untyped-def]
     from airflow.dag_processing.dagbag import DagBag
+
+    [dag] = DagBag(dag_folder=str(DAGS_FOLDER / f"{name}.py")).dags.values()
+    return dag
+
+
+def test_batch_recompute_runs_on_its_clock_or_on_the_asset_event_backfill_emits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk import Asset
 
     from lambdalake.config import load_config
 
-    [dag] = DagBag(dag_folder=str(DAGS_FOLDER / "batch_recompute.py")).dags.values()
+    for name in SCHEDULES:  # the defaults, whatever `make test` set (Makefile)
+        monkeypatch.delenv(name, raising=False)
+    dag = loaded_dag("batch_recompute")
     assert dag.timetable.asset_condition == Asset("lake://raw/events")
     assert load_config().batch.schedule == "@hourly" and dag.timetable.timetable.expression == "0 * * * *"
-    [backfill] = DagBag(dag_folder=str(DAGS_FOLDER / "backfill.py")).dags.values()
+    backfill = loaded_dag("backfill")
     assert backfill.params.get_param("paths").schema["minItems"] == 1  # the form cannot be sent without files
+    assert loaded_dag("iceberg_maintenance").timetable.expression == "0 * * * *"
+    assert loaded_dag("platform_health").timetable.expression == "*/5 * * * *"
+
+
+def test_an_empty_schedule_leaves_a_dag_to_its_triggers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk import Asset
+
+    for name in SCHEDULES:
+        monkeypatch.setenv(name, "")
+    batch = loaded_dag("batch_recompute").timetable
+    assert type(batch).__name__ == "AssetTriggeredTimetable", batch  # no clock
+    assert Asset("lake://raw/events") in batch.asset_condition.objects
+    for name in ("iceberg_maintenance", "platform_health"):
+        assert type(loaded_dag(name).timetable).__name__ == "NullTimetable", name
 
 
 def test_batch_recompute_judges_the_copies_once_before_the_views_and_drops_them_after_whatever_happened() -> None:
