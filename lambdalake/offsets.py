@@ -52,15 +52,36 @@ def _partitions(consumer: Any, topic: str) -> list[int]:
     return sorted(metadata.topics[topic].partitions)
 
 
-def _positions(consumer: Any, topic: str) -> list[Position]:
-    from confluent_kafka import TopicPartition
+def _retriable(exc: BaseException) -> bool:
+    """A Kafka error that asking again can cure: one the client marks retriable, or the group
+    coordinator not ready (which the client does not always mark)."""
+    from confluent_kafka import KafkaError, KafkaException
 
-    found = []
+    if not isinstance(exc, KafkaException) or not exc.args or not isinstance(exc.args[0], KafkaError):
+        return False
+    error = exc.args[0]
+    return error.retriable() or error.code() in (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                                                 KafkaError.COORDINATOR_NOT_AVAILABLE)
+
+
+def _positions(consumer: Any, topic: str) -> list[Position]:
+    """The positions, asked again (for up to about 30 s) while Kafka answers with a retriable error:
+    NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS while the broker still loads its group
+    coordinators, as on the first ask after `up`."""
+    from confluent_kafka import TopicPartition
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
     partitions = [TopicPartition(topic, p) for p in _partitions(consumer, topic)]
-    for committed in consumer.committed(partitions, timeout=10):
-        low, high = consumer.get_watermark_offsets(committed, timeout=10)
-        found.append(Position(committed.partition, low, high, committed.offset if committed.offset >= 0 else low))
-    return found
+    for attempt in Retrying(retry=retry_if_exception(_retriable), stop=stop_after_delay(30),
+                            wait=wait_exponential(multiplier=0.2, max=4), reraise=True):
+        with attempt:
+            found = []
+            for committed in consumer.committed(partitions, timeout=10):
+                low, high = consumer.get_watermark_offsets(committed, timeout=10)
+                found.append(Position(committed.partition, low, high,
+                                      committed.offset if committed.offset >= 0 else low))
+            return found
+    raise AssertionError("unreachable: Retrying reraises the last error")
 
 
 def positions(config: Config, topic: str, group_id: str = "lambdalake-offsets") -> list[Position]:
