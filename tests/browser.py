@@ -42,8 +42,9 @@ def airflow_login(config: Config, browser: Browser) -> Page:
     page.get_by_label("Username").fill(config.airflow.admin_user)
     page.get_by_label("Password").fill(airflow.admin_password())
     page.get_by_role("button", name="Sign in").click()
+    # exact: the home page also links "Failed Dags", "Running Dags" and "Active Dags". 30 s, not
     # Playwright's 5 s default: once, under the lanes' load, the page after signing in took longer
-    expect(page.get_by_role("link", name="Dags")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("link", name="Dags", exact=True)).to_be_visible(timeout=30_000)
     return page
 
 
