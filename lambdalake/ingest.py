@@ -64,7 +64,8 @@ def stored_until(config: Config, target: IngestTarget) -> dict[int, int] | None:
     if not rows:
         return None
     stored = {int(partition): int(offset) + 1 for partition, offset in rows}
-    return {p.partition: stored.get(p.partition, p.low) for p in offsets.positions(config, target.topic)}
+    return {partition: stored.get(partition, low)
+            for partition, (low, _) in offsets.watermarks(config, target.topic).items()}
 
 
 def start(config: Config, target: IngestTarget, *, parallelism: int | None = None,

@@ -8,14 +8,16 @@ earlier.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from lambdalake.config import Config
 from lambdalake.errors import EngineError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -64,24 +66,43 @@ def _retriable(exc: BaseException) -> bool:
                                                  KafkaError.COORDINATOR_NOT_AVAILABLE)
 
 
-def _positions(consumer: Any, topic: str) -> list[Position]:
-    """The positions, asked again (for up to about 30 s) while Kafka answers with a retriable error:
+def _asked_again(ask: Callable[[], T]) -> T:
+    """ask(), asked again (for up to about 30 s) while Kafka answers with a retriable error:
     NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS while the broker still loads its group
     coordinators, as on the first ask after `up`."""
-    from confluent_kafka import TopicPartition
     from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-    partitions = [TopicPartition(topic, p) for p in _partitions(consumer, topic)]
     for attempt in Retrying(retry=retry_if_exception(_retriable), stop=stop_after_delay(30),
                             wait=wait_exponential(multiplier=0.2, max=4), reraise=True):
         with attempt:
-            found = []
-            for committed in consumer.committed(partitions, timeout=10):
-                low, high = consumer.get_watermark_offsets(committed, timeout=10)
-                found.append(Position(committed.partition, low, high,
-                                      committed.offset if committed.offset >= 0 else low))
-            return found
+            return ask()
     raise AssertionError("unreachable: Retrying reraises the last error")
+
+
+def _positions(consumer: Any, topic: str) -> list[Position]:
+    """The positions, with the group's committed offsets (which its group coordinator answers)."""
+    from confluent_kafka import TopicPartition
+
+    partitions = [TopicPartition(topic, p) for p in _partitions(consumer, topic)]
+
+    def ask() -> list[Position]:
+        found = []
+        for committed in consumer.committed(partitions, timeout=10):
+            low, high = consumer.get_watermark_offsets(committed, timeout=10)
+            found.append(Position(committed.partition, low, high,
+                                  committed.offset if committed.offset >= 0 else low))
+        return found
+
+    return _asked_again(ask)
+
+
+def _watermarks(consumer: Any, topic: str) -> dict[int, tuple[int, int]]:
+    """Per partition, its first and next offsets: the partition leaders answer, no group coordinator."""
+    from confluent_kafka import TopicPartition
+
+    partitions = _partitions(consumer, topic)
+    return _asked_again(lambda: {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                                 for p in partitions})
 
 
 def positions(config: Config, topic: str, group_id: str = "lambdalake-offsets") -> list[Position]:
@@ -90,9 +111,16 @@ def positions(config: Config, topic: str, group_id: str = "lambdalake-offsets") 
         return _positions(consumer, topic)
 
 
+def watermarks(config: Config, topic: str) -> dict[int, tuple[int, int]]:
+    """Per partition, its first offset and the offset the next record will get (EngineError if
+    the topic is missing). Reads no group's offsets."""
+    with _consumer(config, "lambdalake-offsets") as consumer:
+        return _watermarks(consumer, topic)
+
+
 def high_watermarks(config: Config, topic: str) -> dict[int, int]:
     """Per partition, the offset the next record will get."""
-    return {p.partition: p.high for p in positions(config, topic)}
+    return {partition: high for partition, (_, high) in watermarks(config, topic).items()}
 
 
 def lag(config: Config, topic: str, group_id: str) -> int:

@@ -1,4 +1,4 @@
-"""Reading the log's positions survives a group coordinator that is not ready yet."""
+"""Reading the log's positions survives a group coordinator that is not ready yet, and its ends need none."""
 
 from __future__ import annotations
 
@@ -41,3 +41,23 @@ def test_an_error_asking_again_cannot_cure_is_raised_at_once() -> None:
     with pytest.raises(KafkaException, match="Failed to get committed offsets"):
         offsets._positions(consumer, "t")
     assert consumer.asked == 1
+
+
+def test_the_log_s_ends_are_read_without_the_group_coordinator() -> None:
+    """B's high watermarks and a restart's first offsets need no group: no coordinator to wait for."""
+    consumer = Consumer([KafkaError.NOT_COORDINATOR] * 100)
+    assert offsets._watermarks(consumer, "t") == {0: (0, 10), 1: (0, 10)}
+    assert consumer.asked == 0
+
+
+def test_a_retriable_error_reading_the_ends_is_asked_again() -> None:
+    class Leaderless(Consumer):
+        def get_watermark_offsets(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+            self.asked += 1
+            if self.asked == 1:
+                raise KafkaException(KafkaError(KafkaError.LEADER_NOT_AVAILABLE, "no leader yet", retriable=True))
+            return 2, 5
+
+    consumer = Leaderless([])
+    assert offsets._watermarks(consumer, "t") == {0: (2, 5), 1: (2, 5)}
+    assert consumer.asked == 3
