@@ -21,10 +21,19 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
 TABLES_FILE = PROJECT_ROOT / "iceberg" / "tables.yaml"
-#: how every table lambdalake makes is written, by every engine. The codec is named because
-#: pyiceberg, unlike Iceberg's Java catalogs, records none, and Iceberg's Java writers (the Flink
-#: jobs) then write gzip; zstd cut the ingest job's CPU per event by 12 % (BENCHMARKS.md, issue 17)
-WRITE_PROPERTIES = {"write.format.default": "parquet", "write.parquet.compression-codec": "zstd"}
+#: how every table lambdalake makes is written, by every engine (Flink, Trino and pyiceberg each
+#: honour all of these).
+#: - The codec is named because pyiceberg, unlike Iceberg's Java catalogs, records none, and
+#:   Iceberg's Java writers (the Flink jobs) then write gzip; zstd cut the ingest job's CPU per
+#:   event by 12 % (BENCHMARKS.md, issue 17).
+#: - Each commit writes a new metadata file, and the Flink jobs commit at every checkpoint (the
+#:   heartbeats' table even when no event arrives): without a limit, a table kept one file per
+#:   checkpoint, 17K a day at 5 s, until orphan removal deleted them ([maintenance]
+#:   orphan_retention). The newest 21 stay (about 100 s of them at 5 s): time travel reads
+#:   snapshots, which snapshot expiry manages, not these files.
+WRITE_PROPERTIES = {"write.format.default": "parquet", "write.parquet.compression-codec": "zstd",
+                    "write.metadata.delete-after-commit.enabled": "true",
+                    "write.metadata.previous-versions-max": "20"}
 
 
 def heartbeats_table(events_table: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
@@ -80,3 +81,31 @@ def test_flink_writes_zstd_even_into_a_table_made_before_lambdalake_named_the_co
     table = load_catalog(config).load_table(table_name)
     assert table.scan().to_arrow().column("kafka_offset").to_pylist() == [7]
     assert parquet_codecs(table) == {"ZSTD"}
+
+
+def test_every_writer_deletes_the_metadata_files_past_the_newest_kept(config: Config, table_name: str) -> None:
+    """pyiceberg, Trino and Flink each delete the metadata file that falls off the table's metadata
+    log when they commit, so a table keeps the current file and `previous-versions-max` before it."""
+    kept = int(WRITE_PROPERTIES["write.metadata.previous-versions-max"])
+    table = ensure_table(config, "raw.events_heartbeats", table_name)
+    seen = [table.metadata_location]  # every metadata file the table had, oldest first
+    schema = table.schema().as_arrow()
+    for offset in range(kept + 2):
+        table.append(pa.Table.from_pylist([{"ingest_time": datetime(2026, 1, 1, tzinfo=timezone.utc),
+                                            "kafka_partition": 0, "kafka_offset": offset}], schema=schema))
+        seen.append(table.metadata_location)
+
+    def assert_kept(writer: str) -> None:
+        latest = load_catalog(config).load_table(table_name).metadata_location
+        if latest != seen[-1]:
+            seen.append(latest)
+        left = [location for location in seen[:-kept - 1] if table.io.new_input(location).exists()]
+        assert not left, f"after {writer}'s commit, {len(left)} files past the newest {kept + 1} remain: {left[:3]}"
+        assert all(table.io.new_input(location).exists() for location in seen[-kept - 1:]), writer
+
+    assert_kept("pyiceberg")
+    run_query(config, f"insert into {table_name} values (timestamp '2026-01-01 00:00:00 UTC', 0, {kept + 2})")
+    assert_kept("Trino")
+    Flink(config).sql(f"INSERT INTO {table_name} VALUES (TO_TIMESTAMP_LTZ(0, 3), 0, CAST({kept + 3} AS BIGINT))")
+    assert_kept("Flink")
+    assert len(seen) == kept + 5  # made, kept + 2 appends, one insert each from Trino and Flink
