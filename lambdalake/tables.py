@@ -28,9 +28,9 @@ TABLES_FILE = PROJECT_ROOT / "iceberg" / "tables.yaml"
 #:   event by 12 % (BENCHMARKS.md, issue 17).
 #: - Each commit writes a new metadata file, and the Flink jobs commit at every checkpoint (the
 #:   heartbeats' table even when no event arrives): without a limit, a table kept one file per
-#:   checkpoint, 17K a day at 5 s, until orphan removal deleted them ([maintenance]
-#:   orphan_retention). The newest 21 stay (about 100 s of them at 5 s): time travel reads
-#:   snapshots, which snapshot expiry manages, not these files.
+#:   checkpoint until orphan removal deleted them, about 4,300 at 5 s over [maintenance]
+#:   orphan_retention's default 6 h. The current one and 20 before it stay (about 100 s at 5 s):
+#:   time travel reads snapshots, which snapshot expiry manages, not these files.
 WRITE_PROPERTIES = {"write.format.default": "parquet", "write.parquet.compression-codec": "zstd",
                     "write.metadata.delete-after-commit.enabled": "true",
                     "write.metadata.previous-versions-max": "20"}
