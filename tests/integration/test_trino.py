@@ -87,6 +87,21 @@ def sources_of(config: Config, marker: str) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
+def test_a_finished_tasks_info_is_dropped_after_a_minute_while_its_query_stays_listed(config: Config) -> None:
+    """Each node forgets a finished task after TASK_INFO_MAX_AGE, not Trino's 15 minutes: it walks
+    every task it keeps five times a second. The query stays in system.runtime.queries (and the UI)."""
+    # a finished query has had a task on some node
+    ended_before = "q.state = 'FINISHED' and q.\"end\" < current_timestamp - interval '75' second"
+    run_query(config, "select 1")  # a query of this test's own, should every earlier one be gone
+    deadline = time.monotonic() + 120
+    while not (old := run_query(config, f"select count(*) from system.runtime.queries q where {ended_before}")[1][0][0]):
+        assert time.monotonic() < deadline, "no query finished more than 75 s ago"
+        time.sleep(5)
+    _, kept = run_query(config, "select t.node_id, t.task_id, t.state, t.\"end\" from system.runtime.tasks t "
+                                f"join system.runtime.queries q on t.query_id = q.query_id where {ended_before}")
+    assert kept == [], f"{len(kept)} tasks of the {old} queries that finished over 75 s ago are still kept: {kept[:3]}"
+
+
 def test_the_accuracy_table_takes_a_views_delete_while_another_view_appends(
         config: Config, caplog: pytest.LogCaptureFixture) -> None:
     """Two batch runs record their views' accuracy at once (or two test lanes do): one appends its
